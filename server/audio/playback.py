@@ -1,0 +1,147 @@
+"""Put the audio side together from a `Config`: model, loop, processor, engine, output.
+
+`prepare_processor` is what `ravemap serve`, `ravemap render` and a hot swap all use to
+turn file paths into a ready `BlockProcessor`. `Playback` owns the engine thread and the
+output (a PortAudio stream, or the headless clock for `audio.device: none`), started in
+that order and stopped in reverse.
+
+Threads: `Playback.start/stop` on the daemon's main thread. `swap_model`/`swap_loop`
+load and encode on the calling thread (a control or loader thread), then hand the result
+to the engine thread, which switches between two blocks; if loading fails, the error is
+raised to the caller and the old model or loop keeps playing.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+
+from server.audio.controls import EngineControls
+from server.audio.engine import Engine
+from server.audio.headless import HeadlessOutput
+from server.audio.model import RaveModel, load_model
+from server.audio.processor import BlockProcessor, ProcessorSettings
+from server.audio.source import load_loop
+from server.config import Config
+
+log = logging.getLogger("ravemap.playback")
+
+
+def processor_settings(config: Config) -> ProcessorSettings:
+    return ProcessorSettings(
+        block_size=config.engine.block_size,
+        latent_dims=tuple(config.latent.dims),
+        encode=config.engine.encode,
+        smoothing_ms=config.engine.smoothing_ms,
+    )
+
+
+def make_controls(config: Config) -> EngineControls:
+    return EngineControls(
+        n_offsets=len(config.latent.dims),
+        offset_range=tuple(config.latent.range),  # type: ignore[arg-type]
+        transfer=config.engine.transfer,
+        gain_db=config.engine.gain_db,
+    )
+
+
+def prepare_processor(config: Config, controls: EngineControls, model: RaveModel | None = None,
+                      model_path: Path | None = None, loop_path: Path | None = None,
+                      warm_up: bool = True) -> BlockProcessor:
+    """Load what is not given, check it fits the config, encode the loop, warm up."""
+    if model is None:
+        model = load_model(model_path or config.engine.model)
+    info = model.info
+    loop = load_loop(loop_path or config.engine.loop, info.sr, info.in_channels, info.ratio)
+    return BlockProcessor(model, loop, processor_settings(config), controls, warm_up=warm_up)
+
+
+class Playback:
+    """The engine thread plus an output, started and stopped as one."""
+
+    def __init__(self, config: Config, processor: BlockProcessor, controls: EngineControls):
+        self.config = config
+        self.controls = controls
+        self.engine: Engine | None = None
+        self.output = None
+        self._processor = processor
+        self._swap_lock = threading.Lock()  # one hot swap at a time; never touched by audio threads
+
+    @property
+    def processor(self) -> BlockProcessor:
+        return self.engine.processor if self.engine is not None else self._processor
+
+    def start(self) -> None:
+        from server.audio import stream  # imports sounddevice only when a device is wanted
+
+        config = self.config
+        device = config.audio.device
+        info = self._processor.model.info
+        channels = config.audio.channels
+        if isinstance(device, str) and device.lower() == "none":
+            rate = config.audio.samplerate or info.sr
+            self.engine = Engine(self._processor, rate, channels, config.engine.ahead_blocks)
+            self.output = HeadlessOutput(self.engine.ring, rate)
+        else:
+            dev = stream.resolve_device(device, "output")
+            channels = min(channels, dev.max_output_channels)
+            rate = stream.pick_samplerate(dev, config.audio.samplerate, info.sr, channels)
+            self.engine = Engine(self._processor, rate, channels, config.engine.ahead_blocks)
+            self.output = stream.AudioOutput(self.engine.ring, dev, rate, config.audio.latency)
+        self.engine.start()
+        try:
+            self.output.start()
+        except Exception:
+            self.engine.stop()
+            raise
+
+    def stop(self) -> None:
+        if self.output is not None:
+            self.output.stop()
+        if self.engine is not None:
+            self.engine.stop()
+
+    def swap_model(self, path: Path) -> BlockProcessor:
+        """Load `path` and play it from the next block; on any error the old model plays on."""
+        with self._swap_lock:
+            current = self.processor
+            new = prepare_processor(self.config, self.controls, model_path=path, loop_path=current.loop.path)
+            self._hand_over(new)
+            log.info("now playing model %s", new.model.info.describe())
+            return new
+
+    def swap_loop(self, path: Path) -> BlockProcessor:
+        """Load `path` as the loop for the current model; on any error the old loop plays on."""
+        with self._swap_lock:
+            current = self.processor
+            new = prepare_processor(self.config, self.controls, model=current.model, loop_path=path,
+                                    warm_up=False)
+            self._hand_over(new)
+            log.info("now playing loop %s (%.2f s)", path, new.loop.seconds)
+            return new
+
+    def _hand_over(self, new: BlockProcessor) -> None:
+        if self.engine is None:
+            self._processor = new
+        else:
+            self.engine.swap(new)
+
+    def underruns(self) -> int:
+        return self.engine.ring.underruns if self.engine is not None else 0
+
+    def status_line(self) -> str:
+        engine = self.engine
+        if engine is None:
+            return "not started"
+        proc = engine.processor
+        xruns = getattr(self.output, "xruns", 0)
+        stats = engine.stats
+        mean_ms = 1000 * stats.total_block_s / max(1, stats.blocks)
+        return (
+            f"blocks {stats.blocks}, underruns {engine.ring.underruns}, xruns {xruns}, "
+            f"block time mean {mean_ms:.1f} ms / worst {1000 * stats.worst_block_s:.1f} ms "
+            f"(budget {1000 * engine.block_seconds:.1f} ms), non-finite samples silenced "
+            f"{proc.safety.nonfinite_samples}, clipped {proc.safety.clipped_samples}, "
+            f"block errors {stats.errors}"
+        )

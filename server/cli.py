@@ -1,0 +1,143 @@
+"""The `ravemap` command: `serve`, `render`, `devices`.
+
+Every error ravemap raises on purpose (`RavemapError`) ends as one line on stderr and a
+distinct exit code: 2 config or command line, 3 model or loop file, 4 audio device,
+5 mapping. Anything else is a bug and shows its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from server.config import Config, load_config, with_overrides
+from server.errors import ConfigError, RavemapError
+
+log = logging.getLogger("ravemap")
+
+
+def _latent(text: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give comma-separated numbers, e.g. 2,0,0,0") from None
+    if not values:
+        raise argparse.ArgumentTypeError("give at least one number, e.g. 2,0,0,0")
+    return values
+
+
+def _audio(text: str) -> str | int:
+    return int(text) if text.strip().isdigit() else text
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", type=Path, help="config file (default: config.yaml of the repository)")
+    p.add_argument("--model", type=Path, help="RAVE / nn~ TorchScript export (overrides engine.model)")
+    p.add_argument("--loop", type=Path, help="audio loop file (overrides engine.loop)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ravemap",
+        description="Headless RAVE audio server steered by OSC and MIDI.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = sub.add_parser("serve", help="run the daemon: play the loop through the model")
+    _add_common(serve)
+    serve.add_argument("--audio", type=_audio, metavar="DEVICE|none",
+                       help="output device name, index, or none (overrides audio.device)")
+
+    render = sub.add_parser("render", help="run the engine offline into a WAV file")
+    render.add_argument("--out", type=Path, required=True, help="WAV file to write")
+    render.add_argument("--seconds", type=float, required=True, help="length to render")
+    _add_common(render)
+    render.add_argument("--latent", type=_latent, metavar="F,F,...",
+                        help="latent offsets, one per latent.dims entry, e.g. 2,0,0,0")
+    render.add_argument("--no-transfer", action="store_true", help="play the dry loop (style transfer off)")
+
+    sub.add_parser("devices", help="list audio devices and MIDI ports")
+    return parser
+
+
+def _config(args: argparse.Namespace) -> Config:
+    config = load_config(args.config)
+    cwd = Path.cwd()
+    return with_overrides(
+        config,
+        engine__model=(cwd / args.model) if getattr(args, "model", None) else None,
+        engine__loop=(cwd / args.loop) if getattr(args, "loop", None) else None,
+        audio__device=getattr(args, "audio", None),
+    )
+
+
+def _setup_logging(config: Config | None, verbose: bool) -> None:
+    level = logging.DEBUG if verbose else getattr(logging, (config.log.level if config else "info").upper())
+    logging.basicConfig(level=level, format="%(asctime)s %(name)s %(levelname)s: %(message)s",
+                        stream=sys.stderr, force=True)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    config = _config(args)
+    _setup_logging(config, args.verbose)
+    from server.daemon import serve
+
+    return serve(config)
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    config = _config(args)
+    _setup_logging(config, args.verbose)
+    from server.render import render
+
+    result = render(config, args.out, args.seconds, latent=args.latent,
+                    transfer=False if args.no_transfer else None)
+    print(
+        f"wrote {result.path}: {result.seconds:.2f} s, {result.sr} Hz, {result.channels} ch, "
+        f"peak {result.peak:.3f}, {result.speed:.1f}x realtime"
+    )
+    return 0
+
+
+def cmd_devices(args: argparse.Namespace) -> int:
+    _setup_logging(None, args.verbose)
+    from server.audio import stream
+    from server.control import midi
+
+    print("Audio devices (use the index or a part of the name as audio.device / --audio):")
+    try:
+        devices = stream.list_devices()
+    except RavemapError as err:
+        print(f"  {err}")
+        devices = []
+    for d in devices:
+        print(f"  {d.index:3d}  {d.name} [{d.hostapi}]  in {d.max_input_channels}, "
+              f"out {d.max_output_channels}, {d.default_samplerate:.0f} Hz")
+    if not devices:
+        print("  none found: use --audio none, or start a sound server (JACK, PipeWire, PulseAudio)")
+    print("MIDI input ports:")
+    for api, ports in midi.list_input_ports().items():
+        shown = ", ".join(ports) if ports else "none"
+        print(f"  {api}: {shown}")
+    return 0
+
+
+COMMANDS = {"serve": cmd_serve, "render": cmd_render, "devices": cmd_devices}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except ConfigError as err:
+        print(f"ravemap: config error: {err}", file=sys.stderr)
+        return err.exit_code
+    except RavemapError as err:
+        print(f"ravemap: error: {err}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,249 @@
+"""Every setting, validated once in `load_config`.
+
+`config.yaml` is read with PyYAML and checked against the pydantic models below: an
+unknown key (with a did-you-mean), a wrong type or a value out of range raises one
+`ConfigError` that names the key, the bad value and what is allowed. Relative paths in
+the file are resolved against the file's folder, so the daemon can be started from
+anywhere. Command-line overrides are applied by the CLI after loading, through
+`with_overrides`, and validated the same way.
+
+The README's config reference table is generated from these models' field
+descriptions (`config_reference()`), so the two cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from server.errors import ConfigError
+
+DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config.yaml"
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=False, frozen=True)
+
+
+class EngineConfig(Section):
+    model: Path = Field(Path("models/default.ts"), description="RAVE / nn~ TorchScript export to play.")
+    loop: Path = Field(Path("loops/default.wav"), description="Audio loop (WAV, FLAC, OGG; any rate).")
+    source: Literal["loop", "input"] = Field(
+        "loop", description="`loop` plays `engine.loop`; `input` takes live audio from `audio.input_device`."
+    )
+    encode: Literal["cached", "live"] = Field(
+        "cached",
+        description="`cached` encodes the loop once at load; `live` encodes every block "
+        "(a variational model then varies each time round).",
+    )
+    block_size: int = Field(2048, ge=32, le=65536, description="Samples per block; a multiple of the model's ratio.")
+    ahead_blocks: int = Field(3, ge=1, le=32, description="Blocks the engine keeps ready ahead of the sound card.")
+    torch_threads: int = Field(1, ge=1, le=64, description="Torch intra-op threads for the model.")
+    transfer: bool = Field(True, description="Style transfer at start: on plays the model, off the dry loop.")
+    gain_db: float = Field(0.0, ge=-120.0, le=24.0, description="Output gain in dB.")
+    smoothing_ms: float = Field(50.0, ge=0.0, le=10000.0, description="Glide time of latent offsets.")
+
+
+class LatentConfig(Section):
+    dims: tuple[int, ...] = Field(
+        (0, 1, 2, 3), description="Latent dimensions the offsets (sliders, mapping) move, in order."
+    )
+    range: tuple[float, float] = Field((-3.0, 3.0), description="Offsets are clamped to [low, high].")
+
+    @field_validator("dims")
+    @classmethod
+    def _dims(cls, dims: tuple[int, ...]) -> tuple[int, ...]:
+        if not dims:
+            raise ValueError("list at least one latent dimension")
+        if any(d < 0 for d in dims) or len(set(dims)) != len(dims):
+            raise ValueError("dims must be distinct non-negative integers")
+        return dims
+
+    @field_validator("range")
+    @classmethod
+    def _range(cls, value: tuple[float, float]) -> tuple[float, float]:
+        low, high = value
+        if not low < high:
+            raise ValueError("range must be [low, high] with low < high")
+        return value
+
+
+class AudioConfig(Section):
+    device: str | int = Field(
+        "default",
+        description="Output device: `default`, a name (or part of one), an index from `ravemap devices`, "
+        "or `none` to run clocked in real time with no device.",
+    )
+    input_device: str | int = Field("default", description="Input device for `engine.source: input`.")
+    samplerate: int | None = Field(
+        None, ge=8000, le=192000,
+        description="Device rate; empty uses the model's rate if the device takes it, else the device's.",
+    )
+    channels: int = Field(2, ge=1, le=64, description="Output channels; a mono model is copied to each.")
+    latency: Literal["low", "high"] | float = Field("high", description="PortAudio latency hint.")
+
+
+class PathsConfig(Section):
+    models_dir: Path = Field(Path("models"), description="Folder that `/ravemap/model` names resolve in.")
+    loops_dir: Path = Field(Path("loops"), description="Folder that `/ravemap/loop` names resolve in.")
+    mappings_dir: Path = Field(Path("mappings"), description="Folder of saved mappings.")
+
+
+class LogConfig(Section):
+    level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log level.")
+    stats_interval_s: float = Field(
+        10.0, ge=0.0, description="Seconds between status lines while serving (0: only at exit)."
+    )
+
+
+class Config(Section):
+    engine: EngineConfig = EngineConfig()
+    latent: LatentConfig = LatentConfig()
+    audio: AudioConfig = AudioConfig()
+    paths: PathsConfig = PathsConfig()
+    log: LogConfig = LogConfig()
+    source_file: Path | None = Field(None, exclude=True, description="Where this config was read from.")
+
+    def resolve(self, base: Path) -> Config:
+        """Resolve relative paths against `base` (the config file's folder)."""
+
+        def fix(p: Path) -> Path:
+            return p if p.is_absolute() else (base / p)
+
+        return self.model_copy(
+            update={
+                "engine": self.engine.model_copy(
+                    update={"model": fix(self.engine.model), "loop": fix(self.engine.loop)}
+                ),
+                "paths": PathsConfig(
+                    models_dir=fix(self.paths.models_dir),
+                    loops_dir=fix(self.paths.loops_dir),
+                    mappings_dir=fix(self.paths.mappings_dir),
+                ),
+            }
+        )
+
+
+def load_config(path: str | Path | None = None) -> Config:
+    """Read and validate a config file (the repository's `config.yaml` by default)."""
+    path = Path(path) if path is not None else DEFAULT_CONFIG
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such config file; pass --config PATH or run from the repository")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{path}: cannot read the config file: {err}") from err
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML: {err}") from err
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: the config must be a mapping of sections, got {type(raw).__name__}")
+    config = validate(raw, str(path))
+    return config.resolve(path.resolve().parent).model_copy(update={"source_file": path})
+
+
+def validate(raw: dict[str, Any], where: str = "config") -> Config:
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as err:
+        raise ConfigError(_explain(err, raw, where)) from None
+
+
+def with_overrides(config: Config, **dotted: Any) -> Config:
+    """Return a copy with `section__key=value` overrides applied and validated."""
+    data = config.model_dump(exclude={"source_file"})
+    for name, value in dotted.items():
+        if value is None:
+            continue
+        section, key = name.split("__", 1)
+        data[section][key] = value
+    checked = validate(data, "command line")
+    return checked.model_copy(update={"source_file": config.source_file})
+
+
+def _explain(err: ValidationError, raw: dict[str, Any], where: str) -> str:
+    """One line per bad key; the alternatives of a union (`str | int`) are merged into one."""
+    found: dict[str, tuple[Any, list[str]]] = {}
+    for problem in err.errors():
+        loc = [str(p) for p in problem["loc"]]
+        while loc and _is_union_tag(loc[-1]):
+            loc.pop()
+        key = ".".join(loc)
+        if problem["type"] == "extra_forbidden":
+            found[key] = (None, [f"unknown setting{_did_you_mean(problem['loc'])}"])
+            continue
+        value, allowed = found.setdefault(key, (problem.get("input"), []))
+        allowed.append(_allowed(problem))
+    lines = []
+    for key, (value, allowed) in found.items():
+        if allowed and allowed[0].startswith("unknown setting"):
+            lines.append(f"{key}: {allowed[0]}")
+        else:
+            lines.append(f"{key}: {value!r} is not allowed: {' or '.join(allowed)}")
+    return f"{where}: " + "; ".join(lines)
+
+
+def _is_union_tag(part: str) -> bool:
+    return "[" in part or part in {"str", "int", "float", "bool", "none"}
+
+
+def _allowed(problem: dict[str, Any]) -> str:
+    ctx = problem.get("ctx") or {}
+    kind = problem["type"]
+    if kind == "literal_error":
+        return f"use one of {ctx.get('expected')}"
+    if kind in ("int_parsing", "int_type", "int_from_float"):
+        return "a whole number"
+    if kind in ("float_parsing", "float_type"):
+        return "a number"
+    if kind in ("string_type",):
+        return "a string"
+    if kind in ("bool_parsing", "bool_type"):
+        return "true or false"
+    if kind == "value_error":
+        return str(ctx.get("error", problem["msg"]))
+    return problem["msg"].lower()
+
+
+def _did_you_mean(loc: tuple[Any, ...]) -> str:
+    *parents, name = [str(p) for p in loc]
+    model: type[BaseModel] = Config
+    for parent in parents:
+        field = model.model_fields.get(parent)
+        if field is None or not isinstance(field.annotation, type) or not issubclass(field.annotation, BaseModel):
+            return ""
+        model = field.annotation
+    known = [k for k in model.model_fields if k != "source_file"]
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+    hint = f" (did you mean {'.'.join([*parents, close[0]])}?)" if close else ""
+    return f"{hint}; known here: {', '.join(known)}"
+
+
+def config_reference() -> list[tuple[str, str, str]]:
+    """(key, default, description) for every setting, in file order, for the README."""
+    rows = []
+    for section_name, section_field in Config.model_fields.items():
+        if section_name == "source_file":
+            continue
+        section = section_field.annotation
+        assert isinstance(section, type) and issubclass(section, BaseModel)
+        for key, field in section.model_fields.items():
+            default = field.default
+            shown = "empty" if default is None else _yaml_scalar(default)
+            rows.append((f"{section_name}.{key}", shown, field.description or ""))
+    return rows
+
+
+def _yaml_scalar(value: Any) -> str:
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, tuple):
+        return "[" + ", ".join(str(v) for v in value) + "]"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)

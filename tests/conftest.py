@@ -1,0 +1,119 @@
+"""Shared test set-up: RAVE fixtures, a JACK dummy server, loops, configs.
+
+JACK: one dummy-driver server per test session under a unique name, at 44100 Hz like the
+RAVE fixtures. `JACK_DEFAULT_SERVER` points this process and its subprocesses at it, and
+`JACK_NO_START_SERVER` keeps clients from starting a server of their own.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+import torch
+
+REPO = Path(__file__).resolve().parent.parent
+FIXTURES = Path(os.environ.get("RAVEMAP_FIXTURES", REPO.parent / "shared" / "fixtures" / "rave"))
+JACK_RATE = 44100
+
+os.environ["JACK_NO_START_SERVER"] = "1"
+# As the daemon does with engine.torch_threads: one intra-op thread. Two on a busy 2-core machine
+# spin against each other and make a 0.2 s loop encode take 9 s.
+torch.set_num_threads(1)
+
+
+def fixture_model(name: str) -> Path:
+    path = FIXTURES / name
+    if not path.is_file():
+        pytest.fail(f"RAVE fixture {path} is missing: set RAVEMAP_FIXTURES to the folder holding {name}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_model() -> Path:
+    return fixture_model("rave_v2_tiny.ts")
+
+
+@pytest.fixture(scope="session")
+def streaming_model() -> Path:
+    return fixture_model("rave_v2_tiny_streaming.ts")
+
+
+@pytest.fixture(scope="session")
+def full_model() -> Path:
+    return fixture_model("rave_v2_full.ts")
+
+
+def write_loop(path: Path, seconds: float = 2.3, sr: int = 48000, channels: int = 2, seed: int = 1) -> Path:
+    """A loop with pitch, rhythm and a little noise; noise makes every position unique."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * sr)) / sr
+    pitch = 220 * 2 ** (np.floor(t * 4) % 5 / 12)
+    tone = 0.3 * np.sin(2 * np.pi * np.cumsum(pitch) / sr) * (0.5 + 0.5 * np.cos(2 * np.pi * 4 * t))
+    audio = tone[:, None] + 0.02 * rng.standard_normal((t.size, channels))
+    soundfile.write(str(path), audio.astype(np.float32), sr, subtype="FLOAT")
+    return path
+
+
+@pytest.fixture(scope="session")
+def loop_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_loop(tmp_path_factory.mktemp("loops") / "phrase.wav")
+
+
+def write_config(path: Path, **sections: dict) -> Path:
+    import yaml
+
+    path.write_text(yaml.safe_dump(sections), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="session")
+def jack_server(tmp_path_factory: pytest.TempPathFactory):
+    """A JACK server with the dummy driver for this session; yields its name."""
+    jackd = shutil.which("jackd")
+    if jackd is None:
+        pytest.fail("jackd is not installed: apt-get install jackd2 (the test command does this)")
+    name = f"ravemap-test-{os.getpid()}"
+    log = tmp_path_factory.mktemp("jack") / "jackd.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen(
+            [jackd, "-n", name, "--no-realtime", "-d", "dummy", "-r", str(JACK_RATE), "-p", "512"],
+            stdout=out, stderr=subprocess.STDOUT,
+        )
+    os.environ["JACK_DEFAULT_SERVER"] = name
+    deadline = time.monotonic() + 10
+    import sounddevice
+
+    while True:
+        sounddevice._terminate()
+        sounddevice._initialize()
+        names = [api["name"] for api in sounddevice.query_hostapis()]
+        if any("JACK" in n and sounddevice.query_hostapis(i)["devices"] for i, n in enumerate(names)):
+            break
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"jackd did not start: {log.read_text()[-2000:]}")
+        time.sleep(0.2)
+    yield name
+    sounddevice._terminate()  # PortAudio must let go of JACK before the server goes away
+    proc.terminate()
+    try:
+        proc.wait(5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def ravemap(*args: str, env: dict | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+    """Run the real command line in a subprocess."""
+    return subprocess.run(
+        [sys.executable, "-m", "server", *args],
+        cwd=REPO, capture_output=True, text=True, timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )

@@ -1,0 +1,131 @@
+"""The engine thread keeps playing whatever happens: device rates, hot swaps, bad models."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from server.audio.controls import EngineControls
+from server.audio.playback import Playback, make_controls, prepare_processor
+from server.audio.processor import OffsetSmoother
+from server.audio.ring import FrameRing, Tap
+from server.config import validate
+from server.errors import ModelError
+from tests.standins import WithMethodList, save
+
+
+def _headless(model, loop, rate=48000, **engine):
+    config = validate({
+        "engine": {"model": str(model), "loop": str(loop), **engine},
+        "audio": {"device": "none", "samplerate": rate, "channels": 2},
+    })
+    controls = make_controls(config)
+    return Playback(config, prepare_processor(config, controls), controls), controls
+
+
+def test_a_44k_model_plays_on_a_48k_clock_without_underruns(tiny_model, loop_file):
+    playback, _ = _headless(tiny_model, loop_file, rate=48000)
+    playback.start()
+    tap = Tap(48000 * 3, 2)
+    playback.engine.ring.tap = tap
+    time.sleep(2.5)
+    playback.stop()
+    played = tap.recorded()
+    assert playback.engine.ring.underruns == 0
+    assert played.shape[0] > 48000 * 2
+    assert np.isfinite(played).all() and np.abs(played).max() <= 1.0 and np.abs(played).max() > 0
+
+
+def test_a_failed_model_swap_keeps_the_old_model_playing(tmp_path, tiny_model, loop_file):
+    playback, _ = _headless(tiny_model, loop_file)
+    playback.start()
+    try:
+        before = playback.processor
+        bad = tmp_path / "bad.ts"
+        bad.write_bytes(b"not a model")
+        with pytest.raises(ModelError):
+            playback.swap_model(bad)
+        time.sleep(0.5)
+        assert playback.processor is before
+        blocks = playback.engine.stats.blocks
+        time.sleep(0.5)
+        assert playback.engine.stats.blocks > blocks, "still playing"
+    finally:
+        playback.stop()
+    assert playback.engine.ring.underruns == 0
+
+
+def test_a_model_and_a_loop_swap_take_effect_between_blocks(tmp_path, tiny_model, streaming_model, loop_file):
+    from tests.conftest import write_loop
+
+    playback, _ = _headless(tiny_model, loop_file)
+    playback.start()
+    try:
+        playback.swap_model(streaming_model)
+        time.sleep(0.3)
+        assert playback.processor.model.info.streaming
+        other = write_loop(tmp_path / "other.wav", seconds=1.0, seed=7)
+        playback.swap_loop(other)
+        time.sleep(0.3)
+        assert playback.processor.loop.path == other
+        stereo = save(WithMethodList(sr=48000, channels=2, latent=4, ratio=256), tmp_path / "st.ts")
+        playback.swap_model(stereo)
+        time.sleep(0.3)
+        assert playback.processor.model.info.sr == 48000
+        time.sleep(0.5)
+    finally:
+        playback.stop()
+    assert playback.engine.stats.swaps == 3
+    assert playback.engine.stats.errors == 0
+    assert playback.engine.ring.underruns == 0
+
+
+def test_live_encoding_encodes_every_block_and_keeps_up(tiny_model, loop_file):
+    playback, _ = _headless(tiny_model, loop_file, encode="live")
+    model = playback.processor.model
+    calls = []
+    encode = model._encode
+    model._encode = lambda x: (calls.append(x.shape[-1]), encode(x))[1]
+    playback.start()
+    time.sleep(1.0)
+    playback.stop()
+    blocks = playback.engine.stats.blocks
+    assert playback.processor.latents is None
+    assert len(calls) >= blocks > 10 and set(calls) == {2048}
+    assert playback.engine.ring.underruns == 0
+
+
+def test_a_jump_in_a_slider_glides_instead_of_clicking():
+    smoother = OffsetSmoother(2, frame_seconds=512 / 44100, smoothing_ms=50)
+    out = np.zeros((2, 8), dtype=np.float32)
+    smoother.frames((1.0, -1.0), 8, out)
+    assert 0 < out[0, 0] < out[0, -1] < 1.0, "rises over several frames"
+    assert np.all(np.diff(out[0]) > 0) and np.all(np.diff(out[1]) < 0)
+    for _ in range(40):
+        smoother.frames((1.0, -1.0), 8, out)
+    assert out[0, -1] == pytest.approx(1.0, abs=1e-3)
+
+
+def test_offsets_are_clamped_and_non_finite_ones_refused():
+    controls = EngineControls(4, (-3.0, 3.0))
+    assert controls.set_offsets((10, -10, 0.5, 0)) == (3.0, -3.0, 0.5, 0.0)
+    with pytest.raises(ValueError):
+        controls.set_offsets((float("nan"), 0, 0, 0))
+    with pytest.raises(ValueError):
+        controls.set_offset(0, float("inf"))
+    assert controls.offsets == (3.0, -3.0, 0.5, 0.0)
+
+
+def test_the_callback_plays_silence_and_counts_when_the_engine_is_late():
+    ring = FrameRing(1024, 2)
+    ring.started = True
+    ring.write(np.ones((100, 2), dtype=np.float32))
+    out = np.full((256, 2), 7.0, dtype=np.float32)
+    ring.fill(out)
+    assert np.all(out[:100] == 1.0) and np.all(out[100:] == 0.0)
+    assert ring.underruns == 1
+    ring.write(np.full((300, 2), 0.5, dtype=np.float32))
+    ring.fill(out)
+    assert np.all(out == 0.5) and ring.underruns == 1
