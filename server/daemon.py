@@ -21,7 +21,7 @@ import threading
 import time
 
 from server.audio.engine import configure_torch
-from server.audio.playback import Playback, make_controls, prepare_processor
+from server.audio.playback import Playback, make_controls
 from server.config import Config
 
 log = logging.getLogger("ravemap")
@@ -54,17 +54,18 @@ class Daemon:
         configure_torch(config.engine.torch_threads)
         controls = make_controls(config)
         started = time.perf_counter()
-        processor = prepare_processor(config, controls)
+        self.playback = Playback.from_config(config, controls)
+        self.playback.start()
+        processor = self.playback.processor
         info = processor.model.info
         log.info("model %s", info.describe())
-        log.info(
-            "loop %s: %.2f s at %d Hz (file at %d Hz), encode %s, block %d samples (%.1f ms), ready in %.1f s",
-            processor.loop.path, processor.loop.seconds, info.sr, processor.loop.file_sr,
-            config.engine.encode, processor.block, 1000 * processor.block / info.sr,
-            time.perf_counter() - started,
+        source = (
+            f"loop {processor.loop.path}: {processor.loop.seconds:.2f} s (file at {processor.loop.file_sr} Hz)"
+            if processor.loop.seekable else f"live input {processor.loop.path}"
         )
-        self.playback = Playback(config, processor, controls)
-        self.playback.start()
+        log.info("%s, encode %s, block %d samples (%.1f ms), ready in %.1f s", source,
+                 processor.settings.encode, processor.block, 1000 * processor.block / info.sr,
+                 time.perf_counter() - started)
         assert self.playback.output is not None
         print(f"ravemap: playing on {self.playback.output.describe()}; Ctrl-C to stop", flush=True)
 

@@ -129,3 +129,27 @@ def test_the_callback_plays_silence_and_counts_when_the_engine_is_late():
     ring.write(np.full((300, 2), 0.5, dtype=np.float32))
     ring.fill(out)
     assert np.all(out == 0.5) and ring.underruns == 1
+
+
+def test_live_input_plays_through_the_model_and_dry_is_the_input(tiny_model):
+    from server.audio.live import LiveInput
+    from server.audio.model import load_model
+    from server.audio.playback import prepare_processor
+
+    config = validate({"engine": {"model": str(tiny_model), "transfer": False}})
+    controls = make_controls(config)
+    ring = FrameRing(44100, 2)
+    live = LiveInput(ring, 44100, 44100, 1, timeout=0.05)
+    processor = prepare_processor(config, controls, model=load_model(tiny_model), live=live)
+    assert processor.settings.encode == "live"
+    played = np.random.default_rng(3).uniform(-0.5, 0.5, (2048 * 4, 2)).astype(np.float32)
+    ring.push(played)
+    out = np.concatenate([processor.next_block() for _ in range(4)])
+    assert np.array_equal(out[:, 0], played.mean(axis=1)), "a stereo input is mixed for a mono model"
+    assert live.late_blocks == 0
+    late = np.concatenate([processor.next_block() for _ in range(2)])
+    assert not late.any() and live.late_blocks == 2, "input that never came plays as silence, counted"
+    controls.set_transfer(True)
+    ring.push(played)
+    wet = np.concatenate([processor.next_block() for _ in range(4)])
+    assert np.isfinite(wet).all() and not np.array_equal(wet[2048:, 0], played[2048 : 4 * 2048].mean(axis=1))

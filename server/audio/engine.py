@@ -107,8 +107,14 @@ class Engine:
         return self.processor.safety
 
     # -- lifecycle ----------------------------------------------------------------------
-    def start(self, prime_timeout: float = 30.0) -> None:
-        """Start the thread and wait until the ring is primed `ahead_blocks` deep."""
+    def start(self, prime_timeout: float = 30.0, prime_with_silence: bool = False) -> None:
+        """Start the thread and wait until the ring is primed `ahead_blocks` deep.
+
+        Live input cannot be processed before the stream delivers it: then the ring is
+        primed with silence, which is the latency the input path adds.
+        """
+        if prime_with_silence:
+            self.ring.write(np.zeros((self.target_fill, self.out_channels), dtype=np.float32))
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, name="ravemap-engine", daemon=True)
         self._thread.start()

@@ -15,15 +15,23 @@ from __future__ import annotations
 
 import logging
 import threading
+from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from server.audio.controls import EngineControls
 from server.audio.engine import Engine
 from server.audio.headless import HeadlessOutput
+from server.audio.live import LiveInput
 from server.audio.model import RaveModel, load_model
 from server.audio.processor import BlockProcessor, ProcessorSettings
+from server.audio.ring import FrameRing
 from server.audio.source import load_loop
 from server.config import Config
+from server.errors import ConfigError
+
+if TYPE_CHECKING:
+    from server.audio.stream import AudioOutput
 
 log = logging.getLogger("ravemap.playback")
 
@@ -48,48 +56,87 @@ def make_controls(config: Config) -> EngineControls:
 
 def prepare_processor(config: Config, controls: EngineControls, model: RaveModel | None = None,
                       model_path: Path | None = None, loop_path: Path | None = None,
-                      warm_up: bool = True) -> BlockProcessor:
-    """Load what is not given, check it fits the config, encode the loop, warm up."""
+                      warm_up: bool = True, live: LiveInput | None = None) -> BlockProcessor:
+    """Load what is not given, check it fits the config, encode the loop, warm up.
+
+    With `live`, the source is live input instead of a loop file, and encoding is per block.
+    """
     if model is None:
         model = load_model(model_path or config.engine.model)
     info = model.info
+    settings = processor_settings(config)
+    if live is not None:
+        return BlockProcessor(model, live, replace(settings, encode="live"), controls)  # type: ignore[arg-type]
     loop = load_loop(loop_path or config.engine.loop, info.sr, info.in_channels, info.ratio)
-    return BlockProcessor(model, loop, processor_settings(config), controls, warm_up=warm_up)
+    return BlockProcessor(model, loop, settings, controls, warm_up=warm_up)
 
 
 class Playback:
-    """The engine thread plus an output, started and stopped as one."""
+    """The engine thread plus an output, started and stopped as one.
 
-    def __init__(self, config: Config, processor: BlockProcessor, controls: EngineControls):
+    Give it a ready processor (loop source), or only a model with `engine.source: input`:
+    then `start` opens a duplex device and builds the processor on its live input.
+    """
+
+    def __init__(self, config: Config, processor: BlockProcessor | None, controls: EngineControls,
+                 model: RaveModel | None = None):
+        if processor is None and model is None:
+            raise ValueError("give a processor, or a model for live input")
         self.config = config
         self.controls = controls
         self.engine: Engine | None = None
-        self.output = None
+        self.output: AudioOutput | HeadlessOutput | None = None
         self._processor = processor
+        self._model = processor.model if processor is not None else model
         self._swap_lock = threading.Lock()  # one hot swap at a time; never touched by audio threads
+
+    @classmethod
+    def from_config(cls, config: Config, controls: EngineControls) -> Playback:
+        """Load the model (and the loop, unless the source is live input) named in the config."""
+        if config.engine.source == "input":
+            if _is_none(config.audio.device):
+                raise ConfigError(
+                    "engine.source: 'input' needs an audio device, but audio.device is none; "
+                    "choose a device or use engine.source: loop"
+                )
+            return cls(config, None, controls, model=load_model(config.engine.model))
+        return cls(config, prepare_processor(config, controls), controls)
 
     @property
     def processor(self) -> BlockProcessor:
-        return self.engine.processor if self.engine is not None else self._processor
+        if self.engine is not None:
+            return self.engine.processor
+        assert self._processor is not None
+        return self._processor
 
     def start(self) -> None:
-        from server.audio import stream  # imports sounddevice only when a device is wanted
-
         config = self.config
-        device = config.audio.device
-        info = self._processor.model.info
+        assert self._model is not None
+        info = self._model.info
         channels = config.audio.channels
-        if isinstance(device, str) and device.lower() == "none":
+        if _is_none(config.audio.device):
+            assert self._processor is not None
             rate = config.audio.samplerate or info.sr
             self.engine = Engine(self._processor, rate, channels, config.engine.ahead_blocks)
             self.output = HeadlessOutput(self.engine.ring, rate)
+            self.engine.start()
         else:
-            dev = stream.resolve_device(device, "output")
+            from server.audio import stream  # imports sounddevice only when a device is wanted
+
+            dev = stream.resolve_device(config.audio.device, "output")
             channels = min(channels, dev.max_output_channels)
             rate = stream.pick_samplerate(dev, config.audio.samplerate, info.sr, channels)
+            input_ring = input_dev = None
+            if self._processor is None:  # live input: the processor reads what the callback captures
+                input_dev = stream.resolve_device(config.audio.input_device, "input")
+                in_channels = min(max(info.in_channels, 1), input_dev.max_input_channels)
+                input_ring = FrameRing(rate, in_channels)  # one second of input
+                live = LiveInput(input_ring, rate, info.sr, info.in_channels, name=input_dev.name)
+                self._processor = prepare_processor(config, self.controls, model=self._model, live=live)
             self.engine = Engine(self._processor, rate, channels, config.engine.ahead_blocks)
-            self.output = stream.AudioOutput(self.engine.ring, dev, rate, config.audio.latency)
-        self.engine.start()
+            self.output = stream.AudioOutput(self.engine.ring, dev, rate, config.audio.latency,
+                                             input_ring=input_ring, input_device=input_dev)
+            self.engine.start(prime_with_silence=input_ring is not None)
         try:
             self.output.start()
         except Exception:
@@ -106,7 +153,15 @@ class Playback:
         """Load `path` and play it from the next block; on any error the old model plays on."""
         with self._swap_lock:
             current = self.processor
-            new = prepare_processor(self.config, self.controls, model_path=path, loop_path=current.loop.path)
+            if not current.loop.seekable:
+                live = current.loop
+                model = load_model(path)
+                live = LiveInput(live.ring, live.device_sr, model.info.sr, model.info.in_channels,  # type: ignore[attr-defined]
+                                 name=live.path.name.strip("<>"))
+                new = prepare_processor(self.config, self.controls, model=model, live=live)
+            else:
+                new = prepare_processor(self.config, self.controls, model_path=path,
+                                        loop_path=current.loop.path)
             self._hand_over(new)
             log.info("now playing model %s", new.model.info.describe())
             return new
@@ -115,6 +170,8 @@ class Playback:
         """Load `path` as the loop for the current model; on any error the old loop plays on."""
         with self._swap_lock:
             current = self.processor
+            if not current.loop.seekable:
+                raise ConfigError("the source is live input (engine.source: input); there is no loop to swap")
             new = prepare_processor(self.config, self.controls, model=current.model, loop_path=path,
                                     warm_up=False)
             self._hand_over(new)
@@ -145,3 +202,7 @@ class Playback:
             f"{proc.safety.nonfinite_samples}, clipped {proc.safety.clipped_samples}, "
             f"block errors {stats.errors}"
         )
+
+
+def _is_none(device: str | int) -> bool:
+    return isinstance(device, str) and device.strip().lower() == "none"

@@ -144,22 +144,28 @@ class BlockProcessor:
         return self.loop.n_samples // self.model.info.ratio
 
     def _warm_up(self) -> None:
-        """Run the model over the blocks before the loop's start so streaming state is settled."""
-        blocks = max(1, math.ceil(WARMUP_SAMPLES / self.block))
+        """Run the model over the blocks before the loop's start so streaming state is settled.
+
+        This also takes TorchScript's slow first calls (it profiles and optimises them) off the clock.
+        """
+        blocks = max(2, math.ceil(WARMUP_SAMPLES / self.block))  # TorchScript also optimises on first calls
         with torch.inference_mode():
             for k in range(blocks, 0, -1):
-                self._latents_at(self.pos - k * self.block)
-                self.model.decode(self._z)
+                start = self.pos - k * self.block
+                if self.latents is None:
+                    if self.loop.seekable:
+                        self.loop.read(start, self.block, self._src)
+                    else:  # live input has no past: settle on silence
+                        self._src.fill(0.0)
+                self.model.decode(self._latents_for(start))
 
-    def _latents_at(self, start: int) -> None:
-        """Set `self._z` to the latent frames for the block starting at sample `start`."""
+    def _latents_for(self, start: int) -> torch.Tensor:
+        """Latent frames for the block at sample `start`: from the cache, or by encoding `_src`."""
         if self.latents is not None:
             first = (start // self.model.info.ratio) % self.n_frames
             index = (self._frame_index + first) % self.n_frames
-            self._z = self.latents.index_select(2, index)
-        else:
-            self.loop.read(start, self.block, self._src)
-            self._z = self.model.encode(torch.from_numpy(self._src)[None])
+            return self.latents.index_select(2, index)  # a copy: offsets never touch the cache
+        return self.model.encode(torch.from_numpy(self._src)[None])
 
     def next_block(self) -> np.ndarray:
         """Make the next block; always returns finite samples in [-1, 1]."""
@@ -179,8 +185,7 @@ class BlockProcessor:
 
     def _decode_block(self, offsets: tuple[float, ...]) -> np.ndarray:
         with torch.inference_mode():
-            self._latents_at(self.pos)
-            z = self._z  # a fresh tensor: index_select copies, encode allocates
+            z = self._latents_for(self.pos)
             if len(offsets) == len(self.settings.latent_dims) and offsets:
                 steps = self.smoother.frames(offsets, self.frames_per_block, self._offsets)
                 z[0].index_add_(0, self.dims, torch.from_numpy(steps))

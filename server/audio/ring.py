@@ -26,6 +26,7 @@ class FrameRing:
         self._written = 0  # total frames ever written (engine thread only)
         self._read = 0  # total frames ever read (callback only)
         self.underruns = 0  # callbacks that found too few frames ready
+        self.overflows = 0  # pushes that found too little room (input side)
         self.started = False  # underruns count only once playback has been primed
         self.tap: Tap | None = None  # optional copy of everything played (tests, meters)
 
@@ -46,6 +47,31 @@ class FrameRing:
         if first < n:
             self._buf[: n - first] = frames[first:]
         self._written += n
+
+    def push(self, frames: np.ndarray) -> None:
+        """Append what fits and drop the rest, counting it (for an input callback: never raises)."""
+        room = self.capacity - (self._written - self._read)
+        n = frames.shape[0] if frames.shape[0] <= room else room
+        if n < frames.shape[0]:
+            self.overflows += 1
+        if n > 0:
+            start = self._written % self.capacity
+            first = n if n <= self.capacity - start else self.capacity - start
+            self._buf[start : start + first] = frames[:first]
+            if first < n:
+                self._buf[: n - first] = frames[first:n]
+            self._written += n
+
+    def take(self, most: int) -> np.ndarray:
+        """Remove and return up to `most` frames (a new array; for the engine thread, not a callback)."""
+        n = min(most, self._written - self._read)
+        out = np.empty((n, self.channels), dtype=np.float32)
+        start = self._read % self.capacity
+        first = min(n, self.capacity - start)
+        out[:first] = self._buf[start : start + first]
+        out[first:] = self._buf[: n - first]
+        self._read += n
+        return out
 
     def fill(self, out: np.ndarray) -> None:
         """Fill `out[frames, channels]` from the ring; silence and an underrun count if short."""

@@ -29,6 +29,7 @@ class Loop:
     samples: np.ndarray
     sr: int
     file_sr: int
+    seekable = True  # a file can be read at any position; live input cannot
 
     @property
     def n_samples(self) -> int:

@@ -107,13 +107,20 @@ def pick_samplerate(device: DeviceInfo, wanted: int | None, model_sr: int, chann
 
 
 class AudioOutput:
-    """A PortAudio output stream that plays what the engine put in the ring."""
+    """A PortAudio stream that plays what the engine put in the ring.
 
-    def __init__(self, ring: FrameRing, device: DeviceInfo, samplerate: int, latency: Any = "high"):
+    With `input_ring` (and `input_device`) it is a duplex stream: the same callback also
+    pushes the captured input into `input_ring` for the engine's live source.
+    """
+
+    def __init__(self, ring: FrameRing, device: DeviceInfo, samplerate: int, latency: Any = "high",
+                 input_ring: FrameRing | None = None, input_device: DeviceInfo | None = None):
         self.ring = ring
         self.device = device
         self.samplerate = samplerate
         self.latency = latency
+        self.input_ring = input_ring
+        self.input_device = input_device
         self.xruns = 0  # PortAudio's own output-underflow flags
         self.callback_errors = 0
         self.callbacks = 0
@@ -129,17 +136,31 @@ class AudioOutput:
             self.callback_errors += 1
             outdata.fill(0.0)
 
+    def _duplex_callback(self, indata: np.ndarray, outdata: np.ndarray, frames: int, time: Any,
+                         status: Any) -> None:
+        try:
+            if status.input_overflow:
+                self.xruns += 1
+            self.input_ring.push(indata)  # type: ignore[union-attr]
+        except Exception:
+            self.callback_errors += 1
+        self._callback(outdata, frames, time, status)
+
     def start(self) -> None:
         sd = _sounddevice()
         try:
-            self._stream = sd.OutputStream(
-                device=self.device.index,
-                samplerate=self.samplerate,
-                channels=self.ring.channels,
-                dtype="float32",
-                latency=self.latency,
-                callback=self._callback,
-            )
+            if self.input_ring is None:
+                self._stream = sd.OutputStream(
+                    device=self.device.index, samplerate=self.samplerate, channels=self.ring.channels,
+                    dtype="float32", latency=self.latency, callback=self._callback,
+                )
+            else:
+                assert self.input_device is not None
+                self._stream = sd.Stream(
+                    device=(self.input_device.index, self.device.index), samplerate=self.samplerate,
+                    channels=(self.input_ring.channels, self.ring.channels), dtype="float32",
+                    latency=self.latency, callback=self._duplex_callback,
+                )
             self._stream.start()
         except Exception as err:
             self._stream = None
@@ -158,4 +179,7 @@ class AudioOutput:
                 stream.close()
 
     def describe(self) -> str:
-        return f"{self.device.name} ({self.device.hostapi}) at {self.samplerate} Hz"
+        where = f"{self.device.name} ({self.device.hostapi}) at {self.samplerate} Hz"
+        if self.input_device is not None:
+            where += f", live input from {self.input_device.name}"
+        return where
