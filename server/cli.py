@@ -50,6 +50,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(serve)
     serve.add_argument("--audio", type=_audio, metavar="DEVICE|none",
                        help="output device name, index, or none (overrides audio.device)")
+    serve.add_argument("--osc-port", type=int, metavar="N", help="UDP control port (overrides osc.port)")
+    serve.add_argument("--feedback-port", type=int, metavar="N", help="feedback port (overrides osc.feedback_port)")
+    serve.add_argument("--mapping", metavar="NAME", help="mapping to load and save (overrides mapping.name)")
+    serve.add_argument("--mappings-dir", type=Path, metavar="PATH",
+                       help="folder of mappings (overrides paths.mappings_dir)")
 
     render = sub.add_parser("render", help="run the engine offline into a WAV file")
     render.add_argument("--out", type=Path, required=True, help="WAV file to write")
@@ -71,6 +76,10 @@ def _config(args: argparse.Namespace) -> Config:
         engine__model=(cwd / args.model) if getattr(args, "model", None) else None,
         engine__loop=(cwd / args.loop) if getattr(args, "loop", None) else None,
         audio__device=getattr(args, "audio", None),
+        osc__port=getattr(args, "osc_port", None),
+        osc__feedback_port=getattr(args, "feedback_port", None),
+        mapping__name=getattr(args, "mapping", None),
+        paths__mappings_dir=(cwd / args.mappings_dir) if getattr(args, "mappings_dir", None) else None,
     )
 
 

@@ -100,12 +100,152 @@ class LogConfig(Section):
     )
 
 
+class OscRoute(Section):
+    address: str = Field(description="OSC address pattern-free path, e.g. /ravemap/xy")
+    dims: tuple[int, ...] | None = Field(None, description="input dims the arguments go to; empty: in order")
+    range: tuple[float, float] = Field((0.0, 1.0), description="the sender's range, mapped onto 0..1")
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, address: str) -> str:
+        if not address.startswith("/") or any(c in address for c in " #*,?[]{}"):
+            raise ValueError("an OSC address starts with / and has no spaces or pattern characters")
+        return address
+
+    @field_validator("range")
+    @classmethod
+    def _range(cls, value: tuple[float, float]) -> tuple[float, float]:
+        if value[0] == value[1]:
+            raise ValueError("range must be [low, high] with low != high")
+        return value
+
+
+DEFAULT_ROUTES = (
+    OscRoute(address="/ravemap/xy", dims=(0, 1)),
+    OscRoute(address="/xy", dims=(0, 1)),
+    OscRoute(address="/xy1", dims=(0, 1)),
+    OscRoute(address="/1/xy1", dims=(0, 1)),
+    OscRoute(address="/wek/inputs", dims=None),
+)
+
+PRIVATE_AND_LOOPBACK = (
+    "127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16",
+    "fc00::/7", "fe80::/10",
+)
+
+
+class InputsConfig(Section):
+    size: int = Field(2, ge=1, le=64, description="Length of the input vector (x, y by default).")
+
+
+class OscConfig(Section):
+    host: str = Field("0.0.0.0", description="Address the control port binds to (127.0.0.1: this machine only).")
+    port: int = Field(8000, ge=1, le=65535, description="UDP control port.")
+    feedback_port: int = Field(9000, ge=1, le=65535, description="Replies and feedback go to each sender's IP here.")
+    feedback_targets: tuple[str, ...] = Field(
+        (), description="Extra `host:port` targets for feedback (e.g. a Max patch doing nn~)."
+    )
+    allow: tuple[str, ...] = Field(
+        PRIVATE_AND_LOOPBACK,
+        description="CIDR ranges that may send control messages; others are ignored and counted.",
+    )
+    zeroconf: bool = Field(True, description="Advertise the control port as `_osc._udp` over mDNS (TouchOSC browse).")
+    service_name: str = Field("ravemap", description="Name shown in TouchOSC's browse list.")
+    latent_feedback_hz: float = Field(30.0, gt=0, le=200, description="Most `/ravemap/latent` feedback per second.")
+    wekinator_outputs: bool = Field(False, description="Also send `/wek/outputs f...` like Wekinator does.")
+    wekinator_port: int = Field(12000, ge=1, le=65535, description="Port for `/wek/outputs`.")
+    queue_size: int = Field(
+        1024, ge=16, le=1_000_000, description="Pending control events kept; excess is dropped and counted."
+    )
+    routes: tuple[OscRoute, ...] = Field(
+        DEFAULT_ROUTES, description="OSC addresses whose numbers feed the input vector."
+    )
+
+    @field_validator("feedback_targets")
+    @classmethod
+    def _targets(cls, targets: tuple[str, ...]) -> tuple[str, ...]:
+        for target in targets:
+            host, _, port = target.rpartition(":")
+            if not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ValueError(f"{target!r}: give host:port, e.g. 127.0.0.1:9001")
+        return targets
+
+    @field_validator("allow")
+    @classmethod
+    def _allow(cls, ranges: tuple[str, ...]) -> tuple[str, ...]:
+        import ipaddress
+
+        for cidr in ranges:
+            try:
+                ipaddress.ip_network(cidr, strict=False)
+            except ValueError:
+                raise ValueError(f"{cidr!r} is not a CIDR range like 192.168.0.0/16") from None
+        return ranges
+
+
+class MidiCC(Section):
+    cc: int = Field(ge=0, le=127, description="controller number")
+    dim: int = Field(ge=0, description="input dim it drives")
+    channel: int | None = Field(None, ge=1, le=16, description="1..16, or empty for any channel")
+    fine: bool = Field(False, description="14-bit: `cc` is the MSB (0..31), cc+32 the LSB")
+
+
+class MidiAction(Section):
+    action: Literal["record", "record_once", "train", "run", "clear", "undo", "transfer"] = Field(
+        description="what the note or CC triggers"
+    )
+    note: int | None = Field(None, ge=0, le=127)
+    cc: int | None = Field(None, ge=0, le=127)
+    channel: int | None = Field(None, ge=1, le=16)
+
+
+class MidiConfig(Section):
+    enabled: bool = Field(True, description="Listen for MIDI input.")
+    api: Literal["default", "alsa", "jack", "coremidi", "winmm"] = Field(
+        "default", description="rtmidi API: default is ALSA on Linux, CoreMIDI on macOS, WinMM on Windows."
+    )
+    port: str = Field("all", description="Input ports whose name contains this text, or `all`.")
+    virtual_port: str | None = Field(
+        "ravemap", description="Also open a MIDI input of ravemap's own with this name (empty: none)."
+    )
+    cc: tuple[MidiCC, ...] = Field(
+        (MidiCC(cc=1, dim=0), MidiCC(cc=2, dim=1)), description="Control changes that feed input dims."
+    )
+    pitchbend: int | None = Field(None, ge=0, description="Input dim pitch bend drives (empty: none).")
+    pitchbend_channel: int | None = Field(None, ge=1, le=16, description="Pitch bend channel (empty: any).")
+    actions: tuple[MidiAction, ...] = Field(
+        (), description="Notes or CCs that record, train, run, ... (on note-on or CC >= 64)."
+    )
+
+
+class MappingConfig(Section):
+    name: str = Field("default", description="Mapping loaded at start and saved to `paths.mappings_dir`.")
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, name: str) -> str:
+        from server.names import check_name
+
+        return check_name(name, "mapping name")
+
+    regressor: Literal["mlp", "linear", "knn"] = Field("mlp", description="Regressor for a new mapping.")
+    hidden: tuple[int, ...] = Field((32,), description="MLP hidden layer sizes.")
+    epochs: int = Field(2000, ge=1, le=1_000_000, description="Most training epochs (early stop may end sooner).")
+    learning_rate: float = Field(0.01, gt=0, le=10, description="MLP learning rate.")
+    seed: int = Field(0, description="Seed: the same examples train the same mapping.")
+    save_delay_s: float = Field(0.5, ge=0, le=60, description="Changes are saved at most this long after they happen.")
+
+
 class Config(Section):
     engine: EngineConfig = EngineConfig()
     latent: LatentConfig = LatentConfig()
     audio: AudioConfig = AudioConfig()
     paths: PathsConfig = PathsConfig()
     log: LogConfig = LogConfig()
+    inputs: InputsConfig = InputsConfig()
+    osc: OscConfig = OscConfig()
+    midi: MidiConfig = MidiConfig()
+    mapping: MappingConfig = MappingConfig()
     source_file: Path | None = Field(None, exclude=True, description="Where this config was read from.")
 
     def resolve(self, base: Path) -> Config:

@@ -1,15 +1,17 @@
 """`ravemap serve`: the daemon's lifecycle, read top to bottom.
 
-Start order: config (already validated by the CLI) -> torch threads -> model load and
-loop encode and warm-up -> engine thread and audio output. Stop in reverse order. A
-failure while starting logs one line and exits with the error's code (2 config, 3 model
-or loop, 4 audio device) before anything plays.
+Start order: config (validated by the CLI) -> torch threads -> model load, loop encode and
+warm-up -> engine thread and audio output -> mapping -> trainer process -> session thread ->
+MIDI -> OSC control port (then the "ready" line) -> zeroconf. Stop in reverse order, saving
+the mapping last. A failure while starting logs one line and exits with the error's code
+(2 config, 3 model or loop, 4 audio device, 5 mapping) before anything plays.
 
 Signals: SIGINT / SIGTERM only set a flag; the main thread then stops everything within
 `SHUTDOWN_TIMEOUT_S`. A second signal while stopping forces an immediate exit.
 
 Threads: the main thread runs this module (start, status lines, stop). The engine thread
-and the audio callback belong to `server.audio`.
+and the audio callback belong to `server.audio`; the session, OSC, MIDI, feedback and
+trainer threads to the modules named above.
 """
 
 from __future__ import annotations
@@ -19,14 +21,48 @@ import os
 import signal
 import threading
 import time
+from pathlib import Path
 
 from server.audio.engine import configure_torch
 from server.audio.playback import Playback, make_controls
 from server.config import Config
+from server.control.advertise import Advertiser
+from server.control.events import Inbox
+from server.control.feedback import Feedback
+from server.control.midi import MidiInput
+from server.control.osc import OscServer
+from server.errors import MappingError
+from server.mapping.store import Mapping, load_mapping
+from server.mapping.trainer import Trainer
+from server.session import Session, new_mapping
 
 log = logging.getLogger("ravemap")
 
 SHUTDOWN_TIMEOUT_S = 2.0
+
+
+def open_mapping(config: Config, mappings_dir: Path, name: str, model: str | None) -> Mapping:
+    """The named mapping, or a new one; a corrupt file is reported and never overwritten."""
+    try:
+        mapping = load_mapping(mappings_dir, name)
+    except MappingError as err:
+        if not (mappings_dir / f"{name}.json").exists():
+            log.info("mapping %r is new: it will be saved to %s", name, mappings_dir / f"{name}.json")
+            return new_mapping(config, name, model)
+        fresh = f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+        log.error("%s; that file is left untouched and ravemap starts a new mapping %r", err, fresh)
+        return new_mapping(config, fresh, model)
+    if mapping.input_size != config.inputs.size or len(mapping.output_dims) != len(config.latent.dims):
+        fresh = f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+        log.error(
+            "mapping %r maps %d inputs to %d latent dims, but the config has inputs.size %d and %d latent.dims; "
+            "it is left untouched and ravemap starts a new mapping %r", name, mapping.input_size,
+            len(mapping.output_dims), config.inputs.size, len(config.latent.dims), fresh,
+        )
+        return new_mapping(config, fresh, model)
+    log.info("mapping %r: %d examples, %s", name, len(mapping.examples),
+             "trained" if mapping.regressor is not None else "not trained yet")
+    return mapping
 
 
 class Daemon:
@@ -34,6 +70,12 @@ class Daemon:
         self.config = config
         self.stopping = threading.Event()
         self.playback: Playback | None = None
+        self.trainer: Trainer | None = None
+        self.session: Session | None = None
+        self.feedback: Feedback | None = None
+        self.midi: MidiInput | None = None
+        self.osc: OscServer | None = None
+        self.advertiser: Advertiser | None = None
         self._signals = 0
 
     # -- signals ---------------------------------------------------------------------------
@@ -67,7 +109,33 @@ class Daemon:
                  processor.settings.encode, processor.block, 1000 * processor.block / info.sr,
                  time.perf_counter() - started)
         assert self.playback.output is not None
-        print(f"ravemap: playing on {self.playback.output.describe()}; Ctrl-C to stop", flush=True)
+        print(f"ravemap: playing on {self.playback.output.describe()}", flush=True)
+        self._start_control(controls, info.path.name)
+
+    def _start_control(self, controls, model_name: str) -> None:
+        config = self.config
+        mappings_dir = config.paths.mappings_dir
+        mapping = open_mapping(config, mappings_dir, config.mapping.name, model_name)
+        inbox = Inbox(config.osc.queue_size)
+        self.feedback = Feedback(config)
+        self.trainer = Trainer()
+        self.trainer.start()
+        self.session = Session(config, controls, inbox, self.feedback, self.trainer, mappings_dir, mapping,
+                               playback=self.playback)
+        self.session.start()
+        if config.midi.enabled:
+            self.midi = MidiInput(config, inbox)
+            if self.midi.open():
+                self.session.learn = self.midi.learn
+        self.osc = OscServer(config, inbox, self.feedback.error)
+        self.osc.start()
+        self.feedback.start_latent_feed(lambda: controls.offsets)
+        host, port = self.osc.address
+        print(f"ravemap: OSC control on udp {host}:{port} ready, feedback to port {self.feedback.feedback_port}, "
+              f"mapping {self.session.mapping.name!r}; Ctrl-C to stop", flush=True)
+        if config.osc.zeroconf:
+            self.advertiser = Advertiser(config.osc.service_name, port)
+            self.advertiser.start()
 
     def run_until_stopped(self) -> None:
         interval = self.config.log.stats_interval_s
@@ -77,17 +145,44 @@ class Daemon:
                 continue
             underruns = self.playback.underruns()
             level = logging.WARNING if underruns > last_underruns else logging.INFO
-            log.log(level, "status: %s", self.playback.status_line())
+            log.log(level, "status: %s%s", self.playback.status_line(), self._control_status())
             last_underruns = underruns
 
+    def _control_status(self) -> str:
+        if self.osc is None or self.session is None:
+            return ""
+        c = self.osc.counters
+        return (f"; OSC messages {c.messages}, refused hosts {c.rejected_hosts}, bad packets {c.bad_packets}, "
+                f"bad messages {c.bad_messages + c.unknown_addresses}, events dropped {self.session.inbox.dropped}")
+
     def stop(self) -> None:
-        if self.playback is not None:
-            deadline = threading.Timer(SHUTDOWN_TIMEOUT_S + 3, lambda: os._exit(1))
-            deadline.daemon = True
-            deadline.start()
-            self.playback.stop()
+        deadline = threading.Timer(SHUTDOWN_TIMEOUT_S + 3, lambda: os._exit(1))
+        deadline.daemon = True
+        deadline.start()
+        try:
+            if self.advertiser is not None:
+                self.advertiser.close()
+            if self.osc is not None:
+                self.osc.stop()
+            if self.midi is not None:
+                self.midi.close()
+            if self.session is not None:
+                self.session.stop()
+            if self.trainer is not None:
+                self.trainer.close()
+            if self.feedback is not None:
+                self.feedback.close()
+            if self.playback is not None:
+                self.playback.stop()
+                log.info("stopped: %s%s", self.playback.status_line(), self._control_status())
+            if self.session is not None:
+                try:
+                    path = self.session.save()
+                    log.info("mapping saved to %s", path)
+                except MappingError as err:
+                    log.error("could not save the mapping at exit: %s", err)
+        finally:
             deadline.cancel()
-            log.info("stopped: %s", self.playback.status_line())
 
 
 def serve(config: Config) -> int:

@@ -24,6 +24,7 @@ FIXTURES = Path(os.environ.get("RAVEMAP_FIXTURES", REPO.parent / "shared" / "fix
 JACK_RATE = 44100
 
 os.environ["JACK_NO_START_SERVER"] = "1"
+os.environ["RAVEMAP_NO_ZEROCONF"] = "1"  # mDNS multicast must not leave the sandbox, whatever a test config says
 # As the daemon does with engine.torch_threads: one intra-op thread. Two on a busy 2-core machine
 # spin against each other and make a 0.2 s loop encode take 9 s.
 torch.set_num_threads(1)

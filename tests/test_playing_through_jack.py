@@ -101,3 +101,30 @@ def test_live_input_through_a_jack_duplex_stream(jack_server, streaming_model):
         playback.stop()
     assert blocks >= 0.9 * 4.0 * JACK_RATE / 2048, "the engine keeps pace with the input"
     assert underruns == 0 and late == 0
+
+
+def test_training_while_the_full_model_plays_causes_no_underruns(jack_server, full_model, loop_file, tmp_path):
+    from tests.osc_peer import Daemon, OscPeer
+
+    peer = OscPeer(0)
+    daemon = Daemon(tmp_path, full_model, loop_file, peer.port, "--audio", "system",
+                    config={"engine": {"block_size": 2048}})
+    peer.daemon = ("127.0.0.1", daemon.port)
+    try:
+        rng = np.random.default_rng(0)
+        peer.send("/ravemap/record", 1)
+        for x, y in rng.uniform(0, 1, (200, 2)):
+            peer.send("/ravemap/latent", *map(float, rng.uniform(-2, 2, 4)))
+            peer.send("/ravemap/xy", float(x), float(y))
+            time.sleep(0.002)
+        peer.send("/ravemap/record", 0)
+        examples = peer.status()["examples"]
+        assert examples >= 150
+        for _ in range(2):
+            peer.send("/ravemap/train", 3000)
+            peer.wait_for("/ravemap/train/done", timeout=120)
+        state = peer.status()
+    finally:
+        daemon.stop()
+        peer.close()
+    assert state["underruns"] == 0, daemon.stderr()[-2000:]

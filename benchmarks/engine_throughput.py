@@ -1,0 +1,131 @@
+"""Engine throughput against two bare loops, measured side by side in one run.
+
+    .venv/bin/python benchmarks/engine_throughput.py [--model PATH] [--block 2048] [--threads 1]
+
+(a) the engine: `Engine.render_into_ring` (processor block, offsets, safety, ring write)
+    plus the callback's copy out of the ring, block after block as fast as it goes;
+(b) the ADC24 workshop app's loop: numpy block -> torch.Tensor -> encode -> add offsets
+    -> decode -> numpy, every block;
+(c) decode alone on latents computed beforehand.
+
+The three run in interleaved rounds so that machine noise hits them alike; each figure is
+the median over rounds, in seconds of audio per second of wall time. Targets:
+(a)/(b) >= 1.5 and (a)/(c) >= 0.9. Also prints the engine's worst block time and the
+process's peak RSS. Default model: the full-size RAVE fixture in ../shared/fixtures/rave.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from server.audio.controls import EngineControls  # noqa: E402
+from server.audio.engine import Engine  # noqa: E402
+from server.audio.model import load_model  # noqa: E402
+from server.audio.processor import BlockProcessor, ProcessorSettings  # noqa: E402
+from server.audio.source import load_loop  # noqa: E402
+
+DEFAULT_MODEL = ROOT.parent / "shared" / "fixtures" / "rave" / "rave_v2_full.ts"
+
+
+def synth_loop(path: Path, sr: int, seconds: float = 8.0) -> Path:
+    import soundfile
+
+    t = np.arange(int(sr * seconds)) / sr
+    pitch = 110 * 2 ** (np.floor(t * 4) % 7 / 12)
+    audio = 0.3 * np.sin(2 * np.pi * np.cumsum(pitch) / sr) * (0.6 + 0.4 * np.cos(2 * np.pi * 2 * t))
+    soundfile.write(str(path), audio.astype(np.float32), sr)
+    return path
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--model", type=Path, default=DEFAULT_MODEL)
+    ap.add_argument("--loop", type=Path, help="loop file (default: a synthesized 8 s phrase)")
+    ap.add_argument("--block", type=int, default=2048)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--blocks", type=int, default=40, help="blocks per round and contender")
+    ap.add_argument("--rounds", type=int, default=5)
+    args = ap.parse_args()
+
+    torch.set_num_threads(args.threads)
+    model = load_model(args.model)
+    info = model.info
+    loop_path = args.loop or synth_loop(Path("/tmp/ravemap-bench-loop.wav"), info.sr)
+    loop = load_loop(loop_path, info.sr, info.in_channels, info.ratio)
+    dims = tuple(range(min(4, info.latent_size)))
+    controls = EngineControls(len(dims), (-3.0, 3.0))
+    controls.set_offsets([0.5] * len(dims))
+    processor = BlockProcessor(model, loop, ProcessorSettings(args.block, dims), controls)
+    engine = Engine(processor, info.sr, info.out_channels, ahead_blocks=2)
+    period = np.zeros((args.block, info.out_channels), dtype=np.float32)
+    block_s = args.block / info.sr
+    offsets = torch.zeros(1, info.latent_size, args.block // info.ratio)
+    offsets[0, : len(dims)] = 0.5
+
+    # (c) needs latents computed beforehand: encode every block of the loop once.
+    n_loop_blocks = loop.n_samples // args.block
+    blocks_np = [
+        np.ascontiguousarray(loop.samples[:, k * args.block : (k + 1) * args.block]) for k in range(n_loop_blocks)
+    ]
+    with torch.inference_mode():
+        latents = [model.encode(torch.from_numpy(b)[None]) for b in blocks_np]
+
+    def run_engine(n: int) -> None:
+        with torch.inference_mode():
+            for _ in range(n):
+                engine.render_into_ring()
+                engine.ring.fill(period)
+
+    def run_workshop(n: int) -> None:
+        with torch.no_grad():
+            for k in range(n):
+                buf = blocks_np[k % n_loop_blocks]
+                x = torch.Tensor(buf).unsqueeze(0)
+                z = model.encode(x)
+                z = z + offsets
+                y = model.decode(z)
+                y.squeeze(0).numpy().T.copy()
+
+    def run_decode(n: int) -> None:
+        with torch.inference_mode():
+            for k in range(n):
+                model.decode(latents[k % n_loop_blocks])
+
+    contenders = {"engine": run_engine, "workshop": run_workshop, "decode": run_decode}
+    for fn in contenders.values():  # warm-up: TorchScript optimises on first calls
+        fn(3)
+    engine.stats.worst_block_s = 0.0
+    speeds: dict[str, list[float]] = {name: [] for name in contenders}
+    for _ in range(args.rounds):
+        for name, fn in contenders.items():
+            start = time.perf_counter()
+            fn(args.blocks)
+            speeds[name].append(args.blocks * block_s / (time.perf_counter() - start))
+
+    a, b, c = (statistics.median(speeds[k]) for k in ("engine", "workshop", "decode"))
+    peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"model {info.describe()}")
+    print(f"block {args.block} samples ({1000 * block_s:.1f} ms), torch threads {args.threads}, "
+          f"{args.rounds} rounds x {args.blocks} blocks, medians in seconds of audio per second:")
+    print(f"  (a) engine                       {a:6.2f}x realtime")
+    print(f"  (b) workshop loop (enc+dec)      {b:6.2f}x realtime")
+    print(f"  (c) decode alone                 {c:6.2f}x realtime")
+    print(f"  (a)/(b) = {a / b:.2f}  (target >= 1.5)")
+    print(f"  (a)/(c) = {a / c:.2f}  (target >= 0.9)")
+    print(f"  engine worst block {1000 * engine.stats.worst_block_s:.1f} ms (budget {1000 * block_s:.1f} ms), "
+          f"peak RSS {peak_rss:.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()

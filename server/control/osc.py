@@ -1,0 +1,360 @@
+"""OSC in: datagrams on one UDP port become control events. The only module importing python-osc.
+
+Layers, as python-osc keeps them: the transport (a blocking `recvfrom` loop on one thread, so
+messages stay in order) checks the sender against `osc.allow` and hands raw bytes to
+python-osc's parser; `OscTranslator`
+maps each message's address to an event and checks its arguments. It translates and never
+decides: the session applies the events.
+
+Bad input never raises into this thread. A sender outside `osc.allow` is ignored and
+counted (no reply: strangers are not answered). A packet that does not parse, an unknown
+address, wrong argument counts or types, NaN or infinity, or an out-of-range index gets a
+rate-limited log line, a count, and an `/ravemap/error s` reply to the sender.
+
+Threads: "ravemap-osc" runs `serve_forever`; `OscServer.stop` from the main thread.
+`encode_message` is used by the feedback sender on the session and feedback threads.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import math
+import socket
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from pythonosc.osc_message_builder import OscMessageBuilder
+from pythonosc.osc_packet import OscPacket
+
+from server.config import Config, OscRoute
+from server.control.events import Command, Event, Inbox, SetInputs, SetTarget, SetTargets
+from server.errors import DeviceError
+from server.ratelimit import RateLimitedLog
+
+log = logging.getLogger("ravemap.osc")
+
+MAX_PACKET = 16384  # larger datagrams are refused whole
+RECEIVE_BUFFER = 4 << 20  # bytes the kernel may hold for us during a burst (bounded; the rest is dropped)
+MAX_ARGS = 256
+
+
+class BadMessage(ValueError):
+    """What was wrong with one message, in words for the `/ravemap/error` reply."""
+
+
+def encode_message(address: str, *args: object) -> bytes:
+    builder = OscMessageBuilder(address=address)
+    for arg in args:
+        if isinstance(arg, bool):
+            builder.add_arg(int(arg), "i")
+        elif isinstance(arg, int):
+            builder.add_arg(arg, "i")
+        elif isinstance(arg, float):
+            builder.add_arg(arg, "f")
+        else:
+            builder.add_arg(str(arg), "s")
+    return builder.build().dgram
+
+
+# -- argument checks -------------------------------------------------------------------------
+def _number(address: str, value: object, what: str = "argument") -> float:
+    if isinstance(value, bool):
+        return float(value)
+    if not isinstance(value, int | float):
+        raise BadMessage(f"{address}: {what} must be a number, got {type(value).__name__} {value!r:.40}")
+    number = float(value)
+    if not math.isfinite(number):
+        raise BadMessage(f"{address}: {what} must be a finite number, got {number}")
+    return number
+
+
+def _count(address: str, args: Sequence[object], low: int, high: int, spec: str) -> None:
+    if not low <= len(args) <= high:
+        raise BadMessage(f"{address}: expected {spec}, got {len(args)} argument(s)")
+
+
+def _flag(address: str, args: Sequence[object]) -> bool:
+    _count(address, args, 1, 1, "one int (1 on, 0 off)")
+    return _number(address, args[0]) != 0.0
+
+
+def _pressed(address: str, args: Sequence[object]) -> bool:
+    """A momentary action: no argument, or a button's press (non-zero); its release (0) is ignored."""
+    _count(address, args, 0, 1, "no argument, or a button value")
+    return not args or _number(address, args[0]) != 0.0
+
+
+def _name(address: str, args: Sequence[object], required: bool) -> str | None:
+    _count(address, args, 1 if required else 0, 1, "one string (a name)" if required else "an optional name")
+    if not args:
+        return None
+    if not isinstance(args[0], str):
+        raise BadMessage(f"{address}: the name must be a string, got {type(args[0]).__name__}")
+    return args[0]
+
+
+def _reply_port(address: str, args: Sequence[object]) -> int | None:
+    _count(address, args, 0, 1, "no argument, or an int reply port")
+    if not args:
+        return None
+    port = _number(address, args[0], "reply port")
+    if port != int(port) or not 0 < port < 65536:
+        raise BadMessage(f"{address}: reply port must be an int in 1..65535, got {args[0]!r}")
+    return int(port)
+
+
+@dataclass(frozen=True)
+class Route:
+    """Numbers at `address` feed input dims, scaled from the sender's range to 0..1."""
+
+    address: str
+    dims: tuple[int, ...] | None
+    low: float
+    high: float
+
+    @classmethod
+    def from_config(cls, route: OscRoute) -> Route:
+        return cls(route.address, route.dims, route.range[0], route.range[1])
+
+
+# -- translation -----------------------------------------------------------------------------
+class OscTranslator:
+    """Address -> event. `translate` raises BadMessage with the reason for the sender."""
+
+    def __init__(self, n_inputs: int, n_targets: int, routes: Sequence[OscRoute]):
+        self.n_inputs = n_inputs
+        self.n_targets = n_targets
+        self.routes = {r.address: Route.from_config(r) for r in routes}
+        for route in self.routes.values():
+            bad = [d for d in (route.dims or ()) if d >= n_inputs]
+            if bad:
+                raise ValueError(f"osc.routes {route.address}: dims {bad} but inputs.size is {n_inputs}")
+        commands: dict[str, Callable[[str, Sequence[object]], Event | None]] = {
+            "/ravemap/latent": self._latent,
+            "/ravemap/record": lambda a, x: Command("record", (_flag(a, x),)),
+            "/ravemap/record/once": lambda a, x: Command("record_once") if _pressed(a, x) else None,
+            "/ravemap/examples/clear": lambda a, x: Command("clear") if _pressed(a, x) else None,
+            "/ravemap/examples/undo": lambda a, x: Command("undo") if _pressed(a, x) else None,
+            "/ravemap/train": self._train,
+            "/ravemap/run": lambda a, x: Command("run", (_flag(a, x),)),
+            "/ravemap/mapping/save": lambda a, x: Command("save", (_name(a, x, False),)),
+            "/ravemap/mapping/load": lambda a, x: Command("load", (_name(a, x, True),)),
+            "/ravemap/mapping/new": lambda a, x: Command("new", (_name(a, x, False),)),
+            "/ravemap/transfer": lambda a, x: Command("transfer", (_flag(a, x),)),
+            "/ravemap/gain": self._gain,
+            "/ravemap/model": lambda a, x: Command("model", (_name(a, x, True),)),
+            "/ravemap/loop": lambda a, x: Command("loop", (_name(a, x, True),)),
+            "/ravemap/status": lambda a, x: Command("status", (_reply_port(a, x),)),
+            "/ravemap/ping": lambda a, x: Command("ping", (_reply_port(a, x),)),
+            "/ravemap/learn": self._learn,
+            "/wekinator/control/startRecording": lambda a, x: Command("record", (True,)),
+            "/wekinator/control/stopRecording": lambda a, x: Command("record", (False,)),
+            "/wekinator/control/train": lambda a, x: Command("train", (None,)),
+            "/wekinator/control/startRunning": lambda a, x: Command("run", (True,)),
+            "/wekinator/control/stopRunning": lambda a, x: Command("run", (False,)),
+            "/wekinator/control/deleteAllExamples": lambda a, x: Command("clear"),
+        }
+        self.commands = commands
+
+    def addresses(self) -> list[str]:
+        """Every address this translator routes (for docs, layouts and tests)."""
+        return sorted({*self.commands, *self.routes, "/ravemap/latent/N"})
+
+    def translate(self, address: str, args: Sequence[object]) -> Event | None:
+        if len(args) > MAX_ARGS:
+            raise BadMessage(f"{address}: too many arguments ({len(args)})")
+        route = self.routes.get(address)
+        if route is not None:
+            return self._inputs(route, args)
+        handler = self.commands.get(address)
+        if handler is not None:
+            return handler(address, args)
+        if address.startswith("/ravemap/latent/"):
+            return self._latent_one(address, args)
+        raise BadMessage(f"{address}: unknown address; see the OSC API in the README")
+
+    def _inputs(self, route: Route, args: Sequence[object]) -> SetInputs:
+        dims = route.dims if route.dims is not None else tuple(range(len(args)))
+        if route.dims is None:
+            _count(route.address, args, 1, self.n_inputs, f"1..{self.n_inputs} numbers")
+        else:
+            _count(route.address, args, len(dims), len(dims), f"{len(dims)} numbers")
+        span = route.high - route.low
+        values = tuple(
+            (dim, (_number(route.address, value, f"argument {i + 1}") - route.low) / span)
+            for i, (dim, value) in enumerate(zip(dims, args, strict=True))
+        )
+        return SetInputs(values, source=route.address)
+
+    def _latent(self, address: str, args: Sequence[object]) -> SetTargets:
+        _count(address, args, self.n_targets, self.n_targets, f"{self.n_targets} numbers (one per latent dim)")
+        return SetTargets(tuple(_number(address, v, f"value {i + 1}") for i, v in enumerate(args)))
+
+    def _latent_one(self, address: str, args: Sequence[object]) -> SetTarget:
+        tail = address.rsplit("/", 1)[1]
+        if not tail.isdigit() or int(tail) >= self.n_targets:
+            raise BadMessage(f"{address}: latent index must be 0..{self.n_targets - 1}")
+        _count(address, args, 1, 1, "one number")
+        return SetTarget(int(tail), _number(address, args[0]))
+
+    def _train(self, address: str, args: Sequence[object]) -> Command | None:
+        _count(address, args, 0, 1, "no argument, or an int number of epochs")
+        if not args:
+            return Command("train", (None,))
+        value = args[0]
+        if isinstance(value, float):  # a button: 1.0 on press, 0.0 on release
+            return Command("train", (None,)) if _number(address, value) != 0.0 else None
+        epochs = _number(address, value, "epochs")
+        if epochs != int(epochs) or not 1 <= epochs <= 1_000_000:
+            raise BadMessage(f"{address}: epochs must be an int in 1..1000000, got {value!r}")
+        return Command("train", (int(epochs),))
+
+    def _gain(self, address: str, args: Sequence[object]) -> Command:
+        _count(address, args, 1, 1, "one number (dB)")
+        return Command("gain", (_number(address, args[0], "gain"),))
+
+    def _learn(self, address: str, args: Sequence[object]) -> Command:
+        _count(address, args, 1, 1, "one int (the input dim)")
+        dim = _number(address, args[0], "input dim")
+        if dim != int(dim) or not 0 <= dim < self.n_inputs:
+            raise BadMessage(f"{address}: input dim must be an int in 0..{self.n_inputs - 1}, got {args[0]!r}")
+        return Command("learn", (int(dim),))
+
+
+# -- transport -------------------------------------------------------------------------------
+@dataclass
+class OscCounters:
+    packets: int = 0
+    messages: int = 0
+    rejected_hosts: int = 0
+    bad_packets: int = 0
+    bad_messages: int = 0
+    unknown_addresses: int = 0
+
+
+class AllowList:
+    def __init__(self, cidrs: Sequence[str]):
+        self.networks = [ipaddress.ip_network(c, strict=False) for c in cidrs]
+
+    def allows(self, host: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(host.split("%", 1)[0])
+        except ValueError:
+            return False
+        if ip.version == 6 and ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
+        return any(ip in net for net in self.networks if net.version == ip.version)
+
+
+class OscServer:
+    """Receives on `osc.host:osc.port`, translates, puts events into the inbox."""
+
+    def __init__(self, config: Config, inbox: Inbox, reply_error: Callable[[tuple[str, int] | None, str], None],
+                 port: int | None = None, n_targets: int | None = None):
+        self.config = config
+        self.inbox = inbox
+        self.reply_error = reply_error
+        self.counters = OscCounters()
+        self.allow = AllowList(config.osc.allow)
+        self.translator = OscTranslator(config.inputs.size, n_targets or len(config.latent.dims), config.osc.routes)
+        self._log = RateLimitedLog(log, seconds=2.0)
+        self._thread: threading.Thread | None = None
+        self._running = False
+        host = config.osc.host
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self._sock = socket.socket(family, socket.SOCK_DGRAM)
+        try:
+            self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
+            self._sock.bind((host, port if port is not None else config.osc.port))
+        except OSError as err:
+            self._sock.close()
+            raise DeviceError(
+                f"cannot open the OSC control port {host}:{port or config.osc.port}: {err.strerror or err}; "
+                "is another ravemap (or another program) using it? choose another with --osc-port"
+            ) from err
+        self._sock.settimeout(0.1)
+
+    @property
+    def address(self) -> tuple[str, int]:
+        host, port = self._sock.getsockname()[:2]
+        return str(host), int(port)
+
+    def _serve(self) -> None:
+        sock = self._sock
+        while self._running:
+            try:
+                data, sender = sock.recvfrom(MAX_PACKET + 1)
+            except TimeoutError:
+                continue
+            except OSError as err:  # e.g. ICMP port unreachable reported on Linux for an earlier reply
+                self._log.warning("OSC socket: %s", err, key="socket")
+                continue
+            if not self.allow.allows(sender[0]):
+                self.counters.rejected_hosts += 1
+                self._log.warning("ignored OSC from %s: not in osc.allow", sender[0], key="reject:" + sender[0])
+                continue
+            try:
+                self.handle_datagram(data, sender)
+            except Exception:  # never let one datagram end the control port
+                log.exception("unexpected error handling OSC from %s", sender[0])
+
+    def handle_datagram(self, data: bytes, sender: tuple[str, int]) -> None:
+        self.counters.packets += 1
+        origin = (sender[0], sender[1])
+        if len(data) > MAX_PACKET:
+            self._bad_packet(origin, f"packet of {len(data)}+ bytes is too large (at most {MAX_PACKET})")
+            return
+        try:
+            messages = [timed.message for timed in OscPacket(data).messages]
+        except RecursionError:
+            self._bad_packet(origin, "bundle nested too deep")
+            return
+        except Exception as err:  # ParseError, struct.error, IndexError, UnicodeDecodeError...
+            self._bad_packet(origin, f"not a valid OSC packet ({type(err).__name__}: {str(err)[:80]})")
+            return
+        for message in messages:
+            self.counters.messages += 1
+            address = str(message.address)
+            try:
+                event = self.translator.translate(address, list(message.params))
+            except BadMessage as err:
+                self._bad_message(origin, str(err), unknown="unknown address" in str(err))
+                continue
+            except Exception as err:  # a translator bug must not kill the control port
+                self._bad_message(origin, f"{address[:60]}: could not be handled ({err})", unknown=False)
+                continue
+            if event is not None:
+                self.inbox.put(_with_origin(event, origin))
+
+    def _bad_packet(self, origin: tuple[str, int], reason: str) -> None:
+        self.counters.bad_packets += 1
+        self._log.warning("bad OSC packet from %s: %s", origin[0], reason, key="packet:" + origin[0])
+        self.reply_error(origin, reason)
+
+    def _bad_message(self, origin: tuple[str, int], reason: str, unknown: bool) -> None:
+        if unknown:
+            self.counters.unknown_addresses += 1
+        else:
+            self.counters.bad_messages += 1
+        self._log.warning("bad OSC message from %s: %s", origin[0], reason, key="msg:" + origin[0])
+        self.reply_error(origin, reason)
+
+    def start(self) -> None:
+        self._running = True
+        self._thread = threading.Thread(target=self._serve, name="ravemap-osc", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._running = False
+        if self._thread is not None:
+            self._thread.join(2.0)
+            self._thread = None
+        self._sock.close()
+
+
+def _with_origin(event: Event, origin: tuple[str, int]) -> Event:
+    from dataclasses import replace
+
+    return replace(event, origin=origin)

@@ -1,0 +1,56 @@
+"""Names given over the network resolve only inside their folder.
+
+`/ravemap/model`, `/ravemap/loop` and `/ravemap/mapping/*` take names, never paths: 1 to
+64 characters of letters, digits, space, `_`, `-` and `.`, not starting with a dot or a
+space, without `..`. The resolved file must lie inside the folder after following
+symlinks, so a link pointing out is refused too.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+MAX_NAME = 64
+_NAME_CHARS = re.compile(r"[A-Za-z0-9 _.\-]+")
+ALLOWED = (f"use 1 to {MAX_NAME} letters, digits, spaces, '_', '.' or '-', not starting with '.' or a space, "
+           "and no '..' (a name inside its folder, not a path)")
+
+
+def check_name(name: object, what: str = "name") -> str:
+    """`name` if it is a safe name, else ValueError saying what is wrong with it and what is allowed."""
+    if not isinstance(name, str):
+        raise ValueError(f"a {what} must be text, got {type(name).__name__}: {ALLOWED}")
+    problem = None
+    if not name:
+        problem = "is empty"
+    elif len(name) > MAX_NAME:
+        problem = f"is {len(name)} characters long"
+    elif not _NAME_CHARS.fullmatch(name):
+        bad = sorted({c for c in name if not _NAME_CHARS.fullmatch(c)})
+        problem = "contains " + ", ".join(repr(c) for c in bad[:5])
+    elif name[0] in ". ":
+        problem = f"starts with {name[0]!r}"
+    elif ".." in name:
+        problem = "contains '..'"
+    if problem:
+        shown = name if len(name) <= 80 else name[:77] + "..."
+        raise ValueError(f"{what} {shown!r} {problem}: {ALLOWED}")
+    return name
+
+
+def resolve_in(folder: Path, name: str, suffixes: tuple[str, ...] = (), what: str = "name") -> Path:
+    """The existing file `name` (or `name` + one of `suffixes`) inside `folder`; ValueError otherwise."""
+    check_name(name, what)
+    root = folder.resolve()
+    for candidate in [name, *(name + s for s in suffixes if not name.endswith(s))]:
+        path = folder / candidate
+        if not path.exists():
+            continue
+        real = path.resolve()
+        if real.parent != root and root not in real.parents:
+            raise ValueError(f"{what} {name!r} points outside {folder} and is refused")
+        if not real.is_file():
+            raise ValueError(f"{what} {name!r} in {folder} is not a file")
+        return real
+    raise ValueError(f"no {what} {name!r} in {folder}")

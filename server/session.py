@@ -1,0 +1,456 @@
+"""The performance state, and the one place control events change it.
+
+A performer's session: the input vector (from OSC routes and MIDI), the manual latent
+targets (sliders), record and run modes, the current mapping (examples, regressor) and the
+trainer. Outside run mode the engine's latent offsets are the manual targets; in run mode
+every new input vector goes through the regressor, and its prediction (clamped to
+`latent.range`) becomes the offsets that the engine applies at its next block.
+
+Threads:
+- session thread, "ravemap-session" (owned here): takes events from the `Inbox` in order and
+  applies them. It is the only writer of this state and the only caller of
+  `EngineControls` setters for the offsets. Saving a mapping (small JSON, fsync) happens
+  here, debounced by `mapping.save_delay_s`.
+- loader thread, "ravemap-loader" (owned here, one at a time): hot swaps of model or loop,
+  which take seconds, so the session keeps answering meanwhile.
+- trainer: fits run in the trainer's child process; its listener thread only posts
+  `TrainingProgress` / `TrainingDone` events into the inbox.
+Anyone may call `status()` (it reads immutable snapshots).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from server.config import Config
+from server.control.events import (
+    Command,
+    Event,
+    Inbox,
+    Learned,
+    SetInputs,
+    SetTarget,
+    SetTargets,
+    TrainingDone,
+    TrainingProgress,
+)
+from server.control.feedback import Feedback
+from server.errors import MappingError, RavemapError
+from server.mapping.regressor import FitResult, RegressorSettings
+from server.mapping.store import Example, Mapping, check_name, load_mapping, save_mapping, training_report
+from server.mapping.trainer import Trainer
+from server.names import resolve_in
+
+if TYPE_CHECKING:
+    from server.audio.controls import EngineControls
+    from server.audio.playback import Playback
+
+log = logging.getLogger("ravemap.session")
+
+MODEL_SUFFIXES = (".ts",)
+LOOP_SUFFIXES = (".wav", ".flac", ".ogg", ".aif", ".aiff")
+SAVE_RETRY_S = 5.0
+
+
+class CommandError(ValueError):
+    """A command that cannot be carried out now; the text goes back to the sender."""
+
+
+def new_mapping(config: Config, name: str, model: str | None = None) -> Mapping:
+    m = config.mapping
+    settings = RegressorSettings(kind=m.regressor, hidden=tuple(m.hidden), epochs=m.epochs,
+                                 learning_rate=m.learning_rate, seed=m.seed)
+    return Mapping(name=name, input_size=config.inputs.size, output_dims=tuple(config.latent.dims),
+                   output_range=tuple(config.latent.range), settings=settings, model=model)  # type: ignore[arg-type]
+
+
+class Session:
+    def __init__(self, config: Config, controls: EngineControls, inbox: Inbox, feedback: Feedback,
+                 trainer: Trainer, mappings_dir: Path, mapping: Mapping,
+                 playback: Playback | None = None, learn: Callable[[int], None] | None = None):
+        self.config = config
+        self.controls = controls
+        self.inbox = inbox
+        self.feedback = feedback
+        self.trainer = trainer
+        self.mappings_dir = mappings_dir
+        self.playback = playback
+        self.learn = learn
+        self.mapping = mapping
+        self.n_in = config.inputs.size
+        self.n_out = len(config.latent.dims)
+        self.low, self.high = config.latent.range
+        self.inputs = np.full(self.n_in, 0.5)
+        self.targets: tuple[float, ...] = (0.0,) * self.n_out
+        self.recording = False
+        self.running = False
+        self.training = False
+        self.train_progress = (0.0, float("nan"))
+        self.last_error = ""
+        self.applied = 0
+        self.last_applied_at = 0.0
+        self._generation = 0
+        self._dirty_since: float | None = None
+        self._save_after = 0.0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._loader: threading.Thread | None = None
+        self._last_recorded: tuple[float, ...] | None = None
+
+    # -- lifecycle -----------------------------------------------------------------------
+    def start(self) -> None:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="ravemap-session", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(2.0)
+            self._thread = None
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            event = self.inbox.get(timeout=0.05)
+            if event is not None:
+                self.handle(event)
+            self._maybe_save()
+
+    def handle(self, event: Event) -> None:
+        """Apply one event; a bad one is answered, never raised."""
+        if event.origin is not None:
+            self.feedback.note_sender(event.origin[0])
+        try:
+            self.apply(event)
+        except (CommandError, ValueError, RavemapError) as err:
+            self._error(event, str(err))
+        except Exception as err:  # a bug here must not stop the session thread
+            log.exception("event %r failed", event)
+            self._error(event, f"internal error: {err}")
+        self.applied += 1
+        self.last_applied_at = time.monotonic()
+
+    def _error(self, event: Event, text: str) -> None:
+        self.last_error = text
+        log.warning("%s", text)
+        self.feedback.error(event.origin, text)
+
+    # -- events --------------------------------------------------------------------------
+    def apply(self, event: Event) -> None:
+        if isinstance(event, SetInputs):
+            self._set_inputs(event)
+        elif isinstance(event, SetTargets):
+            if len(event.values) != self.n_out:
+                raise CommandError(f"/ravemap/latent: expected {self.n_out} values, got {len(event.values)}")
+            self._set_targets(event.values)
+        elif isinstance(event, SetTarget):
+            values = list(self.targets)
+            values[event.index] = event.value
+            self._set_targets(tuple(values))
+        elif isinstance(event, Command):
+            handler = getattr(self, f"_cmd_{event.name}", None)
+            if handler is None:
+                raise CommandError(f"unknown command {event.name!r}")
+            handler(event, *event.args)
+        elif isinstance(event, TrainingProgress):
+            self.train_progress = (event.fraction, event.loss)
+            self.feedback.broadcast("/ravemap/train/progress", float(event.fraction), float(event.loss))
+        elif isinstance(event, TrainingDone):
+            self._training_done(event)
+        elif isinstance(event, Learned):
+            log.info("MIDI learn: %s now drives input %d", event.description, event.dim)
+            self.feedback.broadcast("/ravemap/learn", event.dim, event.description)
+
+    def _set_inputs(self, event: SetInputs) -> None:
+        changed = False
+        for dim, value in event.values:
+            if not np.isfinite(value):
+                raise CommandError(f"{event.source}: input values must be finite")
+            if self.inputs[dim] != value:
+                self.inputs[dim] = value
+                changed = True
+        if not changed:
+            return
+        if self.recording:
+            self._record()
+        if self.running:
+            self._predict()
+
+    def _set_targets(self, values: tuple[float, ...]) -> None:
+        if not all(np.isfinite(values)):
+            raise CommandError("latent targets must be finite numbers")
+        self.targets = tuple(min(max(float(v), self.low), self.high) for v in values)
+        if not self.running:
+            self.controls.set_offsets(self.targets)
+
+    def _predict(self) -> None:
+        regressor = self.mapping.regressor
+        if regressor is None:
+            return
+        out = np.asarray(regressor.predict(self.inputs.copy()), dtype=float).reshape(-1)
+        if out.size != self.n_out or not np.all(np.isfinite(out)):
+            self.last_error = "the regressor produced an unusable prediction; offsets kept"
+            return
+        self.controls.set_offsets(tuple(np.clip(out, self.low, self.high)))
+
+    def _record(self) -> None:
+        example = Example(tuple(float(v) for v in self.inputs), tuple(self.targets))
+        if example.input == self._last_recorded and self.mapping.examples and self.mapping.examples[-1] == example:
+            return
+        self.mapping.examples.append(example)
+        self._last_recorded = example.input
+        self._changed()
+        self.feedback.broadcast("/ravemap/examples", len(self.mapping.examples))
+
+    # -- commands (names match Command.name) ---------------------------------------------
+    def _cmd_record(self, event: Command, on: bool) -> None:
+        self.recording = bool(on)
+        if self.recording and self.running:
+            self._set_running(False)
+        self.feedback.broadcast("/ravemap/record", int(self.recording))
+
+    def _cmd_record_once(self, event: Command) -> None:
+        self._last_recorded = None
+        self._record()
+
+    def _cmd_clear(self, event: Command) -> None:
+        self.mapping.examples.clear()
+        self._last_recorded = None
+        self._changed()
+        self.feedback.broadcast("/ravemap/examples", 0)
+
+    def _cmd_undo(self, event: Command) -> None:
+        if not self.mapping.examples:
+            raise CommandError("/ravemap/examples/undo: there are no examples to undo")
+        self.mapping.examples.pop()
+        self._last_recorded = None
+        self._changed()
+        self.feedback.broadcast("/ravemap/examples", len(self.mapping.examples))
+
+    def _cmd_train(self, event: Command, epochs: int | None) -> None:
+        examples = self.mapping.examples
+        if not examples:
+            raise CommandError("/ravemap/train: no examples yet; record some first (the old mapping stays)")
+        if self.trainer.busy:
+            raise CommandError("/ravemap/train: training is already running")
+        x = np.array([e.input for e in examples], dtype=float)
+        y = np.array([e.output for e in examples], dtype=float)
+        settings = self.mapping.settings if epochs is None else replace(self.mapping.settings, epochs=epochs)
+        self._generation += 1
+        generation = self._generation
+        try:
+            self.trainer.train(
+                x, y, settings,
+                on_progress=lambda f, loss: self.inbox.put(TrainingProgress(f, loss)),
+                on_done=lambda result, error: self.inbox.put(TrainingDone(result, error, generation)),
+            )
+        except RuntimeError as err:  # busy, or no trainer process could be started
+            raise CommandError(f"/ravemap/train: {err}") from None
+        self.training = True
+        self.train_progress = (0.0, float("nan"))
+        self.feedback.broadcast("/ravemap/train/progress", 0.0, float("nan"))
+        log.info("training %s on %d examples", settings.kind, len(examples))
+
+    def _training_done(self, event: TrainingDone) -> None:
+        if event.generation != self._generation:
+            return
+        self.training = False
+        if event.error is not None or event.result is None:
+            text = f"training failed, the previous mapping stays: {event.error}"
+            self.last_error = text
+            log.warning("%s", text)
+            self.feedback.broadcast("/ravemap/error", text)
+            return
+        result: FitResult = event.result  # type: ignore[assignment]
+        self.mapping.regressor = result.regressor
+        self.mapping.training = training_report(result)
+        self._changed()
+        log.info("trained on %d examples in %.2f s: loss %.5f (%s)", result.examples, result.seconds,
+                 result.loss, result.reason)
+        self.feedback.broadcast("/ravemap/train/done", float(result.loss), int(result.examples),
+                                float(result.seconds))
+        if self.running:
+            self._predict()
+
+    def _cmd_run(self, event: Command, on: bool) -> None:
+        if on and self.mapping.regressor is None:
+            raise CommandError("/ravemap/run: nothing trained yet; record examples and train first")
+        self._set_running(bool(on))
+
+    def _set_running(self, on: bool) -> None:
+        self.running = on
+        if on:
+            self.recording = False
+            self._predict()
+        else:
+            self.controls.set_offsets(self.targets)
+        self.feedback.broadcast("/ravemap/run", int(self.running))
+
+    def _cmd_save(self, event: Command, name: str | None) -> None:
+        if name is not None:
+            self.mapping.name = check_name(name)
+        self.save()
+        self.feedback.reply(event.origin, "/ravemap/mapping", self.mapping.name)
+
+    def _cmd_load(self, event: Command, name: str) -> None:
+        check_name(name)
+        loaded = load_mapping(self.mappings_dir, name)
+        self._check_fits(loaded)
+        if self._dirty_since is not None:
+            self.save()
+        self.mapping = loaded
+        self._last_recorded = None
+        if self.running and loaded.regressor is None:
+            self._set_running(False)
+        elif self.running:
+            self._predict()
+        self._announce_mapping()
+
+    def _cmd_new(self, event: Command, name: str | None) -> None:
+        name = check_name(name) if name else time.strftime("mapping-%Y%m%d-%H%M%S")
+        if self._dirty_since is not None:
+            self.save()
+        self.mapping = new_mapping(self.config, name, self.mapping.model)
+        self._last_recorded = None
+        if self.running:
+            self._set_running(False)
+        self._changed()
+        self._announce_mapping()
+
+    def _check_fits(self, mapping: Mapping) -> None:
+        if mapping.input_size != self.n_in or len(mapping.output_dims) != self.n_out:
+            raise MappingError(
+                f"mapping {mapping.name!r} maps {mapping.input_size} inputs to {len(mapping.output_dims)} latent "
+                f"dims; this daemon has inputs.size {self.n_in} and {self.n_out} latent.dims"
+            )
+
+    def _announce_mapping(self) -> None:
+        self.feedback.broadcast("/ravemap/mapping", self.mapping.name)
+        self.feedback.broadcast("/ravemap/examples", len(self.mapping.examples))
+        self.feedback.broadcast("/ravemap/run", int(self.running))
+
+    def _cmd_transfer(self, event: Command, on: bool) -> None:
+        self.controls.set_transfer(on)
+        self.feedback.broadcast("/ravemap/transfer", int(on))
+
+    def _cmd_gain(self, event: Command, db: float) -> None:
+        self.controls.set_gain_db(db)
+        self.feedback.broadcast("/ravemap/gain", float(db))
+
+    def _cmd_model(self, event: Command, name: str) -> None:
+        path = resolve_in(self.config.paths.models_dir, name, MODEL_SUFFIXES, "model")
+        self._load_in_background(event, "model", path)
+
+    def _cmd_loop(self, event: Command, name: str) -> None:
+        path = resolve_in(self.config.paths.loops_dir, name, LOOP_SUFFIXES, "loop")
+        self._load_in_background(event, "loop", path)
+
+    def _load_in_background(self, event: Command, what: str, path: Path) -> None:
+        playback = self.playback
+        if playback is None:
+            raise CommandError(f"/ravemap/{what}: no audio engine is running")
+        if self._loader is not None and self._loader.is_alive():
+            raise CommandError(f"/ravemap/{what}: another model or loop is still loading")
+
+        def load() -> None:
+            try:
+                if what == "model":
+                    playback.swap_model(path)
+                    self.mapping.model = path.name
+                else:
+                    playback.swap_loop(path)
+                self.feedback.broadcast(f"/ravemap/{what}", path.name)
+            except Exception as err:  # the old model / loop plays on
+                text = f"/ravemap/{what} {path.name}: {err}; still playing the previous one"
+                self.last_error = text
+                log.warning("%s", text)
+                self.feedback.error(event.origin, text)
+
+        self._loader = threading.Thread(target=load, name="ravemap-loader", daemon=True)
+        self._loader.start()
+
+    def _cmd_status(self, event: Command, port: int | None) -> None:
+        reply = self.feedback.reply
+        reply(event.origin, "/ravemap/record", int(self.recording), port=port)
+        reply(event.origin, "/ravemap/run", int(self.running), port=port)
+        reply(event.origin, "/ravemap/examples", len(self.mapping.examples), port=port)
+        reply(event.origin, "/ravemap/latent", *[float(v) for v in self.controls.offsets], port=port)
+        reply(event.origin, "/ravemap/status", json.dumps(self.status(), sort_keys=True), port=port)
+
+    def _cmd_toggle(self, event: Command, what: str) -> None:
+        if what == "record":
+            self._cmd_record(event, not self.recording)
+        elif what == "run":
+            self._cmd_run(event, not self.running)
+        elif what == "transfer":
+            self._cmd_transfer(event, not self.controls.transfer)
+        else:
+            raise CommandError(f"cannot toggle {what!r}")
+
+    def _cmd_ping(self, event: Command, port: int | None) -> None:
+        self.feedback.reply(event.origin, "/ravemap/pong", port=port)
+
+    def _cmd_learn(self, event: Command, dim: int) -> None:
+        if self.learn is None:
+            raise CommandError("/ravemap/learn: MIDI input is off or no MIDI port is open")
+        self.learn(dim)
+        self.feedback.reply(event.origin, "/ravemap/learn", dim, "waiting for a controller to move")
+
+    # -- persistence ---------------------------------------------------------------------
+    def _changed(self) -> None:
+        if self._dirty_since is None:
+            self._dirty_since = time.monotonic()
+
+    def _maybe_save(self) -> None:
+        if self._dirty_since is None:
+            return
+        now = time.monotonic()
+        if now - self._dirty_since >= self.config.mapping.save_delay_s and now >= self._save_after:
+            try:
+                self.save()
+            except MappingError as err:
+                self._save_after = now + SAVE_RETRY_S
+                text = f"could not save mapping {self.mapping.name!r} (examples kept in memory, will retry): {err}"
+                self.last_error = text
+                log.warning("%s", text)
+                self.feedback.broadcast("/ravemap/error", text)
+
+    def save(self) -> Path:
+        """Save the mapping now (atomic). Raises MappingError; the mapping stays in memory."""
+        path = save_mapping(self.mappings_dir, self.mapping)
+        self._dirty_since = None
+        self._save_after = 0.0
+        return path
+
+    # -- reading -------------------------------------------------------------------------
+    def status(self) -> dict:
+        playback = self.playback
+        engine = playback.engine if playback is not None else None
+        return {
+            "mapping": self.mapping.name,
+            "examples": len(self.mapping.examples),
+            "trained": self.mapping.regressor is not None,
+            "regressor": self.mapping.settings.kind,
+            "recording": self.recording,
+            "running": self.running,
+            "training": self.training,
+            "inputs": [float(v) for v in self.inputs],
+            "targets": list(self.targets),
+            "offsets": list(self.controls.offsets),
+            "transfer": self.controls.transfer,
+            "gain_db": self.controls.gain_db,
+            "model": engine.processor.model.info.path.name if engine else None,
+            "loop": str(engine.processor.loop.path.name) if engine else None,
+            "underruns": engine.ring.underruns if engine else 0,
+            "events_dropped": self.inbox.dropped,
+            "last_error": self.last_error,
+        }

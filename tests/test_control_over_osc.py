@@ -1,0 +1,204 @@
+"""A performer teaches ravemap a gesture over OSC and plays it: real UDP on 127.0.0.1 against
+a running `ravemap serve`."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tests.osc_peer import Daemon, OscPeer
+
+EXAMPLES = [  # (x, y) -> four slider values
+    ((0.1, 0.1), (-2.0, 1.0, 0.0, 0.5)),
+    ((0.9, 0.1), (2.0, -1.0, 1.0, 0.0)),
+    ((0.1, 0.9), (0.0, 2.0, -1.5, -0.5)),
+    ((0.9, 0.9), (1.0, 0.0, 2.0, 1.5)),
+    ((0.5, 0.5), (0.5, 0.5, 0.5, -1.0)),
+]
+
+
+@pytest.fixture
+def peer():
+    p = OscPeer(0)
+    yield p
+    p.close()
+
+
+def _start(tmp_path, tiny_model, loop_file, peer, *extra, **kw) -> Daemon:
+    daemon = Daemon(tmp_path, tiny_model, loop_file, peer.port, *extra, **kw)
+    peer.daemon = ("127.0.0.1", daemon.port)
+    return daemon
+
+
+def _teach(peer: OscPeer) -> None:
+    for (x, y), targets in EXAMPLES:
+        peer.send("/ravemap/xy", x, y)
+        peer.send("/ravemap/latent", *targets)
+        peer.send("/ravemap/record/once")
+    assert peer.status()["examples"] == len(EXAMPLES)
+
+
+def _offsets_at_examples(peer: OscPeer) -> np.ndarray:
+    found = []
+    for (x, y), _ in EXAMPLES:
+        peer.send("/ravemap/xy", x, y)
+        found.append(peer.status()["offsets"])
+    return np.array(found)
+
+
+def test_ping_answers_pong_and_the_ready_line_names_the_port(tmp_path, tiny_model, loop_file, peer):
+    daemon = _start(tmp_path, tiny_model, loop_file, peer)
+    try:
+        assert f"127.0.0.1:{daemon.port} ready" in daemon.ready_line
+        peer.send("/ravemap/ping")
+        assert peer.wait_for("/ravemap/pong") == []
+    finally:
+        assert daemon.stop() == 0
+
+
+def test_sliders_set_the_latent_outside_run_mode(tmp_path, tiny_model, loop_file, peer):
+    daemon = _start(tmp_path, tiny_model, loop_file, peer)
+    try:
+        peer.send("/ravemap/latent", 1.0, -1.0, 0.5, 9.0)
+        peer.send("/ravemap/latent/2", -0.25)
+        state = peer.status()
+        assert state["offsets"] == [1.0, -1.0, -0.25, 3.0], "clamped to latent.range"
+        peer.send("/ravemap/latent/0", 0.75)
+        feedback = peer.wait_for("/ravemap/latent")  # the rate-limited feed, unasked
+        assert feedback == pytest.approx([0.75, -1.0, -0.25, 3.0])
+    finally:
+        daemon.stop()
+
+
+def test_record_train_run_reproduces_the_examples_and_survives_a_restart(tmp_path, tiny_model, loop_file, peer):
+    daemon = _start(tmp_path, tiny_model, loop_file, peer, "--mapping", "gesture")
+    try:
+        _teach(peer)
+        peer.send("/ravemap/train")
+        loss, examples, seconds = peer.wait_for("/ravemap/train/done", timeout=60)
+        assert examples == len(EXAMPLES) and loss < 0.01 and seconds > 0
+        peer.send("/ravemap/run", 1)
+        assert peer.wait_for("/ravemap/run") == [1]
+        offsets = _offsets_at_examples(peer)
+    finally:
+        assert daemon.stop() == 0
+    targets = np.array([t for _, t in EXAMPLES])
+    scale = targets.std(axis=0)
+    assert np.all(np.abs(offsets - targets) / scale < 0.05), "MLP within 0.05 in normalised units"
+    assert (daemon.mappings / "gesture.json").is_file()
+
+    again = _start(tmp_path, tiny_model, loop_file, peer, "--mapping", "gesture")
+    try:
+        state = peer.status()
+        assert state["mapping"] == "gesture" and state["examples"] == len(EXAMPLES) and state["trained"]
+        peer.send("/ravemap/run", 1)
+        assert np.allclose(_offsets_at_examples(peer), offsets, atol=1e-5), "the restart restores the mapping"
+    finally:
+        again.stop()
+
+
+def test_knn_is_exact_at_the_examples(tmp_path, tiny_model, loop_file, peer):
+    daemon = _start(tmp_path, tiny_model, loop_file, peer, config={"mapping": {"regressor": "knn"}})
+    try:
+        _teach(peer)
+        peer.send("/ravemap/train")
+        peer.wait_for("/ravemap/train/done", timeout=60)
+        peer.send("/ravemap/run", 1)
+        offsets = _offsets_at_examples(peer)
+    finally:
+        daemon.stop()
+    assert np.allclose(offsets, [t for _, t in EXAMPLES], atol=1e-6)
+
+
+def test_wekinator_control_messages_do_the_same(tmp_path, tiny_model, loop_file, peer):
+    daemon = _start(tmp_path, tiny_model, loop_file, peer)
+    try:
+        peer.send("/wekinator/control/startRecording")
+        for (x, y), targets in EXAMPLES[:4]:
+            peer.send("/ravemap/latent", *targets)
+            peer.send("/wek/inputs", x, y)
+        peer.send("/wekinator/control/stopRecording")
+        assert peer.status()["examples"] == 4
+        peer.send("/wekinator/control/train")
+        peer.wait_for("/ravemap/train/done", timeout=60)
+        peer.send("/wekinator/control/startRunning")
+        assert peer.status()["running"] is True
+        peer.send("/wekinator/control/deleteAllExamples")
+        assert peer.status()["examples"] == 0
+    finally:
+        daemon.stop()
+
+
+def test_a_route_range_scales_a_max_patch_sending_0_to_127(tmp_path, tiny_model, loop_file, peer):
+    routes = [{"address": "/max/xy", "dims": [0, 1], "range": [0, 127]}]
+    daemon = _start(tmp_path, tiny_model, loop_file, peer, config={"osc": {"routes": routes}})
+    try:
+        peer.send("/max/xy", 127, 0)
+        assert peer.status()["inputs"] == [1.0, 0.0]
+    finally:
+        daemon.stop()
+
+
+def test_training_with_no_examples_is_refused_and_run_needs_training(tmp_path, tiny_model, loop_file, peer):
+    daemon = _start(tmp_path, tiny_model, loop_file, peer)
+    try:
+        peer.send("/ravemap/train")
+        assert "no examples" in peer.wait_for("/ravemap/error")[0]
+        peer.send("/ravemap/run", 1)
+        assert "train first" in peer.wait_for("/ravemap/error")[0]
+        assert peer.status()["running"] is False
+    finally:
+        daemon.stop()
+
+
+def test_mapping_save_load_and_new_by_name(tmp_path, tiny_model, loop_file, peer):
+    daemon = _start(tmp_path, tiny_model, loop_file, peer)
+    try:
+        _teach(peer)
+        peer.send("/ravemap/mapping/save", "set-one")
+        assert peer.wait_for("/ravemap/mapping") == ["set-one"]
+        peer.send("/ravemap/mapping/new", "blank")
+        assert peer.status()["examples"] == 0
+        peer.send("/ravemap/mapping/load", "set-one")
+        assert peer.status()["examples"] == len(EXAMPLES)
+        peer.send("/ravemap/mapping/load", "../etc/passwd")
+        refusal = peer.wait_for("/ravemap/error")[0]
+        assert "'../etc/passwd'" in refusal and "letters, digits" in refusal
+        assert peer.status()["mapping"] == "set-one"
+    finally:
+        daemon.stop()
+    assert (daemon.mappings / "set-one.json").is_file() and (daemon.mappings / "blank.json").is_file()
+
+
+def test_transfer_gain_and_status_over_osc(tmp_path, tiny_model, loop_file, peer):
+    daemon = _start(tmp_path, tiny_model, loop_file, peer)
+    try:
+        peer.send("/ravemap/transfer", 0)
+        peer.send("/ravemap/gain", -6.0)
+        state = peer.status()
+        assert state["transfer"] is False and state["gain_db"] == -6.0
+        peer.send("/ravemap/gain", 99.0)
+        assert "gain" in peer.wait_for("/ravemap/error")[0]
+    finally:
+        daemon.stop()
+
+
+def test_a_model_swap_by_name_stays_inside_the_models_folder(tmp_path, tiny_model, streaming_model, loop_file, peer):
+    import shutil
+
+    models = tmp_path / "models"
+    models.mkdir()
+    shutil.copy(streaming_model, models / "other.ts")
+    (models / "broken.ts").write_bytes(b"nope")
+    daemon = _start(tmp_path, tiny_model, loop_file, peer, config={"paths": {"models_dir": str(models)}})
+    try:
+        peer.send("/ravemap/model", "other")
+        assert peer.wait_for("/ravemap/model", timeout=30) == ["other.ts"]
+        assert peer.status()["model"] == "other.ts"
+        peer.send("/ravemap/model", "broken")
+        assert "still playing the previous one" in peer.wait_for("/ravemap/error", timeout=30)[0]
+        assert peer.status()["model"] == "other.ts"
+        peer.send("/ravemap/model", "/etc/passwd")
+        assert "not allowed" in peer.wait_for("/ravemap/error")[0]
+    finally:
+        daemon.stop()

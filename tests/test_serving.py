@@ -1,0 +1,84 @@
+"""`ravemap serve` as a performer runs it: starts, says where it plays, stops cleanly on a signal."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from tests.conftest import REPO, ravemap
+
+
+def _serve(*args: str, env: dict | None = None) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "server", "serve", *args],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def _wait_for_line(proc: subprocess.Popen, needle: str, timeout: float = 60) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if needle in line:
+            return line
+        if not line and proc.poll() is not None:
+            raise AssertionError(f"serve exited {proc.returncode}: {proc.stderr.read()}")
+    raise AssertionError(f"no line with {needle!r} within {timeout} s")
+
+
+def test_serve_headless_plays_and_stops_on_sigterm_within_two_seconds(tiny_model, loop_file):
+    proc = _serve("--model", str(tiny_model), "--loop", str(loop_file), "--audio", "none")
+    try:
+        line = _wait_for_line(proc, "playing")
+        assert "no audio device" in line
+        time.sleep(1.0)
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=5) == 0
+        assert time.monotonic() - sent < 2.0
+        err = proc.stderr.read()
+        assert "stopped: blocks" in err and "underruns 0" in err
+    finally:
+        proc.kill()
+
+
+def test_serve_on_jack_names_the_device(jack_server, tiny_model, loop_file):
+    proc = _serve("--model", str(tiny_model), "--loop", str(loop_file), "--audio", "system")
+    try:
+        line = _wait_for_line(proc, "playing")
+        assert "system (JACK Audio Connection Kit) at 44100 Hz" in line
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=5) == 0
+    finally:
+        proc.kill()
+
+
+def test_with_no_audio_device_serve_says_so_and_how_to_choose(tiny_model, loop_file):
+    result = ravemap("serve", "--model", str(tiny_model), "--loop", str(loop_file),
+                     env={"JACK_DEFAULT_SERVER": "no-such-server"}, timeout=60)
+    assert result.returncode == 4
+    lines = [ln for ln in result.stderr.splitlines() if ln.startswith("ravemap:")]
+    assert len(lines) == 1
+    assert "no audio output device found" in lines[0] and "ravemap devices" in lines[0] and "--audio none" in lines[0]
+
+
+def test_an_unknown_device_name_lists_what_there_is(jack_server, tiny_model, loop_file):
+    result = ravemap("serve", "--model", str(tiny_model), "--loop", str(loop_file), "--audio", "Fireface", timeout=60)
+    assert result.returncode == 4
+    assert "no audio output device matches 'Fireface'" in result.stderr and "system" in result.stderr
+
+
+def test_devices_lists_audio_devices_and_midi_ports(jack_server):
+    result = ravemap("devices", timeout=60)
+    assert result.returncode == 0
+    assert "system [JACK Audio Connection Kit]" in result.stdout
+    assert "MIDI input ports" in result.stdout and "jack:" in result.stdout
+
+
+def test_python_dash_m_server_is_the_same_command():
+    result = subprocess.run([sys.executable, "-m", "server", "--help"], cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 0 and "serve" in result.stdout and "render" in result.stdout
