@@ -199,6 +199,10 @@ def test_a_model_swap_by_name_stays_inside_the_models_folder(tmp_path, tiny_mode
         assert "still playing the previous one" in peer.wait_for("/ravemap/error", timeout=30)[0]
         assert peer.status()["model"] == "other.ts"
         peer.send("/ravemap/model", "/etc/passwd")
-        assert "not allowed" in peer.wait_for("/ravemap/error")[0]
+        assert "model '/etc/passwd' contains '/'" in peer.wait_for("/ravemap/error")[0]
+        (models / "escape.ts").symlink_to(streaming_model)
+        peer.send("/ravemap/model", "escape")
+        assert "points outside" in peer.wait_for("/ravemap/error")[0]
+        assert peer.status()["model"] == "other.ts"
     finally:
         daemon.stop()
