@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import sys
 import threading
 import time
 from pathlib import Path
@@ -31,7 +32,7 @@ from server.control.events import Inbox
 from server.control.feedback import Feedback
 from server.control.midi import MidiInput
 from server.control.osc import OscServer
-from server.errors import MappingError
+from server.errors import MappingError, RavemapError
 from server.mapping.store import Mapping, load_mapping
 from server.mapping.trainer import Trainer
 from server.session import Session, new_mapping
@@ -39,6 +40,9 @@ from server.session import Session, new_mapping
 log = logging.getLogger("ravemap")
 
 SHUTDOWN_TIMEOUT_S = 2.0
+DEVICE_CHECK_S = 1.0
+DEVICE_RETRY_S = 2.0
+DEVICE_STUCK_S = 10.0
 
 
 def open_mapping(config: Config, mappings_dir: Path, name: str, model: str | None) -> Mapping:
@@ -77,6 +81,11 @@ class Daemon:
         self.osc: OscServer | None = None
         self.advertiser: Advertiser | None = None
         self._signals = 0
+        self._device_lost_at: float | None = None
+        self._retry: threading.Thread | None = None
+        self._retry_started = 0.0
+        self._stuck_reported = False
+        self._next_retry = 0.0
 
     # -- signals ---------------------------------------------------------------------------
     def _on_signal(self, signum: int, frame: object) -> None:
@@ -138,15 +147,63 @@ class Daemon:
             self.advertiser.start()
 
     def run_until_stopped(self) -> None:
+        """Status lines every `log.stats_interval_s`; watch the audio device once a second."""
         interval = self.config.log.stats_interval_s
         last_underruns = 0
-        while not self.stopping.wait(interval if interval > 0 else 3600):
+        next_status = time.monotonic() + interval
+        while not self.stopping.wait(DEVICE_CHECK_S):
             if self.playback is None:
                 continue
-            underruns = self.playback.underruns()
-            level = logging.WARNING if underruns > last_underruns else logging.INFO
-            log.log(level, "status: %s%s", self.playback.status_line(), self._control_status())
-            last_underruns = underruns
+            self._watch_device()
+            if interval > 0 and time.monotonic() >= next_status:
+                next_status += interval
+                underruns = self.playback.underruns()
+                level = logging.WARNING if underruns > last_underruns else logging.INFO
+                log.log(level, "status: %s%s", self.playback.status_line(), self._control_status())
+                last_underruns = underruns
+
+    def _watch_device(self) -> None:
+        """A device that goes away is reported once and retried; the control plane keeps answering.
+
+        Each retry runs in a short-lived "ravemap-device" thread: PortAudio may block on a
+        device that vanished, and the main thread must stay free to handle signals.
+        """
+        assert self.playback is not None
+        if self._device_lost_at is None:
+            if not self.playback.output_lost():
+                return
+            self._device_lost_at = time.monotonic()
+            self._next_retry = 0.0
+            log.error("the audio device stopped (unplugged, or the sound server went away); "
+                      "retrying every %.0f s, control keeps running", DEVICE_RETRY_S)
+            if self.feedback is not None:
+                self.feedback.broadcast("/ravemap/error", "the audio device stopped; retrying")
+        if self._retry is not None and self._retry.is_alive():
+            if not self._stuck_reported and time.monotonic() - self._retry_started > DEVICE_STUCK_S:
+                self._stuck_reported = True
+                log.error("PortAudio is stuck on the lost audio device; control keeps running, "
+                          "restart ravemap to get sound back")
+            return
+        if not self.playback.output_lost():
+            assert self.playback.output is not None
+            log.warning("audio device back after %.1f s: playing on %s",
+                        time.monotonic() - self._device_lost_at, self.playback.output.describe())
+            self._device_lost_at = None
+            return
+        now = time.monotonic()
+        if now < self._next_retry:
+            return
+        self._next_retry = now + DEVICE_RETRY_S
+        self._retry = threading.Thread(target=self._reopen, name="ravemap-device", daemon=True)
+        self._retry_started = now
+        self._retry.start()
+
+    def _reopen(self) -> None:
+        assert self.playback is not None
+        try:
+            self.playback.reopen_output()
+        except RavemapError as err:
+            log.debug("audio device still gone: %s", err)
 
     def _control_status(self) -> str:
         if self.osc is None or self.session is None:
@@ -193,4 +250,9 @@ def serve(config: Config) -> int:
         daemon.run_until_stopped()
     finally:
         daemon.stop()
+    if daemon.playback is not None and daemon.playback.abandoned:
+        # PortAudio's own clean-up at exit would block on the stream it lost: leave now, all saved.
+        logging.shutdown()
+        sys.stdout.flush()
+        os._exit(0)
     return 0

@@ -28,7 +28,7 @@ from server.audio.processor import BlockProcessor, ProcessorSettings
 from server.audio.ring import FrameRing
 from server.audio.source import load_loop
 from server.config import Config
-from server.errors import ConfigError
+from server.errors import ConfigError, DeviceError
 
 if TYPE_CHECKING:
     from server.audio.stream import AudioOutput
@@ -89,6 +89,8 @@ class Playback:
         self._processor = processor
         self._model = processor.model if processor is not None else model
         self._swap_lock = threading.Lock()  # one hot swap at a time; never touched by audio threads
+        self._started = False
+        self.abandoned: list = []  # lost streams PortAudio cannot close (see reopen_output)
 
     @classmethod
     def from_config(cls, config: Config, controls: EngineControls) -> Playback:
@@ -142,12 +144,56 @@ class Playback:
         except Exception:
             self.engine.stop()
             raise
+        self._started = True
 
     def stop(self) -> None:
-        if self.output is not None:
+        if self.output is not None and self.output not in self.abandoned:
             self.output.stop()
         if self.engine is not None:
             self.engine.stop()
+
+    def output_lost(self) -> bool:
+        """True when the device's stream has stopped on its own (unplugged, sound server gone)."""
+        if self.output is None or isinstance(self.output, HeadlessOutput) or not self._started:
+            return False
+        return not self.output.active
+
+    def reopen_output(self) -> None:
+        """Open the device again after it was lost; raises DeviceError while it is still gone.
+
+        The lost stream is abandoned, never stopped or closed: with PortAudio's JACK API those
+        calls block for good once the server has gone. A new stream on the same PortAudio
+        instance works as soon as the server is back. The engine thread runs on meanwhile
+        (its ring stays full), so playing resumes with the same model, loop and mapping.
+        Called from the daemon's device thread, never the main thread, in case PortAudio blocks.
+        """
+        from server.audio import stream
+
+        old = self.output
+        assert isinstance(old, stream.AudioOutput) and self.engine is not None
+        if old not in self.abandoned:
+            self.abandoned.append(old)
+        try:
+            self._open_again(old)
+        except DeviceError:
+            # PortAudio's JACK client died with the server: start PortAudio afresh (this may block
+            # on the abandoned stream, in this thread only) and try once more.
+            stream.rescan()
+            self._open_again(old)
+
+    def _open_again(self, old: AudioOutput) -> None:
+        from server.audio import stream
+
+        assert self.engine is not None
+        dev = stream.resolve_device(self.config.audio.device, "output")
+        input_dev = None
+        if old.input_ring is not None:
+            input_dev = stream.resolve_device(self.config.audio.input_device, "input")
+        new = stream.AudioOutput(self.engine.ring, dev, old.samplerate, self.config.audio.latency,
+                                 input_ring=old.input_ring, input_device=input_dev)
+        new.xruns = old.xruns
+        new.start()
+        self.output = new
 
     def swap_model(self, path: Path) -> BlockProcessor:
         """Load `path` and play it from the next block; on any error the old model plays on."""

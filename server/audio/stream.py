@@ -12,6 +12,7 @@ PortAudio thread.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,6 +41,16 @@ class DeviceInfo:
     max_input_channels: int
     max_output_channels: int
     default_samplerate: float
+
+
+def rescan() -> None:
+    """Make PortAudio look for devices again (after a sound server came back, say).
+
+    Only with no stream open: PortAudio's terminate closes every stream.
+    """
+    sd = _sounddevice()
+    sd._terminate()
+    sd._initialize()
 
 
 def list_devices() -> list[DeviceInfo]:
@@ -175,8 +186,11 @@ class AudioOutput:
         if stream is not None:
             try:
                 stream.stop()
+            except Exception:  # a device that went away cannot be stopped; close what is left
+                pass
             finally:
-                stream.close()
+                with contextlib.suppress(Exception):
+                    stream.close()
 
     def describe(self) -> str:
         where = f"{self.device.name} ({self.device.hostapi}) at {self.samplerate} Hz"
