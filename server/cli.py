@@ -65,7 +65,38 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--no-transfer", action="store_true", help="play the dry loop (style transfer off)")
 
     sub.add_parser("devices", help="list audio devices and MIDI ports")
+
+    send = sub.add_parser("send", help="send one OSC message to a running daemon")
+    send.add_argument("address", help="OSC address, e.g. /ravemap/xy")
+    send.add_argument("args", nargs="*", help="arguments: 3 is an int, 0.5 a float, s:3 or text a string")
+    _add_target(send)
+    send.add_argument("--wait", type=float, default=0.0, metavar="S",
+                      help="print replies to this port for S seconds (status/ping reply to it)")
+
+    status = sub.add_parser("status", help="print a running daemon's state")
+    _add_target(status)
+
+    train = sub.add_parser("train", help="train a saved mapping offline, with a progress bar")
+    train.add_argument("name", help="mapping name (mappings/<name>.json)")
+    train.add_argument("--epochs", type=int, help="most epochs (default: the mapping's setting)")
+    _add_mappings(train)
+
+    plot = sub.add_parser("plot", help="draw a mapping: examples and the learned field per latent dim")
+    plot.add_argument("name", help="mapping name (mappings/<name>.json)")
+    plot.add_argument("--out", type=Path, required=True, help="PNG file to write")
+    _add_mappings(plot)
     return parser
+
+
+def _add_target(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--host", default="127.0.0.1", help="daemon host (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=None, help="daemon control port (default: osc.port of the config)")
+    p.add_argument("--config", type=Path, help="config file to read osc.port from")
+
+
+def _add_mappings(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--mappings-dir", type=Path, help="folder of mappings (default: paths.mappings_dir)")
+    p.add_argument("--config", type=Path, help="config file to read paths.mappings_dir from")
 
 
 def _config(args: argparse.Namespace) -> Config:
@@ -134,7 +165,67 @@ def cmd_devices(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"serve": cmd_serve, "render": cmd_render, "devices": cmd_devices}
+def _client(args: argparse.Namespace):
+    from server.control.client import Client
+
+    port = args.port if args.port is not None else load_config(args.config).osc.port
+    return Client(args.host, port)
+
+
+def cmd_send(args: argparse.Namespace) -> int:
+    from server.control.client import parse_arg
+
+    client = _client(args)
+    values = [parse_arg(a) for a in args.args]
+    if args.address in ("/ravemap/status", "/ravemap/ping") and not values and args.wait > 0:
+        values = [client.reply_port]
+    try:
+        client.send(args.address, *values)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
+    for address, reply in client.replies(args.wait):
+        print(address, *reply)
+    client.close()
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    import json
+
+    client = _client(args)
+    try:
+        state = client.status()
+    finally:
+        client.close()
+    print(json.dumps(state, indent=2, sort_keys=True))
+    return 0
+
+
+def _mappings_dir(args: argparse.Namespace) -> Path:
+    if args.mappings_dir is not None:
+        return args.mappings_dir
+    return load_config(args.config).paths.mappings_dir
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from server.offline import train_mapping
+
+    result = train_mapping(_mappings_dir(args), args.name, epochs=args.epochs)
+    print(f"trained {args.name!r}: {result.examples} examples, loss {result.loss:.5f}, {result.epochs} epochs "
+          f"in {result.seconds:.2f} s ({result.reason})")
+    return 0
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    from server.offline import plot_mapping
+
+    path = plot_mapping(_mappings_dir(args), args.name, args.out)
+    print(f"wrote {path}")
+    return 0
+
+
+COMMANDS = {"serve": cmd_serve, "render": cmd_render, "devices": cmd_devices, "send": cmd_send,
+            "status": cmd_status, "train": cmd_train, "plot": cmd_plot}
 
 
 def main(argv: list[str] | None = None) -> int:

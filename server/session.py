@@ -49,6 +49,7 @@ from server.mapping.regressor import FitResult, RegressorSettings
 from server.mapping.store import Example, Mapping, check_name, load_mapping, save_mapping, training_report
 from server.mapping.trainer import Trainer
 from server.names import resolve_in
+from server.ratelimit import RateLimitedLog
 
 if TYPE_CHECKING:
     from server.audio.controls import EngineControls
@@ -96,6 +97,7 @@ class Session:
         self.training = False
         self.train_progress = (0.0, float("nan"))
         self.last_error = ""
+        self._log = RateLimitedLog(log, seconds=2.0)
         self.applied = 0
         self.last_applied_at = 0.0
         self._generation = 0
@@ -140,8 +142,11 @@ class Session:
         self.last_applied_at = time.monotonic()
 
     def _error(self, event: Event, text: str) -> None:
+        """Answer the sender; log one line per sender and kind of event per 2 s (a flood of
+        refused commands must not flood the log)."""
         self.last_error = text
-        log.warning("%s", text)
+        sender = event.origin[0] if event.origin is not None else "-"
+        self._log.warning("%s", text, key=f"{sender}:{type(event).__name__}:{getattr(event, 'name', '')}")
         self.feedback.error(event.origin, text)
 
     # -- events --------------------------------------------------------------------------
@@ -342,6 +347,10 @@ class Session:
         self.controls.set_transfer(on)
         self.feedback.broadcast("/ravemap/transfer", int(on))
 
+    def _cmd_engine(self, event: Command, on: bool) -> None:
+        self.controls.set_paused(not on)
+        self.feedback.broadcast("/ravemap/engine", int(on))
+
     def _cmd_gain(self, event: Command, db: float) -> None:
         self.controls.set_gain_db(db)
         self.feedback.broadcast("/ravemap/gain", float(db))
@@ -447,6 +456,7 @@ class Session:
             "targets": list(self.targets),
             "offsets": list(self.controls.offsets),
             "transfer": self.controls.transfer,
+            "engine": not self.controls.paused,
             "gain_db": self.controls.gain_db,
             "model": engine.processor.model.info.path.name if engine else None,
             "loop": str(engine.processor.loop.path.name) if engine else None,

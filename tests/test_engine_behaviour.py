@@ -153,3 +153,20 @@ def test_live_input_plays_through_the_model_and_dry_is_the_input(tiny_model):
     ring.push(played)
     wet = np.concatenate([processor.next_block() for _ in range(4)])
     assert np.isfinite(wet).all() and not np.array_equal(wet[2048:, 0], played[2048 : 4 * 2048].mean(axis=1))
+
+
+def test_pausing_fades_to_silence_and_resuming_keeps_the_offsets(tiny_model, loop_file):
+    config = validate({"engine": {"model": str(tiny_model), "loop": str(loop_file)}})
+    controls = make_controls(config)
+    processor = prepare_processor(config, controls)
+    controls.set_offsets((1.0, -1.0, 0.5, 0.0))
+    processor.next_block()
+    controls.set_paused(True)
+    fade = processor.next_block()
+    assert np.abs(fade[-256:]).max() < np.abs(fade[:256]).max(), "a fade, not a cut"
+    assert not processor.next_block().any(), "then silence"
+    controls.set_paused(False)
+    processor.next_block()
+    assert np.abs(processor.next_block()).max() > 0
+    assert controls.offsets == (1.0, -1.0, 0.5, 0.0)
+    assert processor.smoother.current == pytest.approx([1.0, -1.0, 0.5, 0.0], abs=0.02), "the glide went on"

@@ -175,12 +175,12 @@ class BlockProcessor:
         dry = adapt_channels(self._src.T, self.out_channels).T
         wet = self._decode_block(offsets)
         out = self._mix(dry, wet, transfer)
-        self._apply_gain(out, _db_to_gain(gain_db))
+        # Paused is gain 0: the ramp fades out (and back in) over one block. The model keeps
+        # running, so its state, the offsets and the mapping are as they were on resume.
+        self._apply_gain(out, 0.0 if controls.paused else _db_to_gain(gain_db))
         make_safe(out, self.safety)
         self.pos = (self.pos + self.block) % self.loop.n_samples
         self.blocks += 1
-        if controls.paused:
-            out[:] = 0.0
         return out
 
     def _decode_block(self, offsets: tuple[float, ...]) -> np.ndarray:

@@ -5,8 +5,10 @@ put into the `Inbox`; the session thread takes events out in order and applies t
 
 The inbox is bounded. A continuous value (an input vector, the latent targets) replaces
 the previous event of the same kind when that one is still the newest waiting, so under a
-flood of XY messages the newest value wins and the queue stays short; when the inbox is
-full anyway, new events are dropped and counted.
+flood of XY messages the newest value wins and the queue stays short. When the inbox is
+full anyway, new discrete events are dropped and counted, and the newest value of each
+continuous kind waits beside the queue (one per kind, so still bounded) until there is
+room: after a flood the controls end where the performer left them.
 
 Threads: `Inbox.put` from any transport thread (OSC, MIDI's callback thread, the
 trainer's listener); `Inbox.get` from the session thread only.
@@ -103,32 +105,55 @@ class Inbox:
     def __init__(self, capacity: int = 1024):
         self.capacity = capacity
         self._queue: deque[Event] = deque()
+        # The newest continuous value per kind that came while the queue was full, in arrival order.
+        self._overflow: dict[str, Event] = {}
         self._cond = threading.Condition()
         self.dropped = 0
         self.coalesced = 0
         self.received = 0
 
     def put(self, event: Event) -> bool:
+        """False when the event was dropped (a discrete event while the inbox is full)."""
         with self._cond:
             self.received += 1
+            self._move_overflow()
             key = event.coalesce_key
-            if key is not None and self._queue and self._queue[-1].coalesce_key == key:
-                self._queue[-1] = event
-                self.coalesced += 1
-                self._cond.notify()
+            if self._overflow or len(self._queue) >= self.capacity:
+                # Full: events that came earlier still wait beside the queue, so this one must too.
+                if key is None:
+                    self.dropped += 1
+                    return False
+                if self._overflow.pop(key, None) is not None:
+                    self.coalesced += 1
+                self._overflow[key] = event
                 return True
-            if len(self._queue) >= self.capacity:
-                self.dropped += 1
-                return False
-            self._queue.append(event)
+            self._append(event)
             self._cond.notify()
             return True
+
+    def _append(self, event: Event) -> None:
+        key = event.coalesce_key
+        if key is not None and self._queue and self._queue[-1].coalesce_key == key:
+            self._queue[-1] = event
+            self.coalesced += 1
+        else:
+            self._queue.append(event)
+
+    def _move_overflow(self) -> None:
+        while self._overflow and len(self._queue) < self.capacity:
+            key = next(iter(self._overflow))
+            self._append(self._overflow.pop(key))
 
     def get(self, timeout: float | None = None) -> Event | None:
         with self._cond:
             if not self._queue:
                 self._cond.wait(timeout)
-            return self._queue.popleft() if self._queue else None
+            if not self._queue:
+                return None
+            event = self._queue.popleft()
+            self._move_overflow()
+            return event
 
     def __len__(self) -> int:
-        return len(self._queue)
+        with self._cond:
+            return len(self._queue) + len(self._overflow)

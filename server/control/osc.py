@@ -20,6 +20,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import math
+import re
 import socket
 import threading
 from collections.abc import Callable, Sequence
@@ -38,10 +39,54 @@ log = logging.getLogger("ravemap.osc")
 MAX_PACKET = 16384  # larger datagrams are refused whole
 RECEIVE_BUFFER = 4 << 20  # bytes the kernel may hold for us during a burst (bounded; the rest is dropped)
 MAX_ARGS = 256
+MAX_ADDRESS = 256  # characters
+MAX_BUNDLE_DEPTH = 8  # bundles inside bundles; deeper packets are refused whole
+_BUNDLE = b"#bundle\x00"
+_TYPE_TAGS = re.compile(rb",[ihfdsbrmtTFN\[\]]*")  # the tags python-osc decodes
 
 
 class BadMessage(ValueError):
     """What was wrong with one message, in words for the `/ravemap/error` reply."""
+
+
+class BadPacket(ValueError):
+    """What was wrong with a whole datagram's framing, in words for the `/ravemap/error` reply."""
+
+
+def check_framing(data: bytes, depth: int = 0) -> None:
+    """Refuse, before python-osc parses it, framing that python-osc mishandles: a bundle element
+    whose size is 0 or negative (its parser logs a line per element, and loops forever on a
+    negative size), an element that is neither a message nor a bundle (logged and skipped),
+    type tags it does not know (logged per character and skipped, shifting the arguments), and
+    bundles nested deeper than MAX_BUNDLE_DEPTH. Raises BadPacket; reads at most `len(data)`."""
+    if data.startswith(_BUNDLE):
+        if depth >= MAX_BUNDLE_DEPTH:
+            raise BadPacket(f"bundles nested deeper than {MAX_BUNDLE_DEPTH}")
+        if len(data) < 16:
+            raise BadPacket("bundle cut short in its time tag")
+        index = 16
+        while index < len(data):
+            left = len(data) - index - 4
+            if left < 0:
+                raise BadPacket(f"bundle element at byte {index} cut short in its size")
+            size = int.from_bytes(data[index:index + 4], "big", signed=True)
+            if not 0 < size <= left:
+                raise BadPacket(f"bundle element at byte {index} has size {size}, but {left} bytes follow")
+            index += 4
+            check_framing(data[index:index + size], depth + 1)
+            index += size
+    elif data.startswith(b"/"):
+        end = data.find(b"\x00")
+        if end < 0:
+            raise BadPacket("the address is not terminated")
+        tags_at = end + 4 - end % 4
+        if tags_at < len(data):
+            tags_end = data.find(b"\x00", tags_at)
+            tags = data[tags_at:tags_end if tags_end >= 0 else len(data)]
+            if not _TYPE_TAGS.fullmatch(tags):
+                raise BadPacket(f"type tags {tags[:24]!r} are not ',' and i h f d s b r m t T F N [ ]")
+    else:
+        raise BadPacket("neither an OSC message (starts with '/') nor a bundle ('#bundle')")
 
 
 def encode_message(address: str, *args: object) -> bytes:
@@ -56,6 +101,14 @@ def encode_message(address: str, *args: object) -> bytes:
         else:
             builder.add_arg(str(arg), "s")
     return builder.build().dgram
+
+
+def decode_packet(data: bytes) -> list[tuple[str, list[object]]]:
+    """(address, arguments) for every message in a datagram; ValueError if it does not parse."""
+    try:
+        return [(str(t.message.address), list(t.message.params)) for t in OscPacket(data).messages]
+    except Exception as err:
+        raise ValueError(f"not a valid OSC packet: {err}") from err
 
 
 # -- argument checks -------------------------------------------------------------------------
@@ -143,6 +196,7 @@ class OscTranslator:
             "/ravemap/mapping/load": lambda a, x: Command("load", (_name(a, x, True),)),
             "/ravemap/mapping/new": lambda a, x: Command("new", (_name(a, x, False),)),
             "/ravemap/transfer": lambda a, x: Command("transfer", (_flag(a, x),)),
+            "/ravemap/engine": lambda a, x: Command("engine", (_flag(a, x),)),
             "/ravemap/gain": self._gain,
             "/ravemap/model": lambda a, x: Command("model", (_name(a, x, True),)),
             "/ravemap/loop": lambda a, x: Command("loop", (_name(a, x, True),)),
@@ -163,6 +217,8 @@ class OscTranslator:
         return sorted({*self.commands, *self.routes, "/ravemap/latent/N"})
 
     def translate(self, address: str, args: Sequence[object]) -> Event | None:
+        if len(address) > MAX_ADDRESS or not address.isprintable():
+            raise BadMessage(f"{address[:40]!r}: an OSC address is printable text of at most {MAX_ADDRESS} characters")
         if len(args) > MAX_ARGS:
             raise BadMessage(f"{address}: too many arguments ({len(args)})")
         route = self.routes.get(address)
@@ -186,6 +242,8 @@ class OscTranslator:
             (dim, (_number(route.address, value, f"argument {i + 1}") - route.low) / span)
             for i, (dim, value) in enumerate(zip(dims, args, strict=True))
         )
+        if not all(math.isfinite(v) for _, v in values):
+            raise BadMessage(f"{route.address}: a value is too far outside the range {route.low}..{route.high}")
         return SetInputs(values, source=route.address)
 
     def _latent(self, address: str, args: Sequence[object]) -> SetTargets:
@@ -194,7 +252,7 @@ class OscTranslator:
 
     def _latent_one(self, address: str, args: Sequence[object]) -> SetTarget:
         tail = address.rsplit("/", 1)[1]
-        if not tail.isdigit() or int(tail) >= self.n_targets:
+        if not (tail.isascii() and tail.isdigit()) or len(tail) > 6 or int(tail) >= self.n_targets:
             raise BadMessage(f"{address}: latent index must be 0..{self.n_targets - 1}")
         _count(address, args, 1, 1, "one number")
         return SetTarget(int(tail), _number(address, args[0]))
@@ -307,7 +365,11 @@ class OscServer:
             self._bad_packet(origin, f"packet of {len(data)}+ bytes is too large (at most {MAX_PACKET})")
             return
         try:
+            check_framing(data)
             messages = [timed.message for timed in OscPacket(data).messages]
+        except BadPacket as err:
+            self._bad_packet(origin, f"not a valid OSC packet: {err}")
+            return
         except RecursionError:
             self._bad_packet(origin, "bundle nested too deep")
             return
