@@ -128,7 +128,7 @@ class Daemon:
         inbox = Inbox(config.osc.queue_size)
         self.feedback = Feedback(config)
         self.trainer = Trainer()
-        self.trainer.start()
+        self.trainer.start(wait=False)
         self.session = Session(config, controls, inbox, self.feedback, self.trainer, mappings_dir, mapping,
                                playback=self.playback)
         self.session.start()
@@ -226,7 +226,7 @@ class Daemon:
             if self.session is not None:
                 self.session.stop()
             if self.trainer is not None:
-                self.trainer.close()
+                self.trainer.close(timeout=0.5)  # it holds nothing to save: do not wait long
             if self.feedback is not None:
                 self.feedback.close()
             if self.playback is not None:

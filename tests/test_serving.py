@@ -7,11 +7,22 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
-from tests.conftest import REPO, ravemap
+from tests.conftest import REPO, ravemap, write_config
 
 
 def _serve(*args: str, env: dict | None = None) -> subprocess.Popen:
+    """`ravemap serve` on a free control port, with mappings in a temporary folder."""
+    import tempfile
+
+    from tests.osc_peer import free_udp_port
+
+    scratch = tempfile.mkdtemp(prefix="ravemap-serve-")
+    config = write_config(Path(scratch) / "serve.yaml", osc={"host": "127.0.0.1", "zeroconf": False},
+                          midi={"enabled": False})
+    args = ("--config", str(config), "--osc-port", str(free_udp_port()), "--feedback-port", str(free_udp_port()),
+            "--mappings-dir", scratch, *args)
     return subprocess.Popen(
         [sys.executable, "-m", "server", "serve", *args],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -35,6 +46,7 @@ def test_serve_headless_plays_and_stops_on_sigterm_within_two_seconds(tiny_model
     try:
         line = _wait_for_line(proc, "playing")
         assert "no audio device" in line
+        _wait_for_line(proc, "OSC control on")
         time.sleep(1.0)
         sent = time.monotonic()
         proc.send_signal(signal.SIGTERM)

@@ -141,10 +141,16 @@ class Trainer:
 
     # -- lifecycle -------------------------------------------------------------------------
 
-    def start(self) -> None:
+    def start(self, wait: bool = True) -> None:
         """Start the trainer process and wait until it is ready (torch imported and warmed up: a few
-        seconds on a busy 2-core machine). Idempotent. RuntimeError if it does not start."""
+        seconds on a busy 2-core machine). Idempotent. RuntimeError if it does not start.
+
+        With `wait=False` it only spawns the process and returns: a job given to `train` before the
+        process is ready runs as soon as it is (the daemon starts this way, so that it is ready to
+        answer, and to stop, at once)."""
         worker = self._ensure_worker()
+        if not wait:
+            return
         deadline = time.monotonic() + START_TIMEOUT_S
         while not worker.ready.wait(0.05):
             if not worker.process.is_alive() and not worker.ready.is_set():
