@@ -332,7 +332,7 @@ def _is_union_tag(part: str) -> bool:
     return "[" in part or part in {"str", "int", "float", "bool", "none"}
 
 
-def _allowed(problem: dict[str, Any]) -> str:
+def _allowed(problem: Any) -> str:
     ctx = problem.get("ctx") or {}
     kind = problem["type"]
     if kind == "literal_error":

@@ -66,7 +66,7 @@ def prepare_processor(config: Config, controls: EngineControls, model: RaveModel
     info = model.info
     settings = processor_settings(config)
     if live is not None:
-        return BlockProcessor(model, live, replace(settings, encode="live"), controls)  # type: ignore[arg-type]
+        return BlockProcessor(model, live, replace(settings, encode="live"), controls)
     loop = load_loop(loop_path or config.engine.loop, info.sr, info.in_channels, info.ratio)
     return BlockProcessor(model, loop, settings, controls, warm_up=warm_up)
 
@@ -199,11 +199,11 @@ class Playback:
         """Load `path` and play it from the next block; on any error the old model plays on."""
         with self._swap_lock:
             current = self.processor
-            if not current.loop.seekable:
-                live = current.loop
+            if isinstance(current.loop, LiveInput):
+                old = current.loop
                 model = load_model(path)
-                live = LiveInput(live.ring, live.device_sr, model.info.sr, model.info.in_channels,  # type: ignore[attr-defined]
-                                 name=live.path.name.strip("<>"))
+                live = LiveInput(old.ring, old.device_sr, model.info.sr, model.info.in_channels,
+                                 name=old.path.name.strip("<>"))
                 new = prepare_processor(self.config, self.controls, model=model, live=live)
             else:
                 new = prepare_processor(self.config, self.controls, model_path=path,

@@ -32,7 +32,7 @@ import torch
 from server.audio.controls import EngineControls
 from server.audio.model import RaveModel
 from server.audio.safety import SafetyCounters, make_safe
-from server.audio.source import Loop, adapt_channels
+from server.audio.source import AudioSource, adapt_channels
 from server.errors import ConfigError
 
 ENCODE_MODES = ("cached", "live")
@@ -68,7 +68,7 @@ def check_settings(settings: ProcessorSettings, model: RaveModel) -> None:
         raise ConfigError(f"engine.encode: {settings.encode!r} is not one of {', '.join(ENCODE_MODES)}")
 
 
-def encode_loop(model: RaveModel, loop: Loop) -> torch.Tensor:
+def encode_loop(model: RaveModel, loop: AudioSource) -> torch.Tensor:
     """Encode a whole loop once, circularly: returns `z[1, latent_size, n_frames]`."""
     ratio = model.info.ratio
     n_frames = loop.n_samples // ratio
@@ -107,7 +107,7 @@ class OffsetSmoother:
 class BlockProcessor:
     """Turns the loop into blocks of `block_size` frames at the model's rate, `[frames, channels]`."""
 
-    def __init__(self, model: RaveModel, loop: Loop, settings: ProcessorSettings,
+    def __init__(self, model: RaveModel, loop: AudioSource, settings: ProcessorSettings,
                  controls: EngineControls, latents: torch.Tensor | None = None, warm_up: bool = True):
         check_settings(settings, model)
         if loop.sr != model.info.sr or loop.samples.shape[0] != model.info.in_channels:
@@ -125,6 +125,7 @@ class BlockProcessor:
         self.pos = 0
         self.blocks = 0
         self.model_errors = 0
+        self.latents: torch.Tensor | None
         if settings.encode == "cached":
             self.latents = latents if latents is not None else encode_loop(model, loop)
         else:

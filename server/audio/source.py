@@ -13,12 +13,31 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import soundfile
 import soxr
 
 from server.errors import SourceError
+
+
+class AudioSource(Protocol):
+    """What `BlockProcessor` reads: a `Loop`, or live input (`server.audio.live.LiveInput`)."""
+
+    path: Path
+    sr: int
+    file_sr: int
+    samples: np.ndarray  # [channels, n]; live input keeps none (n = 0)
+    seekable: bool
+
+    @property
+    def n_samples(self) -> int: ...
+
+    @property
+    def seconds(self) -> float: ...
+
+    def read(self, start: int, n: int, out: np.ndarray) -> None: ...
 
 
 @dataclass

@@ -160,19 +160,21 @@ class AudioOutput:
     def start(self) -> None:
         sd = _sounddevice()
         try:
+            stream: Any
             if self.input_ring is None:
-                self._stream = sd.OutputStream(
+                stream = sd.OutputStream(
                     device=self.device.index, samplerate=self.samplerate, channels=self.ring.channels,
                     dtype="float32", latency=self.latency, callback=self._callback,
                 )
             else:
                 assert self.input_device is not None
-                self._stream = sd.Stream(
+                stream = sd.Stream(
                     device=(self.input_device.index, self.device.index), samplerate=self.samplerate,
                     channels=(self.input_ring.channels, self.ring.channels), dtype="float32",
                     latency=self.latency, callback=self._duplex_callback,
                 )
-            self._stream.start()
+            stream.start()
+            self._stream = stream
         except Exception as err:
             self._stream = None
             raise DeviceError(f"cannot open audio device {self.device.name!r}: {err}; {HOW_TO_CHOOSE}") from err

@@ -15,6 +15,7 @@ import logging
 import os
 import socket
 import threading
+from typing import Any
 
 log = logging.getLogger("ravemap.zeroconf")
 
@@ -54,8 +55,8 @@ class Advertiser:
     def __init__(self, name: str, port: int):
         self.name = name
         self.port = port
-        self._zc = None
-        self._info = None
+        self._zc: Any = None
+        self._info: Any = None
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
