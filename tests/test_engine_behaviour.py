@@ -25,6 +25,14 @@ def _headless(model, loop, rate=48000, **engine):
     return Playback(config, prepare_processor(config, controls), controls), controls
 
 
+def _until(condition, timeout: float = 5.0) -> None:
+    """Wait for the engine thread to take a swap at its next block boundary."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "the engine did not take the swap"
+        time.sleep(0.01)
+
+
 def test_a_44k_model_plays_on_a_48k_clock_without_underruns(tiny_model, loop_file):
     playback, _ = _headless(tiny_model, loop_file, rate=48000)
     playback.start()
@@ -64,16 +72,13 @@ def test_a_model_and_a_loop_swap_take_effect_between_blocks(tmp_path, tiny_model
     playback.start()
     try:
         playback.swap_model(streaming_model)
-        time.sleep(0.3)
-        assert playback.processor.model.info.streaming
+        _until(lambda: playback.processor.model.info.streaming)
         other = write_loop(tmp_path / "other.wav", seconds=1.0, seed=7)
         playback.swap_loop(other)
-        time.sleep(0.3)
-        assert playback.processor.loop.path == other
+        _until(lambda: playback.processor.loop.path == other)
         stereo = save(WithMethodList(sr=48000, channels=2, latent=4, ratio=256), tmp_path / "st.ts")
         playback.swap_model(stereo)
-        time.sleep(0.3)
-        assert playback.processor.model.info.sr == 48000
+        _until(lambda: playback.processor.model.info.sr == 48000)
         time.sleep(0.5)
     finally:
         playback.stop()
