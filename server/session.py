@@ -252,12 +252,14 @@ class Session:
         settings = self.mapping.settings if epochs is None else replace(self.mapping.settings, epochs=epochs)
         self._generation += 1
         generation = self._generation
+        def on_progress(fraction: float, loss: float) -> None:
+            self.inbox.put(TrainingProgress(fraction, loss))
+
+        def on_done(result: FitResult | None, error: str | None) -> None:
+            self.inbox.put(TrainingDone(result, error, generation))
+
         try:
-            self.trainer.train(
-                x, y, settings,
-                on_progress=lambda f, loss: self.inbox.put(TrainingProgress(f, loss)),
-                on_done=lambda result, error: self.inbox.put(TrainingDone(result, error, generation)),
-            )
+            self.trainer.train(x, y, settings, on_progress=on_progress, on_done=on_done)
         except RuntimeError as err:  # busy, or no trainer process could be started
             raise CommandError(f"/ravemap/train: {err}") from None
         self.training = True
@@ -288,6 +290,7 @@ class Session:
 
     def _cmd_run(self, event: Command, on: bool) -> None:
         if on and self.mapping.regressor is None:
+            self.feedback.broadcast("/ravemap/run", 0)  # a toggle that was switched on drops back
             raise CommandError("/ravemap/run: nothing trained yet; record examples and train first")
         self._set_running(bool(on))
 
@@ -301,9 +304,14 @@ class Session:
         self.feedback.broadcast("/ravemap/run", int(self.running))
 
     def _cmd_save(self, event: Command, name: str | None) -> None:
+        old = self.mapping.name
         if name is not None:
             self.mapping.name = check_name(name)
-        self.save()
+        try:
+            self.save()
+        except MappingError:
+            self.mapping.name = old  # a refused name (a link out of the folder, say) renames nothing
+            raise
         self.feedback.reply(event.origin, "/ravemap/mapping", self.mapping.name)
 
     def _cmd_load(self, event: Command, name: str) -> None:
@@ -461,6 +469,8 @@ class Session:
             "model": engine.processor.model.info.path.name if engine else None,
             "loop": str(engine.processor.loop.path.name) if engine else None,
             "underruns": engine.ring.underruns if engine else 0,
+            "nonfinite_silenced": engine.processor.safety.nonfinite_samples if engine else 0,
+            "clipped": engine.processor.safety.clipped_samples if engine else 0,
             "events_dropped": self.inbox.dropped,
             "last_error": self.last_error,
         }
