@@ -56,9 +56,9 @@ def test_ccs_move_the_input_vector_14_bit_pairs_resolve_and_learn_binds(tmp_path
         peer.close()
 
 
-def test_notes_trigger_actions(tmp_path, tiny_model, loop_file, controller):
+def test_notes_trigger_actions_and_pitch_bend_moves_its_dim(tmp_path, tiny_model, loop_file, controller):
     peer = OscPeer(0)
-    midi = {"enabled": True, "api": "jack", "port": "fake-controller", "virtual_port": None,
+    midi = {"enabled": True, "api": "jack", "port": "fake-controller", "virtual_port": None, "pitchbend": 1,
             "actions": [{"action": "record_once", "note": 36}, {"action": "transfer", "cc": 64}]}
     daemon = Daemon(tmp_path, tiny_model, loop_file, peer.port, config={"midi": midi})
     peer.daemon = ("127.0.0.1", daemon.port)
@@ -69,6 +69,8 @@ def test_notes_trigger_actions(tmp_path, tiny_model, loop_file, controller):
         time.sleep(0.3)
         state = peer.status()
         assert state["examples"] == 1 and state["transfer"] is False
+        assert _inputs_after(peer, controller, mido.Message("pitchwheel", pitch=8191))[1] == 1.0
+        assert _inputs_after(peer, controller, mido.Message("pitchwheel", pitch=-8192))[1] == 0.0
     finally:
         daemon.stop()
         peer.close()
