@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from server.errors import ConfigError
 
@@ -155,7 +155,9 @@ class OscConfig(Section):
     wekinator_outputs: bool = Field(False, description="Also send `/wek/outputs f...` like Wekinator does.")
     wekinator_port: int = Field(12000, ge=1, le=65535, description="Port for `/wek/outputs`.")
     queue_size: int = Field(
-        1024, ge=16, le=1_000_000, description="Pending control events kept; excess is dropped and counted."
+        1024, ge=16, le=1_000_000,
+        description="Pending control events kept; when full, new commands are dropped and counted, "
+        "and the newest value of each slider or input waits beside the queue.",
     )
     routes: tuple[OscRoute, ...] = Field(
         DEFAULT_ROUTES, description="OSC addresses whose numbers feed the input vector."
@@ -169,6 +171,20 @@ class OscConfig(Section):
             if not host or not port.isdigit() or not 0 < int(port) < 65536:
                 raise ValueError(f"{target!r}: give host:port, e.g. 127.0.0.1:9001")
         return targets
+
+    @model_validator(mode="after")
+    def _no_feedback_loop(self) -> OscConfig:
+        """Feedback sent to the control port itself would answer itself forever."""
+        if self.feedback_port == self.port:
+            raise ValueError(f"feedback_port {self.feedback_port} is the control port: choose another port")
+        own = {"127.0.0.1", "localhost", "::1", "0.0.0.0", self.host}
+        for target in self.feedback_targets:
+            host, _, port = target.rpartition(":")
+            if int(port) == self.port and (host.strip("[]") in own or host.startswith("127.")):
+                raise ValueError(f"feedback target {target} is this daemon's own control port: choose another")
+        if self.wekinator_outputs and self.wekinator_port == self.port:
+            raise ValueError(f"wekinator_port {self.wekinator_port} is the control port: choose another port")
+        return self
 
     @field_validator("allow")
     @classmethod

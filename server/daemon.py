@@ -50,7 +50,11 @@ def open_mapping(config: Config, mappings_dir: Path, name: str, model: str | Non
     try:
         mapping = load_mapping(mappings_dir, name)
     except MappingError as err:
-        if not (mappings_dir / f"{name}.json").exists():
+        try:
+            missing = not (mappings_dir / f"{name}.json").exists()
+        except OSError:  # the folder cannot be read: never write over that name
+            missing = False
+        if missing:
             log.info("mapping %r is new: it will be saved to %s", name, mappings_dir / f"{name}.json")
             return new_mapping(config, name, model)
         fresh = f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"

@@ -40,17 +40,22 @@ def check_name(name: object, what: str = "name") -> str:
 
 
 def resolve_in(folder: Path, name: str, suffixes: tuple[str, ...] = (), what: str = "name") -> Path:
-    """The existing file `name` (or `name` + one of `suffixes`) inside `folder`; ValueError otherwise."""
+    """The existing file `name` (or `name` + one of `suffixes`) inside `folder`; ValueError otherwise,
+    also when the folder cannot be read."""
     check_name(name, what)
-    root = folder.resolve()
-    for candidate in [name, *(name + s for s in suffixes if not name.endswith(s))]:
-        path = folder / candidate
-        if not path.exists():
-            continue
-        real = path.resolve()
-        if real.parent != root and root not in real.parents:
-            raise ValueError(f"{what} {name!r} points outside {folder} and is refused")
-        if not real.is_file():
-            raise ValueError(f"{what} {name!r} in {folder} is not a file")
-        return real
+    try:
+        root = folder.resolve()
+        for candidate in [name, *(name + s for s in suffixes if not name.endswith(s))]:
+            path = folder / candidate
+            if not path.exists():
+                continue
+            real = path.resolve()
+            if real.parent != root and root not in real.parents:
+                raise ValueError(f"{what} {name!r} points outside {folder} and is refused")
+            if not real.is_file():
+                raise ValueError(f"{what} {name!r} in {folder} is not a file")
+            return real
+    except (OSError, RuntimeError) as err:  # an unreadable folder, a symlink loop
+        reason = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
+        raise ValueError(f"cannot look for {what} {name!r} in {folder}: {reason}") from None
     raise ValueError(f"no {what} {name!r} in {folder}")

@@ -17,7 +17,8 @@ the model it was made with, the last training report and `extras` (kept as-is fo
     }
 
 Saving is atomic (a temp file in the same folder, fsync, rename, fsync of the folder), so a crash
-or a full disk leaves the old file whole. Every problem is a `MappingError` naming the file and
+or a full disk leaves the old file whole; the temp files of killed saves are removed by a later
+save once they are old. Every problem is a `MappingError` naming the file and
 what is wrong; loading never raises anything else for a bad file. Names are names, never paths.
 
 Threads: any; nothing here keeps state. Two threads saving the same name at once each write a
@@ -33,6 +34,7 @@ import os
 import re
 import stat
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,6 +48,7 @@ VERSION = 1
 SUFFIX = ".json"
 MAX_SIZE = 1024  # inputs, or output dims
 MAX_EXAMPLES = 1_000_000
+STALE_TEMP_S = 600.0  # a temp file this old is a save that was killed, never one still running
 
 
 @dataclass(frozen=True)
@@ -359,7 +362,22 @@ def save_mapping(folder: Path, mapping: Mapping) -> Path:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
     _fsync_folder(path.parent)
+    _remove_stale_temp_files(path.parent, name)
     return path
+
+
+def _remove_stale_temp_files(folder: Path, name: str) -> None:
+    """Remove what saves of `name` that were killed (SIGKILL, power cut) left: `.<name>.*.tmp` files
+    older than STALE_TEMP_S. A younger one may belong to a save running beside this one: kept."""
+    now = time.time()
+    try:
+        leftovers = list(folder.glob(f".{name}.*.tmp"))  # names hold no glob characters
+    except OSError:
+        return
+    for leftover in leftovers:
+        with contextlib.suppress(OSError):
+            if now - leftover.lstat().st_mtime > STALE_TEMP_S:
+                leftover.unlink()
 
 
 def _fsync_folder(folder: Path) -> None:

@@ -172,9 +172,11 @@ class Trainer:
                 worker.conn.send(("stop",))
         except (OSError, ValueError):
             pass
-        worker.process.join(timeout)
+        # A worker still starting (importing torch) cannot read "stop" yet and holds nothing: end it now.
+        worker.process.join(timeout if worker.ready.is_set() else 0.0)
         if worker.process.is_alive():
-            log.warning("trainer process %s did not stop within %.1f s: terminating it", worker.pid, timeout)
+            if worker.ready.is_set():
+                log.warning("trainer process %s did not stop within %.1f s: terminating it", worker.pid, timeout)
             worker.process.terminate()
             worker.process.join(1.0)
             if worker.process.is_alive():
