@@ -1,0 +1,66 @@
+"""Every setting of the default-model recipe, in one place.
+
+The recipe is deterministic for a given seed: data, initial weights, training batches and
+the default loop all derive from `SEED`. Change numbers here, not in the step modules.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+BUILD_DIR = REPO_ROOT / "training" / "build"
+MODEL_PATH = REPO_ROOT / "models" / "default.ts"
+LOOP_PATH = REPO_ROOT / "loops" / "default.wav"
+MODEL_README = REPO_ROOT / "models" / "README.md"
+
+SEED = 1234
+SR = 44100
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture of the default model (see model.py)."""
+
+    sr: int = SR
+    ratio: int = 1024  # samples per latent frame
+    latent_size: int = 8  # exported dims == full latent size
+    hidden: int = 256
+    n_harmonics: int = 64
+    n_noise_bands: int = 32
+    noise_fir: int = 256  # taps of each fixed noise-band filter
+    substeps: int = 8  # amplitude envelope points per latent frame
+    f0_min: float = 30.0
+    f0_max: float = 2000.0
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """How much synthesized audio to make (see synth.py and dataset.py)."""
+
+    train_seconds: float = 480.0
+    heldout_seconds: float = 40.0
+    heldout_clip_seconds: float = 2.0
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation (see train.py)."""
+
+    steps: int = 5500  # about 12 min at 0.13 s per step on 2 idle cores
+    batch_size: int = 12
+    frames: int = 16  # latent frames per example that count in the loss
+    context_frames: int = 2  # frames decoded before them to warm up the streaming state
+    lr: float = 1e-3
+    lr_final: float = 3e-5
+    beta_kl: float = 0.005
+    kl_warmup: float = 0.3  # fraction of steps over which beta ramps up from 0
+    f0_weight: float = 1.0
+    threads: int = 2
+    time_limit_s: float = 960.0  # the schedule finishes within this many seconds even on a busy machine (0: off)
+
+
+MODEL = ModelConfig()
+DATA = DataConfig()
+TRAIN = TrainConfig()
