@@ -22,20 +22,20 @@ import signal
 import sys
 import threading
 import time
-from pathlib import Path
+from typing import TYPE_CHECKING
 
-from server.audio.engine import configure_torch
-from server.audio.playback import Playback, make_controls
+from server.audio.playback import Playback
 from server.config import Config
 from server.control.advertise import Advertiser
-from server.control.events import Inbox
 from server.control.feedback import Feedback
 from server.control.midi import MidiInput
 from server.control.osc import OscServer
 from server.errors import MappingError, RavemapError
-from server.mapping.store import Mapping, load_mapping
 from server.mapping.trainer import Trainer
-from server.session import Session, new_mapping
+from server.session import Session
+
+if TYPE_CHECKING:
+    from server.api import Ravemap
 
 log = logging.getLogger("ravemap")
 
@@ -43,34 +43,6 @@ SHUTDOWN_TIMEOUT_S = 2.0
 DEVICE_CHECK_S = 1.0
 DEVICE_RETRY_S = 2.0
 DEVICE_STUCK_S = 10.0
-
-
-def open_mapping(config: Config, mappings_dir: Path, name: str, model: str | None) -> Mapping:
-    """The named mapping, or a new one; a corrupt file is reported and never overwritten."""
-    try:
-        mapping = load_mapping(mappings_dir, name)
-    except MappingError as err:
-        try:
-            missing = not (mappings_dir / f"{name}.json").exists()
-        except OSError:  # the folder cannot be read: never write over that name
-            missing = False
-        if missing:
-            log.info("mapping %r is new: it will be saved to %s", name, mappings_dir / f"{name}.json")
-            return new_mapping(config, name, model)
-        fresh = f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
-        log.error("%s; that file is left untouched and ravemap starts a new mapping %r", err, fresh)
-        return new_mapping(config, fresh, model)
-    if mapping.input_size != config.inputs.size or len(mapping.output_dims) != len(config.latent.dims):
-        fresh = f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
-        log.error(
-            "mapping %r maps %d inputs to %d latent dims, but the config has inputs.size %d and %d latent.dims; "
-            "it is left untouched and ravemap starts a new mapping %r", name, mapping.input_size,
-            len(mapping.output_dims), config.inputs.size, len(config.latent.dims), fresh,
-        )
-        return new_mapping(config, fresh, model)
-    log.info("mapping %r: %d examples, %s", name, len(mapping.examples),
-             "trained" if mapping.regressor is not None else "not trained yet")
-    return mapping
 
 
 class Daemon:
@@ -84,6 +56,7 @@ class Daemon:
         self.midi: MidiInput | None = None
         self.osc: OscServer | None = None
         self.advertiser: Advertiser | None = None
+        self.core: Ravemap | None = None
         self._signals = 0
         self._device_lost_at: float | None = None
         self._retry: threading.Thread | None = None
@@ -105,12 +78,14 @@ class Daemon:
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
+        from server.api import Ravemap
+
         config = self.config
-        configure_torch(config.engine.torch_threads)
-        controls = make_controls(config)
         started = time.perf_counter()
-        self.playback = Playback.from_config(config, controls)
-        self.playback.start()
+        self.core = Ravemap(config)  # model load, loop encode, warm-up, mapping, session, trainer
+        self.playback, self.session = self.core.playback, self.core.session
+        self.feedback, self.trainer = self.core.feedback, self.core.trainer
+        self.core.start()  # engine thread and audio output
         processor = self.playback.processor
         info = processor.model.info
         log.info("model %s", info.describe())
@@ -123,25 +98,18 @@ class Daemon:
                  time.perf_counter() - started)
         assert self.playback.output is not None
         print(f"ravemap: playing on {self.playback.output.describe()}", flush=True)
-        self._start_control(controls, info.path.name)
+        self._start_control()
 
-    def _start_control(self, controls, model_name: str) -> None:
+    def _start_control(self) -> None:
         config = self.config
-        mappings_dir = config.paths.mappings_dir
-        mapping = open_mapping(config, mappings_dir, config.mapping.name, model_name)
-        inbox = Inbox(config.osc.queue_size)
-        self.feedback = Feedback(config)
-        self.trainer = Trainer()
-        self.trainer.start(wait=False)
-        self.session = Session(config, controls, inbox, self.feedback, self.trainer, mappings_dir, mapping,
-                               playback=self.playback)
-        self.session.start()
+        assert self.core is not None and self.session is not None and self.feedback is not None
         if config.midi.enabled:
-            self.midi = MidiInput(config, inbox)
+            self.midi = MidiInput(config, self.core.inbox)
             if self.midi.open():
                 self.session.learn = self.midi.learn
-        self.osc = OscServer(config, inbox, self.feedback.error)
+        self.osc = OscServer(config, self.core.inbox, self.feedback.error)
         self.osc.start()
+        controls = self.core.controls
         self.feedback.start_latent_feed(lambda: controls.offsets)
         host, port = self.osc.address
         print(f"ravemap: OSC control on udp {host}:{port} ready, feedback to port {self.feedback.feedback_port}, "
@@ -217,6 +185,7 @@ class Daemon:
                 f"bad messages {c.bad_messages + c.unknown_addresses}, events dropped {self.session.inbox.dropped}")
 
     def stop(self) -> None:
+        """Reverse start order: control inputs, then audio, session and trainer, the mapping saved last."""
         deadline = threading.Timer(SHUTDOWN_TIMEOUT_S + 3, lambda: os._exit(1))
         deadline.daemon = True
         deadline.start()
@@ -227,21 +196,15 @@ class Daemon:
                 self.osc.stop()
             if self.midi is not None:
                 self.midi.close()
-            if self.session is not None:
-                self.session.stop()
-            if self.trainer is not None:
-                self.trainer.close(timeout=0.5)  # it holds nothing to save: do not wait long
-            if self.feedback is not None:
-                self.feedback.close()
-            if self.playback is not None:
-                self.playback.stop()
-                log.info("stopped: %s%s", self.playback.status_line(), self._control_status())
-            if self.session is not None:
+            if self.core is not None:
                 try:
-                    path = self.session.save()
-                    log.info("mapping saved to %s", path)
+                    self.core.stop()
+                    saved = self.config.paths.mappings_dir / f"{self.core.session.mapping.name}.json"
+                    log.info("mapping saved to %s", saved)
                 except MappingError as err:
                     log.error("could not save the mapping at exit: %s", err)
+                assert self.playback is not None
+                log.info("stopped: %s%s", self.playback.status_line(), self._control_status())
         finally:
             deadline.cancel()
 

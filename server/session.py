@@ -74,6 +74,34 @@ def new_mapping(config: Config, name: str, model: str | None = None) -> Mapping:
                    output_range=tuple(config.latent.range), settings=settings, model=model)  # type: ignore[arg-type]
 
 
+def open_mapping(config: Config, mappings_dir: Path, name: str, model: str | None) -> Mapping:
+    """The named mapping, or a new one; a corrupt file is reported and never overwritten."""
+    try:
+        mapping = load_mapping(mappings_dir, name)
+    except MappingError as err:
+        try:
+            missing = not (mappings_dir / f"{name}.json").exists()
+        except OSError:  # the folder cannot be read: never write over that name
+            missing = False
+        if missing:
+            log.info("mapping %r is new: it will be saved to %s", name, mappings_dir / f"{name}.json")
+            return new_mapping(config, name, model)
+        fresh = f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+        log.error("%s; that file is left untouched and ravemap starts a new mapping %r", err, fresh)
+        return new_mapping(config, fresh, model)
+    if mapping.input_size != config.inputs.size or len(mapping.output_dims) != len(config.latent.dims):
+        fresh = f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+        log.error(
+            "mapping %r maps %d inputs to %d latent dims, but the config has inputs.size %d and %d latent.dims; "
+            "it is left untouched and ravemap starts a new mapping %r", name, mapping.input_size,
+            len(mapping.output_dims), config.inputs.size, len(config.latent.dims), fresh,
+        )
+        return new_mapping(config, fresh, model)
+    log.info("mapping %r: %d examples, %s", name, len(mapping.examples),
+             "trained" if mapping.regressor is not None else "not trained yet")
+    return mapping
+
+
 class Session:
     def __init__(self, config: Config, controls: EngineControls, inbox: Inbox, feedback: Feedback,
                  trainer: Trainer, mappings_dir: Path, mapping: Mapping,
@@ -101,6 +129,10 @@ class Session:
         self.applied = 0
         self.last_applied_at = 0.0
         self._generation = 0
+        # Training results for API callers: `finished` is the last generation whose training ended.
+        self.training_ended = threading.Condition()
+        self.finished_generation = 0
+        self.last_fit: tuple[FitResult | None, str | None] = (None, None)
         self._dirty_since: float | None = None
         self._save_after = 0.0
         self._stop = threading.Event()
@@ -132,12 +164,19 @@ class Session:
         if event.origin is not None:
             self.feedback.note_sender(event.origin[0])
         try:
-            self.apply(event)
+            result = self.apply(event)
         except (CommandError, ValueError, RavemapError) as err:
             self._error(event, str(err))
+            if event.done is not None:
+                event.done.set_exception(err)
         except Exception as err:  # a bug here must not stop the session thread
             log.exception("event %r failed", event)
             self._error(event, f"internal error: {err}")
+            if event.done is not None:
+                event.done.set_exception(err)
+        else:
+            if event.done is not None:
+                event.done.set_result(result)
         self.applied += 1
         self.last_applied_at = time.monotonic()
 
@@ -150,7 +189,8 @@ class Session:
         self.feedback.error(event.origin, text)
 
     # -- events --------------------------------------------------------------------------
-    def apply(self, event: Event) -> None:
+    def apply(self, event: Event) -> object:
+        """Apply one event on the session thread; what a command returns goes to an API caller."""
         if isinstance(event, SetInputs):
             self._set_inputs(event)
         elif isinstance(event, SetTargets):
@@ -165,7 +205,7 @@ class Session:
             handler = getattr(self, f"_cmd_{event.name}", None)
             if handler is None:
                 raise CommandError(f"unknown command {event.name!r}")
-            handler(event, *event.args)
+            return handler(event, *event.args)
         elif isinstance(event, TrainingProgress):
             self.train_progress = (event.fraction, event.loss)
             self.feedback.broadcast("/ravemap/train/progress", float(event.fraction), float(event.loss))
@@ -174,6 +214,7 @@ class Session:
         elif isinstance(event, Learned):
             log.info("MIDI learn: %s now drives input %d", event.description, event.dim)
             self.feedback.broadcast("/ravemap/learn", event.dim, event.description)
+        return None
 
     def _set_inputs(self, event: SetInputs) -> None:
         changed = False
@@ -241,7 +282,7 @@ class Session:
         self._changed()
         self.feedback.broadcast("/ravemap/examples", len(self.mapping.examples))
 
-    def _cmd_train(self, event: Command, epochs: int | None) -> None:
+    def _cmd_train(self, event: Command, epochs: int | None) -> int:
         examples = self.mapping.examples
         if not examples:
             raise CommandError("/ravemap/train: no examples yet; record some first (the old mapping stays)")
@@ -264,6 +305,7 @@ class Session:
             raise CommandError(f"/ravemap/train: {err}") from None
         self.training = True
         self.train_progress = (0.0, float("nan"))
+        return generation
         self.feedback.broadcast("/ravemap/train/progress", 0.0, float("nan"))
         log.info("training %s on %d examples", settings.kind, len(examples))
 
@@ -271,6 +313,10 @@ class Session:
         if event.generation != self._generation:
             return
         self.training = False
+        with self.training_ended:
+            self.finished_generation = event.generation
+            self.last_fit = (event.result if event.error is None else None, event.error)  # type: ignore[assignment]
+            self.training_ended.notify_all()
         if event.error is not None or event.result is None:
             text = f"training failed, the previous mapping stays: {event.error}"
             self.last_error = text
@@ -403,6 +449,55 @@ class Session:
         reply(event.origin, "/ravemap/latent", *[float(v) for v in self.controls.offsets], port=port)
         reply(event.origin, "/ravemap/status", json.dumps(self.status(), sort_keys=True), port=port)
 
+    # -- latent arithmetic ---------------------------------------------------------------
+    def _cmd_vector_capture(self, event: Command, name: str, path: str | None = None) -> list[float]:
+        """Encode a file (the API gives a path) or the current loop, keep the mean latent as `name`.
+
+        Encoded with a fresh instance of the playing model, so a streaming model's playing state is
+        never touched and the same file always gives the same vector (for a deterministic encoder).
+        """
+        from server.audio.model import load_model
+        from server.audio.source import load_loop
+
+        check_name(name)
+        playback = self.playback
+        if playback is None:
+            raise CommandError("/ravemap/vector/capture: no model is loaded")
+        current = playback.processor
+        if path is None and not current.loop.seekable:
+            raise CommandError("/ravemap/vector/capture: the source is live input; capture from a file instead")
+        source = Path(path) if path is not None else current.loop.path
+        model = load_model(current.model.info.path)
+        info = model.info
+        audio = load_loop(source, info.sr, info.in_channels, info.ratio)
+        import torch
+
+        with torch.inference_mode():
+            z = model.encode(torch.from_numpy(audio.samples)[None])
+        vector = [float(v) for v in z[0].mean(dim=-1)]
+        self.mapping.extras.setdefault("vectors", {})[name] = vector
+        self._changed()
+        log.info("captured latent vector %r from %s", name, source)
+        self.feedback.broadcast("/ravemap/vector", name, *vector[: self.n_out])
+        return vector
+
+    def _cmd_vector_apply(self, event: Command, name: str, amount: float) -> tuple[float, ...]:
+        """Add `amount` times the named vector (its `latent.dims` entries) to the latent targets."""
+        vectors = self.mapping.extras.get("vectors", {})
+        if name not in vectors:
+            known = ", ".join(sorted(vectors)) or "none yet"
+            raise CommandError(f"/ravemap/vector/apply: no vector {name!r} (captured: {known})")
+        vector = vectors[name]
+        dims = self.config.latent.dims
+        if max(dims) >= len(vector):
+            raise CommandError(f"/ravemap/vector/apply: vector {name!r} has {len(vector)} dims, too few for {dims}")
+        moved = tuple(t + amount * vector[d] for t, d in zip(self.targets, dims, strict=True))
+        self._set_targets(moved)
+        return self.targets
+
+    def _cmd_sync(self, event: Command) -> None:
+        """Nothing: an API caller waits on it to know that everything sent before is applied."""
+
     def _cmd_toggle(self, event: Command, what: str) -> None:
         if what == "record":
             self._cmd_record(event, not self.recording)
@@ -440,6 +535,10 @@ class Session:
                 self.last_error = text
                 log.warning("%s", text)
                 self.feedback.broadcast("/ravemap/error", text)
+
+    @property
+    def unsaved(self) -> bool:
+        return self._dirty_since is not None
 
     def save(self) -> Path:
         """Save the mapping now (atomic). Raises MappingError; the mapping stays in memory."""

@@ -70,7 +70,7 @@ def test_each_kind_of_bad_mapping_file_is_reported_left_as_it_is_and_replaced_by
     """What `ravemap serve --mapping live` does first, for every kind of bad file (in process: the
     daemon's own `open_mapping`; the next test runs the daemon itself on two of them)."""
     from server.config import validate
-    from server.daemon import open_mapping
+    from server.session import open_mapping
 
     bad = BAD_KINDS[kind](valid_mapping_bytes(tmp_path))
     folder = tmp_path / "mappings"

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 Origin = tuple[str, int] | None  # (sender IP, reply port) or None when nobody can be answered
@@ -26,6 +27,8 @@ Origin = tuple[str, int] | None  # (sender IP, reply port) or None when nobody c
 @dataclass(frozen=True)
 class Event:
     origin: Origin = field(default=None, kw_only=True)
+    # Set by the Python API: the session completes it once the event is applied (or refused).
+    done: Future | None = field(default=None, kw_only=True, compare=False)
 
     @property
     def coalesce_key(self) -> str | None:
@@ -99,6 +102,11 @@ class TrainingDone(Event):
     generation: int = 0
 
 
+def _key(event: Event) -> str | None:
+    """Coalescing key; none for an event someone waits on (it must be applied, not replaced)."""
+    return event.coalesce_key if event.done is None else None
+
+
 class Inbox:
     """Bounded FIFO with latest-value-wins coalescing of continuous events."""
 
@@ -117,11 +125,13 @@ class Inbox:
         with self._cond:
             self.received += 1
             self._move_overflow()
-            key = event.coalesce_key
+            key = _key(event)
             if self._overflow or len(self._queue) >= self.capacity:
                 # Full: events that came earlier still wait beside the queue, so this one must too.
                 if key is None:
                     self.dropped += 1
+                    if event.done is not None:
+                        event.done.set_exception(RuntimeError("the control inbox is full; try again"))
                     return False
                 if self._overflow.pop(key, None) is not None:
                     self.coalesced += 1
@@ -132,8 +142,8 @@ class Inbox:
             return True
 
     def _append(self, event: Event) -> None:
-        key = event.coalesce_key
-        if key is not None and self._queue and self._queue[-1].coalesce_key == key:
+        key = _key(event)
+        if key is not None and self._queue and _key(self._queue[-1]) == key:
             self._queue[-1] = event
             self.coalesced += 1
         else:

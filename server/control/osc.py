@@ -203,6 +203,8 @@ class OscTranslator:
             "/ravemap/status": lambda a, x: Command("status", (_reply_port(a, x),)),
             "/ravemap/ping": lambda a, x: Command("ping", (_reply_port(a, x),)),
             "/ravemap/learn": self._learn,
+            "/ravemap/vector/capture": lambda a, x: Command("vector_capture", (_name(a, x, True), None)),
+            "/ravemap/vector/apply": self._vector_apply,
             "/wekinator/control/startRecording": lambda a, x: Command("record", (True,)),
             "/wekinator/control/stopRecording": lambda a, x: Command("record", (False,)),
             "/wekinator/control/train": lambda a, x: Command("train", (None,)),
@@ -272,6 +274,12 @@ class OscTranslator:
     def _gain(self, address: str, args: Sequence[object]) -> Command:
         _count(address, args, 1, 1, "one number (dB)")
         return Command("gain", (_number(address, args[0], "gain"),))
+
+    def _vector_apply(self, address: str, args: Sequence[object]) -> Command:
+        _count(address, args, 1, 2, "a name and an optional amount")
+        name = _name(address, args[:1], True)
+        amount = _number(address, args[1], "amount") if len(args) > 1 else 1.0
+        return Command("vector_apply", (name, amount))
 
     def _learn(self, address: str, args: Sequence[object]) -> Command:
         _count(address, args, 1, 1, "one int (the input dim)")
