@@ -41,12 +41,7 @@ class FrameRing:
         n = frames.shape[0]
         if n > self.free():
             raise OverflowError(f"ring has room for {self.free()} frames, asked to write {n}")
-        start = self._written % self.capacity
-        first = min(n, self.capacity - start)
-        self._buf[start : start + first] = frames[:first]
-        if first < n:
-            self._buf[: n - first] = frames[first:]
-        self._written += n
+        self._copy_in(frames, n)
 
     def push(self, frames: np.ndarray) -> None:
         """Append what fits and drop the rest, counting it (for an input callback: never raises)."""
@@ -54,13 +49,18 @@ class FrameRing:
         n = frames.shape[0] if frames.shape[0] <= room else room
         if n < frames.shape[0]:
             self.overflows += 1
-        if n > 0:
-            start = self._written % self.capacity
-            first = n if n <= self.capacity - start else self.capacity - start
-            self._buf[start : start + first] = frames[:first]
-            if first < n:
-                self._buf[: n - first] = frames[first:n]
-            self._written += n
+        self._copy_in(frames, n)
+
+    def _copy_in(self, frames: np.ndarray, n: int) -> None:
+        """Copy the first `n` frames in at the write position, wrapping round the end."""
+        if n <= 0:
+            return
+        start = self._written % self.capacity
+        first = n if n <= self.capacity - start else self.capacity - start
+        self._buf[start : start + first] = frames[:first]
+        if first < n:
+            self._buf[: n - first] = frames[first:n]
+        self._written += n
 
     def take(self, most: int) -> np.ndarray:
         """Remove and return up to `most` frames (a new array; for the engine thread, not a callback)."""
