@@ -74,10 +74,20 @@ def new_mapping(config: Config, name: str, model: str | None = None) -> Mapping:
                    output_range=tuple(config.latent.range), settings=settings, model=model)  # type: ignore[arg-type]
 
 
+def check_fits(config: Config, mapping: Mapping) -> None:
+    """MappingError unless `mapping` maps `inputs.size` inputs to as many dims as `latent.dims`."""
+    if mapping.input_size != config.inputs.size or len(mapping.output_dims) != len(config.latent.dims):
+        raise MappingError(
+            f"mapping {mapping.name!r} maps {mapping.input_size} inputs to {len(mapping.output_dims)} latent "
+            f"dims, but the config has inputs.size {config.inputs.size} and {len(config.latent.dims)} latent.dims"
+        )
+
+
 def open_mapping(config: Config, mappings_dir: Path, name: str, model: str | None) -> Mapping:
-    """The named mapping, or a new one; a corrupt file is reported and never overwritten."""
+    """The named mapping, or a new one; a corrupt or misfitting file is reported and never overwritten."""
     try:
         mapping = load_mapping(mappings_dir, name)
+        check_fits(config, mapping)
     except MappingError as err:
         try:
             missing = not (mappings_dir / f"{name}.json").exists()
@@ -88,14 +98,6 @@ def open_mapping(config: Config, mappings_dir: Path, name: str, model: str | Non
             return new_mapping(config, name, model)
         fresh = f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
         log.error("%s; that file is left untouched and ravemap starts a new mapping %r", err, fresh)
-        return new_mapping(config, fresh, model)
-    if mapping.input_size != config.inputs.size or len(mapping.output_dims) != len(config.latent.dims):
-        fresh = f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
-        log.error(
-            "mapping %r maps %d inputs to %d latent dims, but the config has inputs.size %d and %d latent.dims; "
-            "it is left untouched and ravemap starts a new mapping %r", name, mapping.input_size,
-            len(mapping.output_dims), config.inputs.size, len(config.latent.dims), fresh,
-        )
         return new_mapping(config, fresh, model)
     log.info("mapping %r: %d examples, %s", name, len(mapping.examples),
              "trained" if mapping.regressor is not None else "not trained yet")
@@ -363,7 +365,7 @@ class Session:
     def _cmd_load(self, event: Command, name: str) -> None:
         check_name(name)
         loaded = load_mapping(self.mappings_dir, name)
-        self._check_fits(loaded)
+        check_fits(self.config, loaded)
         if self._dirty_since is not None:
             self.save()
         self.mapping = loaded
@@ -384,13 +386,6 @@ class Session:
             self._set_running(False)
         self._changed()
         self._announce_mapping()
-
-    def _check_fits(self, mapping: Mapping) -> None:
-        if mapping.input_size != self.n_in or len(mapping.output_dims) != self.n_out:
-            raise MappingError(
-                f"mapping {mapping.name!r} maps {mapping.input_size} inputs to {len(mapping.output_dims)} latent "
-                f"dims; this daemon has inputs.size {self.n_in} and {self.n_out} latent.dims"
-            )
 
     def _announce_mapping(self) -> None:
         self.feedback.broadcast("/ravemap/mapping", self.mapping.name)
