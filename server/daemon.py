@@ -1,9 +1,9 @@
 """`ravemap serve`: the daemon's lifecycle, read top to bottom.
 
-Start order: config (validated by the CLI) -> torch threads -> model load, loop encode and
-warm-up -> engine thread and audio output -> mapping -> trainer process -> session thread ->
-MIDI -> OSC control port (then the "ready" line) -> zeroconf. Stop in reverse order, saving
-the mapping last. A failure while starting logs one line and exits with the error's code
+Start order: config (validated by the CLI) -> a `Ravemap` (torch threads, model load, loop
+encode and warm-up, mapping, session thread, trainer process) -> engine thread and audio
+output -> MIDI -> OSC control port (then the "ready" line) -> zeroconf. Stop in reverse
+order, saving the mapping last. A failure while starting logs one line and exits with the error's code
 (2 config, 3 model or loop, 4 audio device, 5 mapping) before anything plays.
 
 Signals: SIGINT / SIGTERM only set a flag; the main thread then stops everything within
@@ -31,7 +31,6 @@ from server.control.feedback import Feedback
 from server.control.midi import MidiInput
 from server.control.osc import OscServer
 from server.errors import MappingError, RavemapError
-from server.mapping.trainer import Trainer
 from server.session import Session
 
 if TYPE_CHECKING:
@@ -49,10 +48,6 @@ class Daemon:
     def __init__(self, config: Config):
         self.config = config
         self.stopping = threading.Event()
-        self.playback: Playback | None = None
-        self.trainer: Trainer | None = None
-        self.session: Session | None = None
-        self.feedback: Feedback | None = None
         self.midi: MidiInput | None = None
         self.osc: OscServer | None = None
         self.advertiser: Advertiser | None = None
@@ -63,6 +58,19 @@ class Daemon:
         self._retry_started = 0.0
         self._stuck_reported = False
         self._next_retry = 0.0
+
+    # The parts the daemon reads, all owned by `core`.
+    @property
+    def playback(self) -> Playback | None:
+        return self.core.playback if self.core is not None else None
+
+    @property
+    def session(self) -> Session | None:
+        return self.core.session if self.core is not None else None
+
+    @property
+    def feedback(self) -> Feedback | None:
+        return self.core.feedback if self.core is not None else None
 
     # -- signals ---------------------------------------------------------------------------
     def _on_signal(self, signum: int, frame: object) -> None:
@@ -83,10 +91,9 @@ class Daemon:
         config = self.config
         started = time.perf_counter()
         self.core = Ravemap(config)  # model load, loop encode, warm-up, mapping, session, trainer
-        self.playback, self.session = self.core.playback, self.core.session
-        self.feedback, self.trainer = self.core.feedback, self.core.trainer
         self.core.start()  # engine thread and audio output
-        processor = self.playback.processor
+        playback = self.core.playback
+        processor = playback.processor
         info = processor.model.info
         log.info("model %s", info.describe())
         source = (
@@ -96,8 +103,8 @@ class Daemon:
         log.info("%s, encode %s, block %d samples (%.1f ms), ready in %.1f s", source,
                  processor.settings.encode, processor.block, 1000 * processor.block / info.sr,
                  time.perf_counter() - started)
-        assert self.playback.output is not None
-        print(f"ravemap: playing on {self.playback.output.describe()}", flush=True)
+        assert playback.output is not None
+        print(f"ravemap: playing on {playback.output.describe()}", flush=True)
         self._start_control()
 
     def _start_control(self) -> None:

@@ -46,7 +46,9 @@ class DeviceInfo:
 def rescan() -> None:
     """Make PortAudio look for devices again (after a sound server came back, say).
 
-    Only with no stream open: PortAudio's terminate closes every stream.
+    PortAudio's terminate closes every open stream first; with a stream whose JACK server has
+    gone that blocks for good, so call this only from a thread that may hang (the daemon's
+    device-retry thread).
     """
     sd = _sounddevice()
     sd._terminate()
