@@ -199,6 +199,15 @@ class OscConfig(Section):
         return ranges
 
 
+class WebConfig(Section):
+    enabled: bool = Field(True, description="Serve the control page (HTTP and WebSocket) for any browser.")
+    port: int = Field(
+        8080, ge=0, le=65535,
+        description="TCP port of the control page, bound on `osc.host` and guarded by `osc.allow` "
+        "(0: any free port; the ready line says which).",
+    )
+
+
 class MidiCC(Section):
     cc: int = Field(ge=0, le=127, description="controller number")
     dim: int = Field(ge=0, description="input dim it drives")
@@ -261,6 +270,7 @@ class Config(Section):
     inputs: InputsConfig = InputsConfig()
     osc: OscConfig = OscConfig()
     midi: MidiConfig = MidiConfig()
+    web: WebConfig = WebConfig()
     mapping: MappingConfig = MappingConfig()
     source_file: Path | None = Field(None, exclude=True, description="Where this config was read from.")
 

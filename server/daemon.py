@@ -2,7 +2,8 @@
 
 Start order: config (validated by the CLI) -> a `Ravemap` (torch threads, model load, loop
 encode and warm-up, mapping, session thread, trainer process) -> engine thread and audio
-output -> MIDI -> OSC control port (then the "ready" line) -> zeroconf. Stop in reverse
+output -> MIDI -> OSC control port -> the web page (`web.enabled`: its address, `--qr` as a QR
+code) -> the "ready" line -> zeroconf. Stop in reverse
 order, saving the mapping last. A failure while starting logs one line and exits with the error's code
 (2 config, 3 model or loop, 4 audio device, 5 mapping) before anything plays.
 
@@ -11,7 +12,7 @@ Signals: SIGINT / SIGTERM only set a flag; the main thread then stops everything
 
 Threads: the main thread runs this module (start, status lines, stop). The engine thread
 and the audio callback belong to `server.audio`; the session, OSC, MIDI, feedback and
-trainer threads to the modules named above.
+trainer threads to the modules named above; the web page's threads to `server.web.server`.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from server.session import Session
 
 if TYPE_CHECKING:
     from server.api import Ravemap
+    from server.web.server import WebServer
 
 log = logging.getLogger("ravemap")
 
@@ -45,8 +47,10 @@ DEVICE_STUCK_S = 10.0
 
 
 class Daemon:
-    def __init__(self, config: Config):
+    def __init__(self, config: Config, qr: bool = False):
         self.config = config
+        self.qr = qr
+        self.web: WebServer | None = None
         self.stopping = threading.Event()
         self.midi: MidiInput | None = None
         self.osc: OscServer | None = None
@@ -118,12 +122,25 @@ class Daemon:
         self.osc.start()
         controls = self.core.controls
         self.feedback.start_latent_feed(lambda: controls.offsets)
+        if config.web.enabled:
+            self._start_web()
         host, port = self.osc.address
         print(f"ravemap: OSC control on udp {host}:{port} ready, feedback to port {self.feedback.feedback_port}, "
               f"mapping {self.session.mapping.name!r}; Ctrl-C to stop", flush=True)
         if config.osc.zeroconf:
             self.advertiser = Advertiser(config.osc.service_name, port)
             self.advertiser.start()
+
+    def _start_web(self) -> None:
+        from server.web.address import print_qr
+        from server.web.server import WebServer  # aiohttp is imported only when the page is served
+
+        assert self.core is not None and self.session is not None and self.feedback is not None
+        self.web = WebServer(self.config, self.session, self.core.inbox, self.feedback)
+        self.web.start()
+        print(f"ravemap: control page on {self.web.url} (open it in a browser on the same network)", flush=True)
+        if self.qr:
+            print_qr(self.web.url, sys.stdout)
 
     def run_until_stopped(self) -> None:
         """Status lines every `log.stats_interval_s`; watch the audio device once a second."""
@@ -199,6 +216,8 @@ class Daemon:
         try:
             if self.advertiser is not None:
                 self.advertiser.close()
+            if self.web is not None:
+                self.web.stop()
             if self.osc is not None:
                 self.osc.stop()
             if self.midi is not None:
@@ -216,8 +235,8 @@ class Daemon:
             deadline.cancel()
 
 
-def serve(config: Config) -> int:
-    daemon = Daemon(config)
+def serve(config: Config, qr: bool = False) -> int:
+    daemon = Daemon(config, qr=qr)
     daemon.install_signal_handlers()
     try:
         daemon.start()

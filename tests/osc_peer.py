@@ -96,7 +96,7 @@ class Daemon:
                  config: dict | None = None, env: dict | None = None):
         self.port = free_udp_port()
         sections = {"osc": {"host": "127.0.0.1", "zeroconf": False}, "midi": {"enabled": False},
-                    "log": {"stats_interval_s": 0}}
+                    "log": {"stats_interval_s": 0}, "web": {"port": 0}}  # the page on any free port
         for key, value in (config or {}).items():
             sections[key] = {**sections.get(key, {}), **value}
         self.config_path = write_config(tmp / f"serve-{self.port}.yaml", **sections)
@@ -116,8 +116,11 @@ class Daemon:
 
     def _wait_ready(self, timeout: float = 90) -> str:
         deadline = time.monotonic() + timeout
+        self.web_url: str | None = None
         while time.monotonic() < deadline:
             line = self.proc.stdout.readline()
+            if "control page on " in line:
+                self.web_url = line.split("control page on ", 1)[1].split()[0]
             if "OSC control on" in line:
                 return line
             if not line and self.proc.poll() is not None:

@@ -20,7 +20,7 @@ def _serve(*args: str, env: dict | None = None) -> subprocess.Popen:
 
     scratch = tempfile.mkdtemp(prefix="ravemap-serve-")
     config = write_config(Path(scratch) / "serve.yaml", osc={"host": "127.0.0.1", "zeroconf": False},
-                          midi={"enabled": False})
+                          midi={"enabled": False}, web={"port": 0})
     args = ("--config", str(config), "--osc-port", str(free_udp_port()), "--feedback-port", str(free_udp_port()),
             "--mappings-dir", scratch, *args)
     return subprocess.Popen(
