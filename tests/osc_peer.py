@@ -117,8 +117,10 @@ class Daemon:
     def _wait_ready(self, timeout: float = 90) -> str:
         deadline = time.monotonic() + timeout
         self.web_url: str | None = None
+        self.startup_lines: list[str] = []
         while time.monotonic() < deadline:
             line = self.proc.stdout.readline()
+            self.startup_lines.append(line)
             if "control page on " in line:
                 self.web_url = line.split("control page on ", 1)[1].split()[0]
             if "OSC control on" in line:

@@ -79,7 +79,7 @@ def open_page(browser, daemon):
 
     yield open_one
     host = urlsplit(daemon.web_url).netloc
-    for context, page, requests, errors in opened:
+    for context, _page, requests, errors in opened:
         assert not errors, f"the page threw: {errors}"
         assert requests.urls, "the page's requests were recorded"
         assert requests.off_host(host) == [], "the page asked for nothing off the daemon's host"
@@ -156,7 +156,8 @@ def test_a_phone_records_four_examples_trains_and_plays_them_back(open_page, pee
                 slider.press(key)
         values = faders(page)
         button(page, "record once").click()
-        state = wait_status(peer, lambda s, n=len(recorded) + 1: s["examples"] == n)
+        count = len(recorded) + 1
+        state = wait_status(peer, lambda s, n=count: s["examples"] == n)
         assert close(state["targets"], values), "the daemon recorded the faders the page shows"
         assert close(state["inputs"], list(place), tol=0.01)
         recorded.append(values)

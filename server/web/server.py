@@ -34,6 +34,7 @@ posts onto the loop; the done-callbacks of commands run on the session thread an
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import json
 import logging
@@ -449,17 +450,15 @@ class WebServer:
     async def _watch(self) -> None:
         assert self._wake is not None
         while True:
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self._period)
-            except TimeoutError:
-                pass
             self._wake.clear()
             if not self.pages:
                 continue
             try:
                 self._refresh()
-            except Exception:  # the session's state mid-change; the next look will do
-                self._log.exception("web page push failed", key="push")
+            except Exception as err:  # a bug here must not stop the pushes; the next look tries again
+                self._log.warning("web page push failed: %r", err, key="push")
 
     def _state_text(self) -> str:
         return json.dumps({"type": "state", "state": page_state(self.session)}, allow_nan=False)
@@ -508,10 +507,8 @@ class WebServer:
 
 def _post(loop: asyncio.AbstractEventLoop, fn: Any, *args: Any) -> None:
     """Run `fn(*args)` on the loop's thread; nothing when the loop has stopped."""
-    try:
+    with contextlib.suppress(RuntimeError):  # the loop is closed: ravemap is stopping
         loop.call_soon_threadsafe(fn, *args)
-    except RuntimeError:  # the loop is closed: ravemap is stopping
-        pass
 
 
 async def _add_headers(request: web.Request, response: web.StreamResponse) -> None:

@@ -49,8 +49,8 @@ def page_state(session: Session) -> dict[str, Any]:
     fraction, loss = session.train_progress
     state["progress"] = [round(float(fraction), 4), float(loss) if np.isfinite(loss) else None]
     report = session.mapping.training
-    loss = report.get("loss") if isinstance(report, dict) else None
-    state["loss"] = float(loss) if isinstance(loss, int | float) and np.isfinite(loss) else None
+    final = report.get("loss") if isinstance(report, dict) else None
+    state["loss"] = float(final) if isinstance(final, int | float) and np.isfinite(final) else None
     return state
 
 
