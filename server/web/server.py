@@ -257,6 +257,8 @@ class WebServer:
     async def _shutdown(self) -> None:
         if self._watcher is not None:
             self._watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watcher
         for page in list(self.pages):
             await page.ws.close(code=WSCloseCode.GOING_AWAY, message=b"ravemap is stopping")
         if self._runner is not None:
