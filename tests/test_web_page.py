@@ -29,11 +29,11 @@ playwright_api = pytest.importorskip("playwright.sync_api", reason="pip install 
 expect = playwright_api.expect
 
 EXAMPLE_PLACES = [(0.2, 0.25), (0.8, 0.2), (0.25, 0.8), (0.75, 0.75)]
-FADER_KEYS = [  # per example: (fader, key, presses), all through the keyboard
-    [(0, "ArrowRight", 10), (1, "ArrowLeft", 6)],
-    [(0, "ArrowLeft", 30), (2, "PageUp", 1)],
-    [(1, "ArrowRight", 24), (3, "ArrowLeft", 12)],
-    [(0, "End", 1), (2, "PageDown", 2), (3, "ArrowRight", 20)],
+FADER_KEYS = [  # per example: (fader, key, presses), all through the keyboard (Page Up/Down: a tenth of the range)
+    [(0, "ArrowRight", 3), (1, "PageDown", 1)],
+    [(0, "PageUp", 2), (2, "ArrowLeft", 4)],
+    [(1, "PageUp", 3), (3, "ArrowLeft", 2)],
+    [(0, "End", 1), (2, "PageDown", 2), (3, "Home", 1)],
 ]
 
 

@@ -43,7 +43,7 @@ def page_config(config: Config, pads: int) -> dict[str, Any]:
 def page_state(session: Session) -> dict[str, Any]:
     """The session's state as the page shows it (numbers rounded: the page needs no more)."""
     status = session.status()
-    state = {key: status[key] for key in STATE_KEYS if key in status}
+    state = {key: _finite(status[key]) for key in STATE_KEYS if key in status}
     for key in ("inputs", "targets", "offsets"):
         state[key] = [round(float(v), 5) for v in state[key]]
     fraction, loss = session.train_progress
@@ -52,6 +52,13 @@ def page_state(session: Session) -> dict[str, Any]:
     final = report.get("loss") if isinstance(report, dict) else None
     state["loss"] = float(final) if isinstance(final, int | float) and np.isfinite(final) else None
     return state
+
+
+def _finite(value: Any) -> Any:
+    """JSON has no NaN or infinity: a number that is not finite is shown as unknown (null)."""
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
 
 
 def example_points(mapping: Mapping) -> list[list[float]]:

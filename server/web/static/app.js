@@ -193,14 +193,19 @@
     fill($("mapping"), lists.mappings, state && state.mapping);
   }
   function fill(select, names, current) {
-    if (document.activeElement === select) return;
+    const chosen = document.activeElement === select ? select.value : current;  // keep what is being chosen
     select.textContent = "";
     for (const name of names) {
       const option = document.createElement("option");
       option.value = option.textContent = name;
       select.append(option);
     }
-    if (current) selectValue(select, current);
+    if (chosen && ![...select.options].some((o) => o.value === chosen)) {
+      const option = document.createElement("option");
+      option.value = option.textContent = chosen;
+      select.append(option);
+    }
+    if (chosen) select.value = chosen;
   }
 
   // -- the XY pad ---------------------------------------------------------------------------
