@@ -141,6 +141,8 @@ def test_a_phone_records_four_examples_trains_and_plays_them_back(open_page, pee
     page = open_page(PHONE)
     reset(page, peer)
     expect(page.get_by_label("examples", exact=True)).to_have_text("0")
+    latency = peer.status()["latency_ms"]
+    expect(page.get_by_label("latency", exact=True)).to_have_text(f"{latency:.0f}")
 
     drag(page, (0.9, 0.1))
     state = wait_status(peer, lambda s: s["inputs"][0] > 0.85 and s["inputs"][1] < 0.15)
