@@ -74,6 +74,7 @@ BURST = 100.0
 ERRORS_PER_SECOND = 20  # error replies per page; more are counted, not sent
 MAX_EVENTS = 64  # error and reply messages waiting for one page; the oldest go first
 HEARTBEAT_S = 20.0
+CLOSE_TIMEOUT_S = 0.5  # at exit, how long open pages get to answer the close
 CONTENT_TYPES = {".html": "text/html; charset=utf-8", ".css": "text/css; charset=utf-8",
                  ".js": "text/javascript; charset=utf-8", ".svg": "image/svg+xml", ".png": "image/png",
                  ".ico": "image/x-icon", ".webmanifest": "application/manifest+json"}
@@ -248,7 +249,7 @@ class WebServer:
         app.router.add_get("/", self._index)
         app.router.add_get("/{name}", self._asset)
         app.on_response_prepare.append(_add_headers)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=CLOSE_TIMEOUT_S)
         await self._runner.setup()
         await web.SockSite(self._runner, self._sock).start()
         self._wake = asyncio.Event()
@@ -259,8 +260,10 @@ class WebServer:
             self._watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._watcher
-        for page in list(self.pages):
-            await page.ws.close(code=WSCloseCode.GOING_AWAY, message=b"ravemap is stopping")
+        closing = [page.ws.close(code=WSCloseCode.GOING_AWAY, message=b"ravemap is stopping") for page in self.pages]
+        if closing:  # a phone that went to sleep never answers the close: do not wait for it
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.gather(*closing, return_exceptions=True), CLOSE_TIMEOUT_S)
         if self._runner is not None:
             await self._runner.cleanup()
 
@@ -312,7 +315,8 @@ class WebServer:
             return web.Response(status=403, text="WebSocket refused: its Origin is not this page\n")
         if len(self.pages) >= MAX_PAGES:
             return web.Response(status=503, text=f"{MAX_PAGES} pages are open already\n")
-        ws = web.WebSocketResponse(max_msg_size=MAX_FRAME, heartbeat=HEARTBEAT_S, compress=False)
+        ws = web.WebSocketResponse(max_msg_size=MAX_FRAME, heartbeat=HEARTBEAT_S, compress=False,
+                                   timeout=CLOSE_TIMEOUT_S)
         await ws.prepare(request)
         page = Page(ws, str(request.remote))
         self.pages.add(page)

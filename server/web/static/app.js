@@ -110,9 +110,11 @@
       input.setAttribute("aria-label", `latent ${i}`);
       const output = document.createElement("output");
       output.textContent = "0.00";
-      const fader = { input, output, touchedAt: 0, held: false };
+      const fader = { input, output, touchedAt: 0, held: false, settle: null };
       input.addEventListener("input", () => {
         fader.touchedAt = performance.now();
+        clearTimeout(fader.settle);  // then show the daemon's value again, whoever set it meanwhile
+        fader.settle = setTimeout(() => { if (state) showFaders(); }, LOCAL_HOLD_MS + 50);
         output.textContent = Number(input.value).toFixed(2);
         setContinuous(`/ravemap/latent/${i}`, [Number(input.value)]);
       });
