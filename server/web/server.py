@@ -19,11 +19,13 @@ not the page's own gets 403.
 
 Bad input, as on the OSC port: a message that does not translate is refused with an
 `{"type": "error"}` reply and counted; frames over `MAX_FRAME` bytes close that connection
-with code 1009 (message too big), counted; each page may send `RATE` messages a second
-(bursts of `BURST`): the excess is dropped before it is parsed, counted, and answered once a
-second. Queues are bounded: aiohttp stops reading a socket whose unread frames pass 64 KiB,
-the inbox is bounded and coalescing, and a slow page gets only the newest state (its pending
-pushes are replaced, at most `MAX_EVENTS` error and reply messages wait).
+with code 1009 (message too big), counted; each page is read at most `RATE` messages a second
+(bursts of `BURST`): past that its connection is not read until its budget refills, so a flood
+waits in the sender's own socket and costs the daemon nothing (counted, and answered once a
+second); aiohttp's heartbeat then closes a connection that stopped answering. Queues are
+bounded: aiohttp stops reading a socket whose unread frames pass 64 KiB, the inbox is bounded
+and coalescing, and a slow page gets only the newest state (its pending pushes are replaced,
+at most `MAX_EVENTS` error and reply messages wait).
 
 Threads: "ravemap-web" runs the asyncio loop (HTTP, WebSockets, the watcher); one worker
 thread, "ravemap-web-field", computes learned-field pictures. `start`/`stop` from the main
@@ -71,6 +73,7 @@ MAX_FRAME = 65536  # bytes; a larger frame closes its connection (1009)
 MAX_PAGES = 32  # open WebSockets; more are answered 503
 RATE = 200.0  # messages a second per page (a finger on the pad sends at most 60)
 BURST = 100.0
+THROTTLE_S = 0.05  # a page over its budget is not read for at least this long
 ERRORS_PER_SECOND = 20  # error replies per page; more are counted, not sent
 MAX_EVENTS = 64  # error and reply messages waiting for one page; the oldest go first
 HEARTBEAT_S = 20.0
@@ -132,14 +135,15 @@ class Page:
         self.events: deque[str] = deque(maxlen=MAX_EVENTS)
         self.wake = asyncio.Event()
 
-    def take_token(self) -> bool:
+    def take_token(self) -> float:
+        """Seconds to wait before this message may be handled (0: at once); the token is taken."""
         now = time.monotonic()
         self.tokens = min(BURST, self.tokens + (now - self.filled_at) * RATE)
         self.filled_at = now
-        if self.tokens < 1.0:
-            return False
         self.tokens -= 1.0
-        return True
+        if self.tokens >= 0.0:
+            return 0.0
+        return max(-self.tokens / RATE, THROTTLE_S)  # a few long pauses rather than a wake-up per message
 
     def push(self, kind: str, text: str) -> None:
         self.latest[kind] = text
@@ -326,13 +330,15 @@ class WebServer:
         self._greet(page)
         try:
             async for msg in ws:
+                if msg.type in (WSMsgType.TEXT, WSMsgType.BINARY) and (wait := page.take_token()) > 0.0:
+                    self._slow_down(page)
+                    await asyncio.sleep(wait)  # meanwhile this connection is not read: the flood waits
+                    if request.transport is None or request.transport.is_closing():
+                        break  # the sender has gone: what it left unread is not carried out
                 if msg.type == WSMsgType.TEXT:
                     self._on_text(page, msg.data)
                 elif msg.type == WSMsgType.BINARY:
-                    if page.take_token():
-                        self._refuse(page, Refused("malformed", "binary frames are not page messages: send JSON text"))
-                    else:
-                        self._slow_down(page)
+                    self._refuse(page, Refused("malformed", "binary frames are not page messages: send JSON text"))
                 elif msg.type == WSMsgType.ERROR:
                     if isinstance(msg.data, WebSocketError) and msg.data.code == WSCloseCode.MESSAGE_TOO_BIG:
                         self.counters.oversized += 1
@@ -357,9 +363,6 @@ class WebServer:
             pass
 
     def _on_text(self, page: Page, text: str) -> None:
-        if not page.take_token():
-            self._slow_down(page)
-            return
         self.counters.messages += 1
         try:
             translated = self.translator.translate(text)
@@ -414,10 +417,10 @@ class WebServer:
         now = time.monotonic()
         if now - page.slowed_at >= 1.0:
             page.slowed_at = now
-            self._log.warning("page of %s sends over %d messages a second: the excess is dropped", page.peer,
+            self._log.warning("page of %s sends over %d messages a second: it is read no faster", page.peer,
                               int(RATE), key="rate:" + page.peer)
             page.push_event({"type": "error", "id": None,
-                             "text": f"too many messages: at most {int(RATE)} a second; the excess is dropped"})
+                             "text": f"too many messages: at most {int(RATE)} a second are read; the rest wait"})
 
     # -- pushing state -----------------------------------------------------------------------
     def _greet(self, page: Page) -> None:
