@@ -140,3 +140,13 @@ def test_web_port_is_checked_like_every_setting():
     with pytest.raises(ConfigError, match=r"web\.port: 70000 is not allowed"):
         validate({"web": {"port": 70000}})
     assert validate({"web": {"enabled": False}}).web.enabled is False
+
+
+def test_a_terminal_that_cannot_show_the_qr_code_gets_the_address_in_words():
+    import io
+
+    from server.web.address import print_qr
+
+    out = io.TextIOWrapper(io.BytesIO(), encoding="ascii")
+    print_qr("http://192.168.1.23:8080/", out)
+    assert b"open http://192.168.1.23:8080/" in out.buffer.getvalue()

@@ -40,7 +40,14 @@ def page_url(host: str, port: int) -> str:
 
 def print_qr(url: str, out: TextIO) -> None:
     """The URL as a QR code drawn with half-block characters (two rows of modules per line)."""
+    import io
+
     import segno
 
-    segno.make(url, error="m").terminal(out=out, compact=True, border=2)
+    drawn = io.StringIO()
+    segno.make(url, error="m").terminal(out=drawn, compact=True, border=2)
+    try:
+        out.write(drawn.getvalue())
+    except UnicodeEncodeError:  # a terminal that cannot show block characters: the address is printed anyway
+        out.write(f"(this terminal cannot show the QR code; open {url})\n")
     out.flush()
