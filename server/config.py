@@ -329,7 +329,8 @@ def load_config(path: str | Path | None = None) -> Config:
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: the config must be a mapping of sections, got {type(raw).__name__}")
     config = validate(raw, str(path)).resolve(path.resolve().parent)
-    given = raw.get("engine") if isinstance(raw.get("engine"), dict) else {}
+    engine = raw.get("engine")
+    given: dict[str, Any] = engine if isinstance(engine, dict) else {}
     left_out = {key: file() for key, file in (("model", locations.embedded_model), ("loop", locations.embedded_loop))
                 if key not in given}
     if left_out:
