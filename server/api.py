@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from server.audio import realtime
 from server.audio.engine import configure_torch
 from server.audio.playback import Playback, make_controls
 from server.config import Config, load_config, with_overrides
@@ -63,6 +64,7 @@ class Ravemap:
             paths__mappings_dir=cwd / mappings_dir if mappings_dir is not None else None,
         )
         configure_torch(self.config.engine.torch_threads)
+        realtime.prepare_process()
         self.controls = make_controls(self.config)
         self.playback = Playback.from_config(self.config, self.controls)
         self.inbox = Inbox(self.config.osc.queue_size)
@@ -82,6 +84,7 @@ class Ravemap:
         if not self._playing:
             self.playback.start()
             self._playing = self._started = True
+            realtime.freeze_startup_objects()
 
     def stop(self) -> None:
         """Stop audio, session and trainer, and save the mapping (atomically).

@@ -51,8 +51,19 @@ class EngineConfig(Section):
         description="`cached` encodes the loop once at load; `live` encodes every block "
         "(a variational model then varies each time round).",
     )
-    block_size: int = Field(2048, ge=32, le=65536, description="Samples per block; a multiple of the model's ratio.")
-    ahead_blocks: int = Field(3, ge=1, le=32, description="Blocks the engine keeps ready ahead of the sound card.")
+    latency: Literal["auto", "fixed"] = Field(
+        "auto",
+        description="`auto` times the model on this machine (at start and after each model swap) and picks the "
+        "smallest safe block size and lead; `fixed` uses `block_size` and `ahead_blocks` (2048 and 3 when empty).",
+    )
+    block_size: int | None = Field(
+        None, ge=32, le=65536,
+        description="Samples per block, a multiple of the model's ratio; empty: chosen by `latency`.",
+    )
+    ahead_blocks: int | None = Field(
+        None, ge=1, le=32,
+        description="Whole blocks kept ready ahead of the sound card; empty: the lead `latency` chooses.",
+    )
     torch_threads: int = Field(1, ge=1, le=64, description="Torch intra-op threads for the model.")
     transfer: bool = Field(True, description="Style transfer at start: on plays the model, off the dry loop.")
     gain_db: float = Field(0.0, ge=-120.0, le=24.0, description="Output gain in dB.")
@@ -95,7 +106,9 @@ class AudioConfig(Section):
         description="Device rate; empty uses the model's rate if the device takes it, else the device's.",
     )
     channels: int = Field(2, ge=1, le=64, description="Output channels; a mono model is copied to each.")
-    latency: Literal["low", "high"] | float = Field("high", description="PortAudio latency hint.")
+    latency: Literal["low", "high"] | float = Field(
+        "low", description="PortAudio latency hint: `low`, `high` or seconds (the device's own buffering)."
+    )
 
 
 def _folder(kind: str, description: str) -> Any:
