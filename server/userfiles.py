@@ -68,7 +68,7 @@ def _header(config_path: Path) -> list[str]:
     return [
         f"# ravemap configuration, written by `ravemap init` (ravemap {version()}). Start with:",
         f"#     ravemap serve --config {config_path}",
-        f"# or make it the default: set RAVEMAP_CONFIG to this file, or copy it to {locations.user_config_file()}",
+        "# or make it your default by setting RAVEMAP_CONFIG to this file.",
         "# Every key is checked at start: a wrong key or value stops ravemap with a line naming the key,",
         "# the bad value and what is allowed. Relative paths are relative to this file's folder.",
         "# Your models go in models/ and loops in loops/ (then /ravemap/model NAME and /ravemap/loop NAME",
