@@ -6,7 +6,7 @@ Not a test and not run in CI. The engine plays the embedded default model in blo
 `--block` samples (default: one latent frame) with a one-period lead, to a real-time clock standing in for the sound card
 (the `--audio none` output, 256-frame periods), while another thread of the same process does
 what a daemon's control side may do: serialise a mapping of 60,000 examples to JSON over and
-over (pure Python, holding the GIL). Each row runs `--seconds` and reports underruns, the
+over, one example at a time (Python code that wants the GIL all the time). Each row runs `--seconds` and reports underruns, the
 clock's own late periods, and the engine's worst block:
 
 - Python's default GIL switch interval (5 ms), no priority;
@@ -40,9 +40,12 @@ from server.config import load_config, with_overrides  # noqa: E402
 
 
 def hog(stop: threading.Event) -> None:
+    """Python-level work: one example at a time, as a GIL-friendly saver does. (One `json.dumps` of
+    the whole list is a single C call that holds the GIL for its whole length, whatever the switch
+    interval: that is why ravemap never serialises a big mapping in one call.)"""
     examples = [{"inputs": [i / 6e4, 1 - i / 6e4], "targets": [0.1 * (i % 7), 0.2, -0.3, 0.4]} for i in range(60000)]
     while not stop.is_set():
-        json.dumps({"examples": examples})
+        ",".join(json.dumps(example) for example in examples)
 
 
 def run(config, seconds: float, switch: float, priority: bool, background: bool) -> str:

@@ -50,8 +50,9 @@ class Ravemap:
                  mappings_dir: str | Path | None = None):
         """Load the model and the loop (encoded once, warmed up) and open the mapping; nothing plays yet.
 
-        `config` is a `Config` or a config file (default: the repository's `config.yaml`); the
-        keyword arguments override it like the command-line options of `ravemap serve`.
+        `config` is a `Config` or a config file (default: the one `ravemap serve` reads, see
+        `server.locations`); the keyword arguments override it like the command-line options of
+        `ravemap serve`.
         """
         base = config if isinstance(config, Config) else load_config(config)
         cwd = Path.cwd()

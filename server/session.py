@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from server import locations
 from server.config import Config
 from server.control.events import (
     Command,
@@ -405,11 +406,13 @@ class Session:
         self.feedback.broadcast("/ravemap/gain", float(db))
 
     def _cmd_model(self, event: Command, name: str) -> None:
-        path = resolve_in(self.config.paths.models_dir, name, MODEL_SUFFIXES, "model")
+        path = resolve_in(self.config.paths.models_dir, name, MODEL_SUFFIXES, "model",
+                          builtin=locations.embedded_model())
         self._load_in_background(event, "model", path)
 
     def _cmd_loop(self, event: Command, name: str) -> None:
-        path = resolve_in(self.config.paths.loops_dir, name, LOOP_SUFFIXES, "loop")
+        path = resolve_in(self.config.paths.loops_dir, name, LOOP_SUFFIXES, "loop",
+                          builtin=locations.embedded_loop())
         self._load_in_background(event, "loop", path)
 
     def _load_in_background(self, event: Command, what: str, path: Path) -> None:
