@@ -3,11 +3,12 @@
     .venv/bin/python benchmarks/python_realtime.py [--seconds 10] [--block 256]
 
 Not a test and not run in CI. The engine plays the embedded default model in blocks of
-`--block` samples (default: one latent frame) with a one-period lead, to a real-time clock standing in for the sound card
-(the `--audio none` output, 256-frame periods), while another thread of the same process does
-what a daemon's control side may do: serialise a mapping of 60,000 examples to JSON over and
-over, one example at a time (Python code that wants the GIL all the time). Each row runs `--seconds` and reports underruns, the
-clock's own late periods, and the engine's worst block:
+`--block` samples (default: one latent frame) with a one-block lead, to a real-time clock
+standing in for the sound card (the `--audio none` output, 256-frame periods), while another
+thread of the same process does what a daemon's control side may do: serialise a mapping of
+60,000 examples to JSON over and over, one example at a time (Python code that wants the GIL all
+the time). Each row runs `--seconds` and reports underruns, the clock's own late periods, and
+the engine's worst block:
 
 - Python's default GIL switch interval (5 ms), no priority;
 - ravemap's 0.5 ms switch interval;

@@ -3,10 +3,11 @@
 The lead. The engine keeps `target_fill` frames ready in the output ring: the lead chosen
 for the model (`engine.latency: auto`, server/audio/latency.py) or `ahead_blocks` whole blocks,
 rounded up to whole device periods (the callback takes a period at a time; the period is
-learnt from the callback itself). After an underrun with a chosen lead, the lead grows by a
-period (a few times at most), so a machine busier than at start settles on a safe lead. It renders the next block as soon as the ring holds less
+learnt from the callback itself). It renders the next block as soon as the ring holds less
 than that, and the block reads the controls as it starts: a control change waits at most one
-block (or one period, if blocks are shorter) plus the lead before it is heard.
+block (or one period, if blocks are shorter) plus the lead before it is heard. After an
+underrun with a chosen lead, the lead grows by a period (a few times at most), so a machine
+busier than when it was timed settles on a safe lead.
 
 Live input keeps its delay. The delay from the input callback to the output is the frames in
 the output ring plus the input waiting to be processed; callbacks and renders move frames from
@@ -17,8 +18,9 @@ target and, when it has grown, drops the oldest input with a short crossfade
 
 Threads and what each may do here:
 - engine thread (owned by `Engine`, named "ravemap-engine"): the only thread that runs
-  the model while playing. It polls the ring every `NAP_S` (no lock to share with the callback). It calls `BlockProcessor.next_block()`, resamples to the
-  device's rate with a soxr stream, maps to the device's channels and writes the ring.
+  the model while playing. It polls the ring every `NAP_S` (no lock to share with the
+  callback), calls `BlockProcessor.next_block()`, resamples to the device's rate with a soxr
+  stream, maps to the device's channels and writes the ring.
   It swaps in a new processor (hot swap of model or loop) only between blocks. An
   exception in a block is counted and that block plays as silence; the thread never dies.
 - audio callback (stream.py / headless.py): reads the ring with `FrameRing.fill` only.

@@ -22,13 +22,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from server.audio import latency
 from server.audio.controls import EngineControls
 from server.audio.engine import Engine
 from server.audio.headless import HeadlessOutput
+from server.audio.latency import LatencyChoice
 from server.audio.live import LiveInput
 from server.audio.model import RaveModel, load_model
-from server.audio import latency
-from server.audio.latency import LatencyChoice
 from server.audio.processor import BlockProcessor, ProcessorSettings, check_settings, encode_loop
 from server.audio.ring import FrameRing
 from server.audio.source import Loop, fit_to_ratio, load_loop
