@@ -87,7 +87,9 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
     assert "deprecat" not in build_log.read_text().lower(), f"the build warns: {build_log.read_text()[-3000:]}"
     (wheel,) = dist.glob("ravemap-*.whl")
     python = venv / "bin" / "python"
-    pip = subprocess.run([str(python), "-m", "pip", "install", "-q", TORCH, str(wheel)],
+    # --no-compile: byte-compiling torch's thousands of modules is most of an install's time, and
+    # changes nothing this test looks at.
+    pip = subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-compile", TORCH, str(wheel)],
                          capture_output=True, text=True, timeout=1200)
     assert pip.returncode == 0, pip.stderr[-3000:]
     site = Path(subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
