@@ -254,20 +254,21 @@ class Session:
         if self.running:  # like Wekinator: an output for each input message, changed or not
             self._predict(send=True)
 
-    def _fit_input_size(self, size: int, source: str) -> None:
+    def _fit_input_size(self, size: int, source: str, what: str = "input values") -> None:
         """Make the mapping take `size` inputs: a new, empty mapping adopts it; one with examples or a
         trained regressor refuses with what to do instead."""
         mapping = self.mapping
         if size == mapping.input_size:
             return
-        if mapping.examples or mapping.regressor is not None:
-            held = f"holds {len(mapping.examples)} examples" if mapping.examples else "is trained"
+        if mapping.examples or mapping.regressor is not None or self.training:
+            held = (f"holds {len(mapping.examples)} examples" if mapping.examples
+                    else "is trained" if mapping.regressor is not None else "is training")
             raise CommandError(
-                f"{source}: {size} input values, but mapping {mapping.name!r} takes {mapping.input_size} "
+                f"{source}: {size} {what}, but mapping {mapping.name!r} takes {mapping.input_size} inputs "
                 f"(it {held}); send {mapping.input_size} values, or start a new mapping for {size} inputs "
                 "(/wekinator/control/runNewProject or /ravemap/mapping/new)")
         if not 1 <= size <= MAX_SIZE:
-            raise CommandError(f"{source}: {size} input values; a mapping takes 1 to {MAX_SIZE}")
+            raise CommandError(f"{source}: {size} {what}; a mapping takes 1 to {MAX_SIZE} inputs")
         log.info("mapping %r now takes %d inputs (from %s)", mapping.name, size, source)
         mapping.input_size = size
         mapping.input_names = ()
@@ -281,6 +282,8 @@ class Session:
         self.targets = tuple(min(max(float(v), self.low), self.high) for v in values)
         if not self.running:
             self.controls.set_offsets(self.targets)
+        elif not all(self.run_on):
+            self._predict()  # outputs whose running is off follow their manual value
 
     def _predict(self, send: bool = False) -> None:
         """Offsets from the regressor; an output switched off for running, or taught by no example,
@@ -426,7 +429,7 @@ class Session:
     def _cmd_names(self, event: Command, which: str, names: tuple[str, ...]) -> None:
         """Wekinator's setInputNames / setOutputNames, kept in the mapping (and drawn by `ravemap plot`)."""
         if which == "input":
-            self._fit_input_size(len(names), "/wekinator/control/setInputNames")
+            self._fit_input_size(len(names), "/wekinator/control/setInputNames", "input names")
             self.mapping.input_names = tuple(names)
         else:
             if len(names) != self.n_out:

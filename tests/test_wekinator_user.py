@@ -291,3 +291,33 @@ def test_wekinator_units_map_0_to_1_onto_the_latent_range_both_ways(synth, units
         assert synth.next_outputs() == pytest.approx(sent)
     finally:
         feedback.close()
+
+
+def test_names_and_untaught_outputs_survive_a_save_and_a_file_teaching_nothing_is_refused(tmp_path):
+    from server.errors import MappingError
+    from server.mapping.store import Example, Mapping, load_mapping, save_mapping, training_arrays
+
+    mapping = Mapping("face", input_size=3, output_dims=(0, 1), output_range=(-3.0, 3.0),
+                      examples=[Example((0.1, 0.2, 0.3), (1.0, None)), Example((0.9, 0.9, 0.9), (None, -2.0)),
+                                Example((0.8, 0.8, 0.8), (2.0, None))],
+                      input_names=("mouth", "brow", "tilt"), output_names=("pitch", "bright"))
+    path = save_mapping(tmp_path, mapping)
+    assert load_mapping(tmp_path, "face") == mapping
+    x, y, taught = training_arrays(mapping)
+    assert taught == (True, True)
+    assert y.tolist() == [[1.0, -2.0], [2.0, -2.0], [2.0, -2.0]], "filled from the nearest example teaching it"
+    path.write_text(path.read_text().replace("[1.0, null]", "[null, null]"))
+    with pytest.raises(MappingError, match=r"examples\[0\].output' must teach at least one output"):
+        load_mapping(tmp_path, "face")
+
+
+@pytest.mark.parametrize("osc, expected", [
+    ({"feedback_port": 6448}, "feedback_port 6448 is the Wekinator input port"),
+    ({"wekinator_port": 6448}, "wekinator_port 6448 on 127.0.0.1 is one of this daemon's own control ports"),
+    ({"wekinator_port": 8000, "wekinator_host": "localhost"}, "one of this daemon's own control ports"),
+])
+def test_wekinator_ports_that_would_answer_ravemap_itself_are_refused(osc, expected):
+    from server.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=expected):
+        validate({"osc": osc})
