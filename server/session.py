@@ -249,8 +249,8 @@ class Session:
             if self.inputs[dim] != value:
                 self.inputs[dim] = value
                 changed = True
-        if changed and self.recording:
-            self._record()
+        if self.recording and (changed or event.whole):  # like Wekinator, a new output at the same input
+            self._record()                                  # records too (an identical example does not)
         if self.running:  # like Wekinator: an output for each input message, changed or not
             self._predict(send=True)
 

@@ -254,7 +254,9 @@ def test_names_are_kept_in_the_mapping_saved_by_name_and_shown_by_plot(tmp_path,
     try:
         user.send("/wekinator/control/setInputNames", "mouth", "brow", "tilt")  # a new mapping: 3 inputs
         user.send("/wekinator/control/setOutputNames", "pitch", "bright", "air", "wobble")
-        _record(user, [((0.1, 0.2, 0.3), (0.1, 0.2, 0.3, 0.4)), ((0.7, 0.8, 0.9), (0.9, 0.8, 0.7, 0.6))])
+        _record(user, [((0.1, 0.2, 0.3), (0.1, 0.2, 0.3, 0.4)), ((0.7, 0.8, 0.9), (0.9, 0.8, 0.7, 0.6)),
+                       ((0.7, 0.8, 0.9), (0.9, 0.8, 0.7, 0.5)),  # same input, new outputs: recorded
+                       ((0.7, 0.8, 0.9), (0.9, 0.8, 0.7, 0.5))])  # the same example again: not
         _train(user)
         user.send("/wekinator/control/saveModelToFile", "face")
         assert user.wait_for("/ravemap/mapping") == ["face"]
@@ -264,7 +266,7 @@ def test_names_are_kept_in_the_mapping_saved_by_name_and_shown_by_plot(tmp_path,
         assert user.status()["inputs"] == [0.5, 0.5], "a new mapping starts at inputs.size"
         user.send("/wekinator/control/loadModelFromFile", "face")
         state = user.status()
-        assert state["mapping"] == "face" and state["examples"] == 2 and len(state["inputs"]) == 3
+        assert state["mapping"] == "face" and state["examples"] == 3 and len(state["inputs"]) == 3
         user.send("/wekinator/control/startDtwRecording", 1)
         assert "no dynamic time warping" in user.wait_for("/ravemap/error")[0]
     finally:
