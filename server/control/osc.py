@@ -38,6 +38,7 @@ from pythonosc.osc_packet import OscPacket
 from server.config import Config, OscRoute
 from server.control.events import Command, Event, Inbox, SetInputs, SetTarget, SetTargets
 from server.errors import DeviceError
+from server.mapping.store import MAX_NAME
 from server.ratelimit import RateLimitedLog
 
 log = logging.getLogger("ravemap.osc")
@@ -174,7 +175,6 @@ WEKINATOR_CANNOT = {
         "ravemap trains one regressor on every input for all outputs; send only the inputs you want "
         "in /wek/inputs instead"),
 }
-MAX_NAME = 64  # characters in an input or output name
 
 
 def _name(address: str, args: Sequence[object], required: bool) -> str | None:
