@@ -50,8 +50,9 @@ class Ravemap:
                  mappings_dir: str | Path | None = None):
         """Load the model and the loop (encoded once, warmed up) and open the mapping; nothing plays yet.
 
-        `config` is a `Config` or a config file (default: the repository's `config.yaml`); the
-        keyword arguments override it like the command-line options of `ravemap serve`.
+        `config` is a `Config` or a config file (default: the one `ravemap serve` reads, see
+        `server.locations`); the keyword arguments override it like the command-line options of
+        `ravemap serve`.
         """
         base = config if isinstance(config, Config) else load_config(config)
         cwd = Path.cwd()
@@ -136,11 +137,10 @@ class Ravemap:
 
     # -- the mapping ---------------------------------------------------------------------
     def set_inputs(self, values: list[float] | tuple[float, ...]) -> None:
-        """The input vector (x, y, ...), each in 0..1; records or runs as the mode says."""
+        """The whole input vector (x, y, ...), each in 0..1; records or runs as the mode says. A new,
+        empty mapping takes its input size from the first vector (like `/wek/inputs`)."""
         values = tuple(float(v) for v in values)
-        if len(values) != self.config.inputs.size:
-            raise ValueError(f"expected {self.config.inputs.size} input values, got {len(values)}")
-        self._post(SetInputs(tuple(enumerate(values)), source="python"))
+        self._post(SetInputs(tuple(enumerate(values)), source="python", whole=True))
 
     def set_offsets(self, values: list[float] | tuple[float, ...]) -> None:
         """The manual latent targets (the sliders), one per `latent.dims`; clamped to `latent.range`."""

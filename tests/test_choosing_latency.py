@@ -109,11 +109,12 @@ def test_the_choice_is_made_again_for_a_swapped_model(standin, loop_file, tmp_pa
     playback = Playback(config, prepare_processor(config, controls), controls)
     playback.start()
     try:
-        before = playback.processor.block
+        before = playback.processor
         other = save(WithMethodList(sr=48000, channels=1, latent=4, ratio=1024), tmp_path / "other.ts")
         swapped = playback.swap_model(other)
         assert swapped.latency.auto and swapped.latency.timing is not None
-        assert swapped.block % 1024 == 0 and swapped.block >= 1024 > before, "timed anew for the new ratio"
+        assert swapped.latency.timing is not before.latency.timing, "timed anew"
+        assert swapped.block % 1024 == 0 and swapped.block >= 1024, "in blocks of the new model's ratio"
         deadline = time.monotonic() + 5
         while playback.engine.processor is not swapped:
             assert time.monotonic() < deadline, "the engine did not take the swap"
@@ -121,6 +122,24 @@ def test_the_choice_is_made_again_for_a_swapped_model(standin, loop_file, tmp_pa
         assert playback.engine.block_out == swapped.block, "the engine plays the new block size"
     finally:
         playback.stop()
+
+
+def test_an_underrun_on_a_busier_machine_adds_a_period_to_the_lead(standin, loop_file):
+    config = _config(standin, loop_file)
+    processor = prepare_processor(config, make_controls(config))
+    engine = Engine(processor, 48000, 1, period_hint=256)
+    lead = engine.target_fill
+    engine.ring.started = True
+    engine.ring.fill(np.zeros((256, 1), dtype=np.float32))  # nothing rendered yet: the callback finds it short
+    engine.start()
+    try:
+        deadline = time.monotonic() + 5
+        while engine.lead_raises == 0:
+            assert time.monotonic() < deadline, "the engine did not react to the underrun"
+            time.sleep(0.01)
+        assert engine.target_fill == lead + 256 and "raised 1x after underruns" in engine.describe_latency()
+    finally:
+        engine.stop()
 
 
 def _live_engine(standin: str, block: int):

@@ -5,7 +5,9 @@ for the model (`engine.latency: auto`, server/audio/latency.py) or `ahead_blocks
 rounded up to whole device periods (the callback takes a period at a time; the period is
 learnt from the callback itself). It renders the next block as soon as the ring holds less
 than that, and the block reads the controls as it starts: a control change waits at most one
-block (or one period, if blocks are shorter) plus the lead before it is heard.
+block (or one period, if blocks are shorter) plus the lead before it is heard. After an
+underrun with a chosen lead, the lead grows by a period (a few times at most), so a machine
+busier than when it was timed settles on a safe lead.
 
 Live input keeps its delay. The delay from the input callback to the output is the frames in
 the output ring plus the input waiting to be processed; callbacks and renders move frames from
@@ -16,8 +18,9 @@ target and, when it has grown, drops the oldest input with a short crossfade
 
 Threads and what each may do here:
 - engine thread (owned by `Engine`, named "ravemap-engine"): the only thread that runs
-  the model while playing. It polls the ring every `NAP_S` (no lock to share with the callback). It calls `BlockProcessor.next_block()`, resamples to the
-  device's rate with a soxr stream, maps to the device's channels and writes the ring.
+  the model while playing. It polls the ring every `NAP_S` (no lock to share with the
+  callback), calls `BlockProcessor.next_block()`, resamples to the device's rate with a soxr
+  stream, maps to the device's channels and writes the ring.
   It swaps in a new processor (hot swap of model or loop) only between blocks. An
   exception in a block is counted and that block plays as silence; the thread never dies.
 - audio callback (stream.py / headless.py): reads the ring with `FrameRing.fill` only.
@@ -40,6 +43,7 @@ import numpy as np
 import soxr
 import torch
 
+from server.audio.latency import MAX_RAISES
 from server.audio.live import LiveInput
 from server.audio.processor import BlockProcessor
 from server.audio.realtime import raise_thread_priority
@@ -94,6 +98,8 @@ class Engine:
         self._thread: threading.Thread | None = None
         self._errors = RateLimitedLog(log, seconds=5.0)
         self._period_seen = 0
+        self._underruns_seen = 0
+        self.lead_raises = 0  # periods added to the lead after underruns (latency.MAX_RAISES at most)
         self.priority = "not started"
         self._configure_output(processor)
         self.ring = FrameRing(capacity=max(MIN_RING_FRAMES, 4 * (self.target_fill + self.block_out)),
@@ -132,7 +138,7 @@ class Engine:
         else:
             assert choice.lead_s is not None
             lead = math.ceil(choice.lead_s * self.out_sr)
-        self.target_fill = max(1, math.ceil(lead / period)) * period
+        self.target_fill = (max(1, math.ceil(lead / period)) + self.lead_raises) * period
         self._period_seen = period
 
     @property
@@ -151,8 +157,9 @@ class Engine:
 
     def describe_latency(self) -> str:
         choice = self.processor.latency
+        raised = f", raised {self.lead_raises}x after underruns" if self.lead_raises else ""
         return (f"block {self.processor.block} samples, lead {self.target_fill} frames "
-                f"({self.target_fill / self.block_out:.2f} blocks), period {self.period}, "
+                f"({self.target_fill / self.block_out:.2f} blocks{raised}), period {self.period}, "
                 f"latency {self.latency_ms:.1f} ms ({choice.describe()})")
 
     # -- control side -------------------------------------------------------------------
@@ -208,10 +215,21 @@ class Engine:
                     self._take_pending()
                 if self.ring.period != self._period_seen and self.ring.period:
                     self._update_target(self.processor)
+                if self.ring.underruns != self._underruns_seen:
+                    self._after_underrun()
                 if self.ring.available() >= self.target_fill:
                     time.sleep(NAP_S)
                     continue
                 self.render_into_ring()
+
+    def _after_underrun(self) -> None:
+        """The callback found the ring short: the machine is busier than when it was timed."""
+        self._underruns_seen = self.ring.underruns
+        if self.lead_raises < MAX_RAISES and self.processor.latency.lead_s is not None:
+            self.lead_raises += 1
+            self._update_target(self.processor)
+            self._errors.warning("underrun: the machine is busier than when ravemap timed the model; lead "
+                                 "raised to %d frames, latency now %.1f ms", self.target_fill, self.latency_ms)
 
     def _take_pending(self) -> None:
         new, self._pending = self._pending, None

@@ -11,8 +11,11 @@ Both should be as short as is safe:
   most `MEDIAN_SHARE` of the block's own duration (room for the resampler, Python and
   whatever else the machine does) and whose worst time fits inside that duration;
 - the lead: long enough to cover the worst block time measured, with a margin
-  (`LEAD_SAFETY` times the worst plus `WAKE_MARGIN_S` for the engine thread to wake up),
-  rounded up by the engine to whole device periods.
+  (`LEAD_SAFETY` times the worst plus `WAKE_MARGIN_S` for the engine thread to wake up, and
+  never under `MIN_LEAD_S`, what a busy machine may keep any thread waiting), rounded up by the
+  engine to whole device periods. If the machine gets busier than it was when timed and the
+  callback finds the ring short anyway, the engine adds a period to the lead after each such
+  underrun (up to `MAX_RAISES` periods), and says so: it settles where this machine is safe.
 
 The timing runs the real `BlockProcessor.next_block()` (model, offsets, mix, safety) on the
 thread that loads the model (start-up, or the loader thread of a hot swap), before the chosen
@@ -32,8 +35,10 @@ from dataclasses import dataclass
 
 MEDIAN_SHARE = 0.5  # a block's median time must stay within this share of its duration
 WORST_SHARE = 1.0  # ... and its worst time within the duration itself
-LEAD_SAFETY = 1.5  # lead = LEAD_SAFETY x worst block time + WAKE_MARGIN_S
+LEAD_SAFETY = 1.5  # lead = LEAD_SAFETY x worst block time + WAKE_MARGIN_S, at least MIN_LEAD_S
 WAKE_MARGIN_S = 0.001
+MIN_LEAD_S = 0.008  # what a thread may wait on a busy machine (the scheduler, the GIL) beyond its block
+MAX_RAISES = 8  # periods the engine may add to the lead after underruns
 MAX_BLOCK = 16384  # largest block auto tries (372 ms at 44.1 kHz)
 TIMING_SECONDS = 0.25  # audio timed per candidate block size (at least MIN_CALLS blocks)
 MIN_CALLS = 12
@@ -79,7 +84,7 @@ def block_fits(timing: BlockTiming, sr: int) -> bool:
 
 def lead_for(timing: BlockTiming) -> float:
     """Seconds of audio to keep ready so that the slowest block measured still lands in time."""
-    return LEAD_SAFETY * timing.worst_s + WAKE_MARGIN_S
+    return max(MIN_LEAD_S, LEAD_SAFETY * timing.worst_s + WAKE_MARGIN_S)
 
 
 def candidate_blocks(ratio: int) -> list[int]:

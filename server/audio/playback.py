@@ -22,13 +22,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from server.audio import latency
 from server.audio.controls import EngineControls
 from server.audio.engine import Engine
 from server.audio.headless import HeadlessOutput
+from server.audio.latency import LatencyChoice
 from server.audio.live import LiveInput
 from server.audio.model import RaveModel, load_model
-from server.audio import latency
-from server.audio.latency import LatencyChoice
 from server.audio.processor import BlockProcessor, ProcessorSettings, check_settings, encode_loop
 from server.audio.ring import FrameRing
 from server.audio.source import Loop, fit_to_ratio, load_loop
@@ -291,12 +291,11 @@ class Playback:
         stats = engine.stats
         mean_ms = 1000 * stats.total_block_s / max(1, stats.blocks)
         return (
-            f"{engine.describe_latency()}; "
             f"blocks {stats.blocks}, underruns {engine.ring.underruns}, xruns {xruns}, "
             f"block time mean {mean_ms:.1f} ms / worst {1000 * stats.worst_block_s:.1f} ms "
             f"(budget {1000 * engine.block_seconds:.1f} ms), non-finite samples silenced "
             f"{proc.safety.nonfinite_samples}, clipped {proc.safety.clipped_samples}, "
-            f"block errors {stats.errors}"
+            f"block errors {stats.errors}; {engine.describe_latency()}, engine priority {engine.priority}"
         )
 
 

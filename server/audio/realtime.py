@@ -5,8 +5,11 @@ At blocks of a few milliseconds, three things in the interpreter can make a bloc
 - the GIL: a thread running Python code keeps it for up to `sys.getswitchinterval()` at a time
   (5 ms by default, a whole 256-sample block); `prepare_process` shortens it to `SWITCH_INTERVAL_S`;
 - the OS scheduler: on a busy machine the engine thread waits behind other processes;
-  `raise_thread_priority` asks for SCHED_FIFO at a modest priority (below a JACK server's
-  own threads), else a negative nice value, else leaves it and says so;
+  `raise_thread_priority` asks for a negative nice value (a larger share of the CPU, which
+  it gets on Linux with CAP_SYS_NICE or an RLIMIT_NICE, as `audio` group set-ups grant), else
+  leaves it and says so. Not SCHED_FIFO: a FIFO engine thread would pre-empt a sound server
+  that runs without realtime priority (JACK's `--no-realtime`, PulseAudio, PipeWire's default
+  user set-up), and the callback waits on that server;
 - the garbage collector: a full collection walks every object the daemon holds (a big
   mapping's examples included); `freeze_startup_objects` moves what start-up made out of its way.
 
@@ -21,7 +24,6 @@ import os
 import sys
 
 SWITCH_INTERVAL_S = 0.0005
-FIFO_PRIORITY = 10  # JACK's own threads usually run at 60-95: stay below them
 NICE = -10
 
 
@@ -32,13 +34,8 @@ def prepare_process() -> None:
 
 
 def raise_thread_priority() -> str:
-    """Give the calling thread realtime or raised priority where the OS allows; say which it got."""
+    """Give the calling thread a raised priority where the OS allows; say which it got."""
     if sys.platform.startswith("linux"):
-        try:
-            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(FIFO_PRIORITY))  # 0: this thread on Linux
-            return f"realtime (SCHED_FIFO {FIFO_PRIORITY})"
-        except (OSError, AttributeError):
-            pass
         try:
             import threading
 
@@ -46,7 +43,7 @@ def raise_thread_priority() -> str:
             return f"nice {NICE}"
         except (OSError, AttributeError):
             pass
-    return "normal (the OS did not allow more; see the README on realtime priority)"
+    return "normal (the OS did not allow a raised priority; see the README)"
 
 
 def freeze_startup_objects() -> None:
