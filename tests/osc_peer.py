@@ -96,7 +96,11 @@ class Daemon:
                  config: dict | None = None, env: dict | None = None):
         self.port = free_udp_port()
         # Wekinator's fixed ports (6448 in, 12000 out) are off unless a test gives free ones; the page on any free port.
-        sections = {"osc": {"host": "127.0.0.1", "zeroconf": False, "wekinator_input_port": None,
+        # These daemons are about control, not latency: they play with the first release's 2048 x 3 lead (139 ms),
+        # which several daemons, trainers and a JACK server on a shared 2-core machine cannot starve. The choice
+        # `engine.latency: auto` makes is tested in test_choosing_latency.py and measured by benchmarks/latency.py.
+        sections = {"engine": {"latency": "fixed"},
+                    "osc": {"host": "127.0.0.1", "zeroconf": False, "wekinator_input_port": None,
                             "wekinator_outputs": False}, "midi": {"enabled": False},
                     "log": {"stats_interval_s": 0}, "web": {"port": 0}}
         for key, value in (config or {}).items():
