@@ -4,7 +4,7 @@ Like RAVE's export, the latent space is rotated by a PCA of the training latents
 means) so that dim 0 carries the most variance, dim 1 the next, and so on; unlike RAVE, each
 rotated dim is also divided by its standard deviation, so that exported latents of the training
 data have unit scale and sweeping a dim by +-2 means two standard deviations. Mean, rotation and
-scales are buffers, applied inside `encode` / `decode`.
+scales are buffers, applied inside `encode` / `decode` as one precomputed affine map each.
 
 The wrapper keeps the streaming state in buffers (encoder context, decoder state), so that
 consecutive `encode` / `decode` calls on blocks of one stream play seamlessly. `reset()` clears
@@ -30,6 +30,7 @@ class NNTildeExport(nn.Module):
     latent_size: int
     full_latent_size: int
     ratio: int
+    context: int
 
     def __init__(self, model: DefaultModel, mean: Tensor, rotation: Tensor, scale: Tensor):
         super().__init__()
@@ -42,10 +43,18 @@ class NNTildeExport(nn.Module):
         self.register_buffer("latent_mean", mean.float().clone())
         self.register_buffer("latent_pca", rotation.float().clone())  # rows: components
         self.register_buffer("latent_scale", scale.float().clone())
+        # The same as affine maps, one matmul and one add per call: exported = E @ latent + e and
+        # latent = D @ exported + d.
+        encode_matrix = rotation.float() / scale.float()[:, None]
+        self.register_buffer("encode_matrix", encode_matrix.contiguous())
+        self.register_buffer("encode_bias", -(encode_matrix @ mean.float())[:, None].contiguous())
+        self.register_buffer("decode_matrix", (rotation.float().T * scale.float()[None, :]).contiguous())
+        self.register_buffer("decode_bias", mean.float()[:, None].clone())
         self.register_buffer("encode_params", torch.tensor([1, 1, self.latent_size, self.ratio]))
         self.register_buffer("decode_params", torch.tensor([self.latent_size, self.ratio, 1, 1]))
         self.register_buffer("forward_params", torch.tensor([1, 1, 1, 1]))
-        self.register_buffer("encoder_context", torch.zeros(1, self.ratio))
+        self.context = model.encoder.context
+        self.register_buffer("encoder_context", torch.zeros(1, self.context))
         state = model.initial_state(1)
         self.register_buffer("latent_cache", state[0])
         self.register_buffer("last_f0", state[1])
@@ -72,7 +81,7 @@ class NNTildeExport(nn.Module):
         self._reset_decoder(self.last_f0.shape[0])
 
     def _reset_encoder(self, batch: int) -> None:
-        self.encoder_context = torch.zeros(batch, self.ratio)
+        self.encoder_context = torch.zeros(batch, self.context)
 
     def _reset_decoder(self, batch: int) -> None:
         state = self.model.initial_state(batch)
@@ -99,11 +108,9 @@ class NNTildeExport(nn.Module):
         if self.encoder_context.shape[0] != b:
             self._reset_encoder(b)
         audio = torch.cat([self.encoder_context, x[:, 0].to(torch.float32)], -1)
-        self.encoder_context = audio[:, -self.ratio :].clone()
+        self.encoder_context = audio[:, audio.shape[1] - self.context :].clone()
         mean, _ = self.model.encoder(audio)
-        centred = mean - self.latent_mean[None, :, None]
-        rotated = torch.einsum("ij,bjf->bif", self.latent_pca, centred)
-        return rotated / self.latent_scale[None, :, None]
+        return torch.matmul(self.encode_matrix, mean) + self.encode_bias
 
     @torch.jit.export
     def decode(self, z: Tensor) -> Tensor:
@@ -115,13 +122,10 @@ class NNTildeExport(nn.Module):
             raise RuntimeError(
                 "decode got " + str(n_dims) + " latent dims; this model has " + str(self.full_latent_size)
             )
-        z = z.to(torch.float32)
-        if n_dims < self.full_latent_size:
-            z = torch.cat([z, torch.zeros(b, self.full_latent_size - n_dims, z.shape[2])], 1)
         if self.last_f0.shape[0] != b:
             self._reset_decoder(b)
-        scaled = z * self.latent_scale[None, :, None]
-        latent = torch.einsum("ji,bjf->bif", self.latent_pca, scaled) + self.latent_mean[None, :, None]
+        # Missing dims are zeros: only the first n_dims columns of the map count.
+        latent = torch.matmul(self.decode_matrix[:, :n_dims], z.to(torch.float32)) + self.decode_bias
         state = [
             self.latent_cache,
             self.last_f0,
@@ -133,14 +137,15 @@ class NNTildeExport(nn.Module):
             self.noise_counter,
         ]
         y, new_state, _ = self.model.decode_frames(latent, state)
-        self.latent_cache = new_state[0].clone()
-        self.last_f0 = new_state[1].clone()
-        self.last_amp = new_state[2].clone()
-        self.last_noise_amp = new_state[3].clone()
-        self.last_harmonics = new_state[4].clone()
-        self.phase = new_state[5].clone()
-        self.noise_tail = new_state[6].clone()
-        self.noise_counter = new_state[7].clone()
+        # Fresh tensors (or views of them) that nothing writes to in place: no copies needed.
+        self.latent_cache = new_state[0]
+        self.last_f0 = new_state[1]
+        self.last_amp = new_state[2]
+        self.last_noise_amp = new_state[3]
+        self.last_harmonics = new_state[4]
+        self.phase = new_state[5]
+        self.noise_tail = new_state[6]
+        self.noise_counter = new_state[7]
         return y[:, None, :]
 
     def forward(self, x: Tensor) -> Tensor:
@@ -182,7 +187,7 @@ def export(checkpoint: Path, train_file: Path, out: Path, seed: int, cfg: ModelC
     model = DefaultModel(cfg)
     model.load_state_dict(torch.load(checkpoint, map_location="cpu"))
     model.eval()
-    batches = Batches.load(train_file, cfg.ratio, frames=16, seed=seed + 7)
+    batches = Batches.load(train_file, cfg.ratio, frames=64, context=cfg.encoder_window - cfg.ratio, seed=seed + 7)
     mean, rotation, std, explained = latent_pca(model, batches)
     scripted = script(model, mean, rotation, std)
     out.parent.mkdir(parents=True, exist_ok=True)
