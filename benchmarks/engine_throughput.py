@@ -147,7 +147,7 @@ def main() -> None:
                 enc_t.append(t1 - t0)
                 dec_t.append(t2 - t1)
     dec_ms = 1000 * statistics.median(dec_t)
-    total_ms = 1000 * statistics.median([e + d for e, d in zip(enc_t, dec_t)])
+    total_ms = 1000 * statistics.median([e + d for e, d in zip(enc_t, dec_t, strict=True)])
     print(f"  (d) one latent frame per call ({ratio} samples, {1000 * frame_s:.2f} ms), median of "
           f"{args.frame_calls} calls: decode {dec_ms:.2f} ms, encode+decode {total_ms:.2f} ms "
           f"(a quarter of the block: {250 * frame_s:.2f} ms)")

@@ -29,7 +29,7 @@ Intermediate files go to BUILD (default training/build/, git-ignored). The recip
 deterministic for a given --seed (up to floating-point differences between machines) as long
 as training finishes its --steps within --time-limit; on a busy machine the learning-rate
 schedule follows the clock instead and training stops at the limit with fewer steps.
-`all` takes about 15 minutes on an idle 2-core CPU, at most about 17.
+`all` takes at most about 20 minutes on a 2-core CPU, busy or not (training stops at --time-limit).
 """
 
 

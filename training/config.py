@@ -60,7 +60,7 @@ class TrainConfig:
     kl_warmup: float = 0.3  # fraction of steps over which beta ramps up from 0
     f0_weight: float = 1.0
     threads: int = 2
-    time_limit_s: float = 990.0  # the schedule finishes within this many seconds even on a busy machine (0: off)
+    time_limit_s: float = 1000.0  # the schedule finishes within this many seconds even on a busy machine (0: off)
 
 
 MODEL = ModelConfig()

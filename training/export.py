@@ -11,6 +11,7 @@ consecutive `encode` / `decode` calls on blocks of one stream play seamlessly. `
 it; a change of batch size clears it too.
 """
 
+import copy
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +20,7 @@ from torch import Tensor, nn
 
 from training.config import MODEL, ModelConfig
 from training.dataset import Batches
-from training.model import DefaultModel
+from training.model import DefaultModel, FoldedEncoder
 
 
 class NNTildeExport(nn.Module):
@@ -34,6 +35,8 @@ class NNTildeExport(nn.Module):
 
     def __init__(self, model: DefaultModel, mean: Tensor, rotation: Tensor, scale: Tensor):
         super().__init__()
+        model = copy.deepcopy(model)
+        model.encoder = FoldedEncoder(model.encoder, model.latent)  # the same means, fewer ops per call
         self.model = model
         self.sr = model.sr
         self.n_channels = 1
@@ -109,7 +112,7 @@ class NNTildeExport(nn.Module):
             self._reset_encoder(b)
         audio = torch.cat([self.encoder_context, x[:, 0].to(torch.float32)], -1)
         self.encoder_context = audio[:, audio.shape[1] - self.context :].clone()
-        mean, _ = self.model.encoder(audio)
+        mean = self.model.encoder(audio)
         return torch.matmul(self.encode_matrix, mean) + self.encode_bias
 
     @torch.jit.export
@@ -153,7 +156,7 @@ class NNTildeExport(nn.Module):
 
 
 @torch.no_grad()
-def latent_pca(model: DefaultModel, batches: Batches, n_batches: int = 40, batch_size: int = 16):
+def latent_pca(model: DefaultModel, batches: Batches, n_batches: int = 20, batch_size: int = 16):
     """Mean, rotation (rows sorted by explained variance) and per-component std of the posterior means."""
     means = []
     for _ in range(n_batches):
