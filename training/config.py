@@ -50,7 +50,7 @@ class DataConfig:
 class TrainConfig:
     """Optimisation (see train.py)."""
 
-    steps: int = 4000  # about 13 min at 0.2 s per step on 2 idle cores
+    steps: int = 4000  # about 0.3 s of CPU per step: roughly 13 min on 2 idle cores (estimated, not measured)
     batch_size: int = 12
     frames: int = 48  # latent frames per example that count in the loss (12288 samples)
     context_frames: int = 4  # frames decoded before them to warm up the streaming state
