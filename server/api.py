@@ -83,19 +83,26 @@ class Ravemap:
             self.playback.start()
             self._playing = self._started = True
 
-    def stop(self) -> None:
-        """Stop audio, session and trainer, and save the mapping (atomically).
+    def stop(self, *, save: bool | None = None) -> Path | None:
+        """Stop audio, session and trainer, save the mapping (atomically) and let go of it.
 
+        Returns where the mapping was written: its file, or a recovery copy when its folder
+        cannot be written (see `Session.save_at_exit`); MappingError when nothing could be.
         A Ravemap that never played and has no unsaved change writes nothing (a start that
-        failed, on a machine with no sound card say, leaves the mappings folder alone)."""
+        failed, on a machine with no sound card say, leaves the mappings folder alone);
+        `save=False` writes only unsaved changes."""
         if self._playing:
             self.playback.stop()
             self._playing = False
         self.session.stop()
         self.trainer.close(timeout=0.5)
         self.feedback.close()
-        if self._started or self.session.unsaved:
-            self.session.save()
+        try:
+            if (self._started if save is None else save) or self.session.unsaved:
+                return self.session.save_at_exit()
+            return None
+        finally:
+            self.session.close()
 
     def __enter__(self) -> Ravemap:
         return self
