@@ -343,19 +343,40 @@ def _example_lines(mapping: Mapping, where: str) -> list[str]:
     for start in range(0, len(examples), EXAMPLES_PER_CHUNK):
         chunk = examples[start:start + EXAMPLES_PER_CHUNK]
         for i, e in enumerate(chunk, start):
-            if len(e.input) != n_in or len(e.output) != n_out:
-                raise MappingError(f"{where}: examples[{i}] maps {len(e.input)} inputs to {len(e.output)} outputs, "
-                                   f"not {n_in} to {n_out}")
-        if not {type(v) for e in chunk for v in e.input + e.output} <= {float, int}:
-            raise MappingError(f"{where}: an example in {start}..{start + len(chunk) - 1} holds a value that is "
-                               "not a number")
+            for label, values, size in (("input", e.input, n_in), ("output", e.output, n_out)):
+                if len(values) != size:
+                    raise MappingError(f"{where}: field 'examples[{i}].{label}' must hold {size} numbers, "
+                                       f"got {len(values)}")
+        if {type(v) for e in chunk for v in e.input + e.output} <= {float}:
+            rows = [{"input": e.input, "output": e.output} for e in chunk]
+        else:  # numpy scalars, ints: written as floats, as `to_json` writes them
+            try:
+                rows = [{"input": [float(v) for v in e.input], "output": [float(v) for v in e.output]}
+                        for e in chunk]
+            except (TypeError, ValueError):
+                raise _bad_example(chunk, start, where) from None
         try:  # the C encoder: float.__repr__ for every value, and no NaN or infinity
-            text = json.dumps([{"input": e.input, "output": e.output} for e in chunk], allow_nan=False)
+            text = json.dumps(rows, allow_nan=False)
         except ValueError:
-            raise MappingError(f"{where}: an example in {start}..{start + len(chunk) - 1} holds a value that is "
-                               "not a finite number") from None
+            raise _bad_example(chunk, start, where) from None
         lines.append(text[1:-1].replace("}, {", "},\n  {"))  # no strings inside: "}, {" is between examples
     return lines
+
+
+def _bad_example(chunk: list[Example], start: int, where: str) -> MappingError:
+    """The error `from_json` would give for the first bad value in `chunk` (examples from `start`)."""
+    reader = _Reader(where)
+    for i, e in enumerate(chunk, start):
+        for label, values in (("input", e.input), ("output", e.output)):
+            try:
+                numbers = [float(v) for v in values]
+            except (TypeError, ValueError):
+                return reader.fail(f"field examples[{i}].{label} holds {_short(values)}, not numbers")
+            try:
+                reader.numbers(numbers, f"examples[{i}].{label}")
+            except MappingError as err:
+                return err
+    return reader.fail(f"an example in {start}..{start + len(chunk) - 1} holds a value that is not a finite number")
 
 
 def encode_mapping(mapping: Mapping, where: str) -> str:
@@ -364,9 +385,9 @@ def encode_mapping(mapping: Mapping, where: str) -> str:
     Everything is checked as `from_json` would read it back (MappingError otherwise), so a file
     that would not load is never written. Runs on any thread; `mapping` must not change meanwhile
     (the session passes an immutable snapshot)."""
+    lines = _example_lines(mapping, where)
     data = to_json(replace(mapping, examples=[]))
     from_json(data, where)
-    lines = _example_lines(mapping, where)
     data["examples"] = "@examples@"
     head, tail = _dumps(data).split(_EXAMPLES_SLOT)
     if not lines:
