@@ -69,6 +69,7 @@ from server.mapping.store import (
     MappingLock,
     check_name,
     load_mapping,
+    mapping_path,
     save_mapping,
     training_report,
 )
@@ -722,6 +723,7 @@ class Session:
         name = requests[-1][1] if requests else self.mapping.name
         renaming = name != self._hold.name
         try:
+            mapping_path(self.mappings_dir, name)  # a link out of the folder: refused before it is locked
             hold = MappingLock(self.mappings_dir, name) if renaming else self._hold
         except MappingError as err:
             for event, _ in requests:
