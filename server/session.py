@@ -506,8 +506,8 @@ class Session:
 
     def _cmd_new(self, event: Command, name: str | None) -> None:
         name = check_name(name) if name else time.strftime("mapping-%Y%m%d-%H%M%S")
-        self._reading = -1  # a load still being read is not switched to
         self._switch(new_mapping(self.config, name, self.mapping.model))
+        self._reading = -1  # a load still being read is not switched to
         if self.running:
             self._set_running(False)
         self._changed()
@@ -534,6 +534,7 @@ class Session:
         self._dirty_since = None
         self._save_after = 0.0
         self._last_recorded = None
+
     def _announce_mapping(self) -> None:
         self.feedback.broadcast("/ravemap/mapping", self.mapping.name)
         self.feedback.broadcast("/ravemap/examples", len(self.mapping.examples))
@@ -749,10 +750,10 @@ class Session:
                     self._dirty_since = None
             elif renaming:
                 hold.release()
+            for event, _ in requests:
+                self.feedback.reply(event.origin, "/ravemap/mapping", name)
             for event, _ in requests[:-1]:
-                self._settle(event, lambda: None)
-            if requests:
-                self.feedback.reply(requests[-1][0].origin, "/ravemap/mapping", name)
+                self._settle(event, lambda: name)
             if self._save_requests:
                 self._start_save()
             return name

@@ -347,6 +347,7 @@ def _example_lines(mapping: Mapping, where: str) -> list[str]:
                 if len(values) != size:
                     raise MappingError(f"{where}: field 'examples[{i}].{label}' must hold {size} numbers, "
                                        f"got {len(values)}")
+        rows: list[dict[str, Any]]
         if {type(v) for e in chunk for v in e.input + e.output} <= {float}:
             rows = [{"input": e.input, "output": e.output} for e in chunk]
         else:  # numpy scalars, ints: written as floats, as `to_json` writes them
