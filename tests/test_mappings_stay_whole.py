@@ -270,7 +270,7 @@ def test_saving_a_mapping_of_100k_examples_happens_beside_control(tmp_path, tiny
                 assert time.monotonic() < deadline, "the save never happened"
                 time.sleep(0.05)
     finally:
-        assert daemon.stop() == 0, daemon.stderr()[-2000:]
+        assert daemon.stop(timeout=120) == 0, daemon.stderr()[-2000:]  # the last save of 100k examples
         peer.close()
     assert len(load_mapping(folder, "big").examples) == 100_002
 
