@@ -383,7 +383,9 @@ def main() -> int:
         if worst:
             print(f"  worst block        {worst.group(1)} ms of a {worst.group(2)} ms budget")
         print(f"  messages sent      {sent}   ({paced / played:.0f} a second, plus trains and status requests)")
-        print(f"  received by OSC    {received}   (lost in the kernel: {'-' if received is None else sent - received})")
+        pings = 0 if pinger is None else len(pinger.rtt_ms) + pinger.lost
+        print(f"  received by OSC    {received}   (lost in the kernel: "
+              f"{'-' if received is None else sent + pings - received}{', pings included' if pings else ''})")
         print(f"  events dropped     {field('events dropped')}   (inbox full; status said "
               f"{final.get('events_dropped')})")
         print(f"  bad messages       {field('bad messages')}, errors replied {len(listener.errors)}"

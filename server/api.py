@@ -187,12 +187,15 @@ class Ravemap:
         self._call("run", bool(on))
 
     def save_mapping(self, name: str | None = None) -> None:
+        """Save now (under `name` if given); returns once the file is written (MappingError if not)."""
         self._call("save", name)
 
     def load_mapping(self, name: str) -> None:
+        """Read `<mappings_dir>/<name>.json` (beside the session thread) and switch to it; returns once switched."""
         self._call("load", name)
 
     def new_mapping(self, name: str | None = None) -> None:
+        """Save the current mapping if it changed, then start an empty one."""
         self._call("new", name)
 
     # -- latent arithmetic ---------------------------------------------------------------
