@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from server.audio import realtime
 from server.audio.engine import configure_torch
 from server.audio.playback import Playback, make_controls
 from server.config import Config, load_config, with_overrides
@@ -49,8 +50,9 @@ class Ravemap:
                  mappings_dir: str | Path | None = None):
         """Load the model and the loop (encoded once, warmed up) and open the mapping; nothing plays yet.
 
-        `config` is a `Config` or a config file (default: the repository's `config.yaml`); the
-        keyword arguments override it like the command-line options of `ravemap serve`.
+        `config` is a `Config` or a config file (default: the one `ravemap serve` reads, see
+        `server.locations`); the keyword arguments override it like the command-line options of
+        `ravemap serve`.
         """
         base = config if isinstance(config, Config) else load_config(config)
         cwd = Path.cwd()
@@ -63,6 +65,7 @@ class Ravemap:
             paths__mappings_dir=cwd / mappings_dir if mappings_dir is not None else None,
         )
         configure_torch(self.config.engine.torch_threads)
+        realtime.prepare_process()
         self.controls = make_controls(self.config)
         self.playback = Playback.from_config(self.config, self.controls)
         self.inbox = Inbox(self.config.osc.queue_size)
@@ -82,6 +85,7 @@ class Ravemap:
         if not self._playing:
             self.playback.start()
             self._playing = self._started = True
+            realtime.freeze_startup_objects()
 
     def stop(self, *, save: bool | None = None) -> Path | None:
         """Stop audio, session and trainer, save the mapping (atomically) and let go of it.
@@ -140,11 +144,10 @@ class Ravemap:
 
     # -- the mapping ---------------------------------------------------------------------
     def set_inputs(self, values: list[float] | tuple[float, ...]) -> None:
-        """The input vector (x, y, ...), each in 0..1; records or runs as the mode says."""
+        """The whole input vector (x, y, ...), each in 0..1; records or runs as the mode says. A new,
+        empty mapping takes its input size from the first vector (like `/wek/inputs`)."""
         values = tuple(float(v) for v in values)
-        if len(values) != self.config.inputs.size:
-            raise ValueError(f"expected {self.config.inputs.size} input values, got {len(values)}")
-        self._post(SetInputs(tuple(enumerate(values)), source="python"))
+        self._post(SetInputs(tuple(enumerate(values)), source="python", whole=True))
 
     def set_offsets(self, values: list[float] | tuple[float, ...]) -> None:
         """The manual latent targets (the sliders), one per `latent.dims`; clamped to `latent.range`."""

@@ -2,7 +2,9 @@
 
 Start order: config (validated by the CLI) -> a `Ravemap` (torch threads, model load, loop
 encode and warm-up, mapping, session thread, trainer process) -> engine thread and audio
-output -> MIDI -> OSC control port (then the "ready" line) -> zeroconf. Stop in reverse
+output -> MIDI -> OSC control port, then Wekinator's input port (taken by another program:
+one warning, and everything else runs) -> the web page (`web.enabled`: its address, `--qr` as a
+QR code) -> the "ready" line -> zeroconf. Stop in reverse
 order, saving the mapping last. A failure while starting logs one line and exits with the error's code
 (2 config, 3 model or loop, 4 audio device, 5 mapping) before anything plays, and writes no
 mapping file. A mapping that cannot be saved at exit goes to a recovery copy (named in the
@@ -13,7 +15,7 @@ Signals: SIGINT / SIGTERM only set a flag; the main thread then stops everything
 
 Threads: the main thread runs this module (start, status lines, stop). The engine thread
 and the audio callback belong to `server.audio`; the session, OSC, MIDI, feedback and
-trainer threads to the modules named above.
+trainer threads to the modules named above; the web page's threads to `server.web.server`.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from server.session import Session
 
 if TYPE_CHECKING:
     from server.api import Ravemap
+    from server.web.server import WebServer
 
 log = logging.getLogger("ravemap")
 
@@ -48,11 +51,14 @@ DEVICE_STUCK_S = 10.0
 
 
 class Daemon:
-    def __init__(self, config: Config):
+    def __init__(self, config: Config, qr: bool = False):
         self.config = config
+        self.qr = qr
+        self.web: WebServer | None = None
         self.stopping = threading.Event()
         self.midi: MidiInput | None = None
         self.osc: OscServer | None = None
+        self.wekinator_osc: OscServer | None = None
         self.advertiser: Advertiser | None = None
         self.core: Ravemap | None = None
         self._signals = 0
@@ -105,11 +111,11 @@ class Daemon:
             f"loop {processor.loop.path}: {processor.loop.seconds:.2f} s (file at {processor.loop.file_sr} Hz)"
             if processor.loop.seekable else f"live input {processor.loop.path}"
         )
-        log.info("%s, encode %s, block %d samples (%.1f ms), ready in %.1f s", source,
-                 processor.settings.encode, processor.block, 1000 * processor.block / info.sr,
+        log.info("%s, encode %s, ready in %.1f s", source, processor.settings.encode,
                  time.perf_counter() - started)
-        assert playback.output is not None
-        print(f"ravemap: playing on {playback.output.describe()}", flush=True)
+        assert playback.output is not None and playback.engine is not None
+        print(f"ravemap: playing on {playback.output.describe()}; {playback.engine.describe_latency()}",
+              flush=True)
         self._start_control()
         self.ready = True
 
@@ -122,14 +128,51 @@ class Daemon:
                 self.session.learn = self.midi.learn
         self.osc = OscServer(config, self.core.inbox, self.feedback.error)
         self.osc.start()
+        self._open_wekinator_port()
         controls = self.core.controls
         self.feedback.start_latent_feed(lambda: controls.offsets)
+        if config.web.enabled:
+            self._start_web()
         host, port = self.osc.address
+        engine = self.core.playback.engine
+        latency = f", latency {engine.latency_ms:.1f} ms" if engine is not None else ""
         print(f"ravemap: OSC control on udp {host}:{port} ready, feedback to port {self.feedback.feedback_port}, "
-              f"mapping {self.session.mapping.name!r}; Ctrl-C to stop", flush=True)
+              f"mapping {self.session.mapping.name!r}{latency}; Ctrl-C to stop", flush=True)
         if config.osc.zeroconf:
             self.advertiser = Advertiser(config.osc.service_name, port, config.osc.host)
             self.advertiser.start()
+
+    def _open_wekinator_port(self) -> None:
+        """Wekinator's input port, with the same allow-list, parsing and routing as the control port."""
+        assert self.osc is not None and self.core is not None and self.feedback is not None
+        port = self.config.osc.wekinator_input_port
+        if port is None or port == self.osc.address[1]:
+            return  # off, or the control port is Wekinator's port itself
+        try:
+            self.wekinator_osc = OscServer(self.config, self.core.inbox, self.feedback.error, port=port,
+                                           name="ravemap-osc-wekinator", what="Wekinator's input port",
+                                           hint="set osc.wekinator_input_port (empty: off)")
+        except RavemapError as err:
+            log.warning("%s; Wekinator messages still work on port %d, everything else runs", err,
+                        self.osc.address[1])
+            return
+        ports = self.osc.translator.own_ports | self.wekinator_osc.translator.own_ports
+        self.osc.translator.own_ports |= ports  # a reply port may be neither control port
+        self.wekinator_osc.translator.own_ports |= ports
+        self.wekinator_osc.start()
+        host, port = self.wekinator_osc.address
+        log.info("Wekinator input port udp %s:%d open (/wek/inputs, /wekinator/control/*)", host, port)
+
+    def _start_web(self) -> None:
+        from server.web.address import print_qr
+        from server.web.server import WebServer  # aiohttp is imported only when the page is served
+
+        assert self.core is not None and self.session is not None and self.feedback is not None
+        self.web = WebServer(self.config, self.session, self.core.inbox, self.feedback)
+        self.web.start()
+        print(f"ravemap: control page on {self.web.url} (open it in a browser on the same network)", flush=True)
+        if self.qr:
+            print_qr(self.web.url, sys.stdout)
 
     def run_until_stopped(self) -> None:
         """Status lines every `log.stats_interval_s`; watch the audio device once a second."""
@@ -193,9 +236,14 @@ class Daemon:
     def _control_status(self) -> str:
         if self.osc is None or self.session is None:
             return ""
-        c = self.osc.counters
-        return (f"; OSC messages {c.messages}, refused hosts {c.rejected_hosts}, bad packets {c.bad_packets}, "
-                f"bad messages {c.bad_messages + c.unknown_addresses}, events dropped {self.session.inbox.dropped}")
+        ports = [self.osc] + ([self.wekinator_osc] if self.wekinator_osc is not None else [])
+        counters = [p.counters for p in ports]
+        messages = sum(c.messages for c in counters)
+        refused = sum(c.rejected_hosts for c in counters)
+        bad_packets = sum(c.bad_packets for c in counters)
+        bad = sum(c.bad_messages + c.unknown_addresses for c in counters)
+        return (f"; OSC messages {messages}, refused hosts {refused}, bad packets {bad_packets}, "
+                f"bad messages {bad}, events dropped {self.session.inbox.dropped}")
 
     def stop(self) -> None:
         """Reverse start order: control inputs, then audio, session and trainer, the mapping saved last."""
@@ -205,6 +253,10 @@ class Daemon:
         try:
             if self.advertiser is not None:
                 self.advertiser.close()
+            if self.web is not None:
+                self.web.stop()
+            if self.wekinator_osc is not None:
+                self.wekinator_osc.stop()
             if self.osc is not None:
                 self.osc.stop()
             if self.midi is not None:
@@ -223,8 +275,8 @@ class Daemon:
             deadline.cancel()
 
 
-def serve(config: Config) -> int:
-    daemon = Daemon(config)
+def serve(config: Config, qr: bool = False) -> int:
+    daemon = Daemon(config, qr=qr)
     daemon.install_signal_handlers()
     try:
         daemon.start()

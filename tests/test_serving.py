@@ -3,24 +3,31 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import REPO, ravemap, write_config
 
 
-def _serve(*args: str, env: dict | None = None) -> subprocess.Popen:
-    """`ravemap serve` on a free control port, with mappings in a temporary folder."""
+def _serve(*args: str, env: dict | None = None, latency: str = "fixed") -> subprocess.Popen:
+    """`ravemap serve` on a free control port, with mappings in a temporary folder.
+
+    At the first release's fixed 2048 x 3 unless told (see tests/osc_peer.py: these tests are not about latency)."""
     import tempfile
 
     from tests.osc_peer import free_udp_port
 
     scratch = tempfile.mkdtemp(prefix="ravemap-serve-")
-    config = write_config(Path(scratch) / "serve.yaml", osc={"host": "127.0.0.1", "zeroconf": False},
-                          midi={"enabled": False})
+    config = write_config(Path(scratch) / "serve.yaml",
+                          engine={"latency": latency},
+                          osc={"host": "127.0.0.1", "zeroconf": False, "wekinator_input_port": None},
+                          midi={"enabled": False}, web={"port": 0})
     args = ("--config", str(config), "--osc-port", str(free_udp_port()), "--feedback-port", str(free_udp_port()),
             "--mappings-dir", scratch, *args)
     return subprocess.Popen(
@@ -39,6 +46,27 @@ def _wait_for_line(proc: subprocess.Popen, needle: str, timeout: float = 60) -> 
         if not line and proc.poll() is not None:
             raise AssertionError(f"serve exited {proc.returncode}: {proc.stderr.read()}")
     raise AssertionError(f"no line with {needle!r} within {timeout} s")
+
+
+def test_serve_on_auto_latency_says_what_it_chose_and_the_latency_it_implies(tiny_model, loop_file):
+    proc = _serve("--model", str(tiny_model), "--loop", str(loop_file), "--audio", "none", latency="auto")
+    try:
+        playing = _wait_for_line(proc, "playing")
+        block = int(re.search(r"block (\d+) samples", playing).group(1))
+        lead = int(re.search(r"lead (\d+) frames", playing).group(1))
+        assert block % 512 == 0, "a multiple of the model's ratio"
+        assert lead % 256 == 0, "whole periods of the clock"
+        assert "(auto, block time median" in playing
+        implied = float(re.search(r"latency ([\d.]+) ms", playing).group(1))
+        assert implied == pytest.approx(1000 * (lead + max(block, 256)) / 44100, abs=0.05)
+        ready = _wait_for_line(proc, "OSC control on")
+        # The lead only grows after start (a period per underrun on a busy machine), never shrinks.
+        assert float(re.search(r"latency ([\d.]+) ms", ready).group(1)) >= implied
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+        assert "latency" in proc.stderr.read().split("stopped: blocks", 1)[1], "and the status lines say it too"
+    finally:
+        proc.kill()
 
 
 def test_serve_headless_plays_and_stops_on_sigterm_within_two_seconds(tiny_model, loop_file):

@@ -3,14 +3,19 @@
 Replies and feedback go to each sender's IP on `osc.feedback_port` (TouchOSC, Pd's
 `[netreceive -u -b 9000]`, Max's `[udpreceive 9000]` listen there), and to the extra
 `osc.feedback_targets`. `/ravemap/latent f...` follows the offsets at most
-`osc.latent_feedback_hz` times a second, so faders follow a gesture without a flood; with
-`osc.wekinator_outputs` the same values go out as `/wek/outputs` to `osc.wekinator_port`.
+`osc.latent_feedback_hz` times a second, so faders follow a gesture without a flood. Like
+Wekinator, `/wek/outputs f...` goes to `osc.wekinator_host:osc.wekinator_port` in run mode for
+each new input (`osc.wekinator_outputs`), 0..1 per output with `osc.wekinator_units: unit`.
 
 Sending never blocks and never raises: sockets are non-blocking and errors are counted.
 Error replies are rate-limited per sender, so a flood of bad packets cannot turn ravemap
 into an amplifier.
 
-Threads: `send`/`reply`/`broadcast`/`error` from the session thread and the OSC thread;
+Listeners (the web page's server) get every broadcast too, `(address, args)`, on the
+thread that broadcast it: they must only hand it on (the web server posts it to its own loop).
+
+Threads: `send`/`reply`/`broadcast`/`error` from the session thread and the OSC threads,
+`wekinator_outputs` from the session thread;
 the latent feed runs in its own thread, "ravemap-feedback".
 """
 
@@ -37,7 +42,9 @@ class Feedback:
         for target in osc.feedback_targets:
             host, _, port = target.rpartition(":")
             self.targets.append((host.strip("[]"), int(port)))
-        self.wekinator_port = osc.wekinator_port if osc.wekinator_outputs else None
+        self.wekinator_dest = (osc.wekinator_host, osc.wekinator_port) if osc.wekinator_outputs else None
+        self.wekinator_unit = osc.wekinator_units == "unit"
+        self.latent_range = config.latent.range
         self.latent_hz = osc.latent_feedback_hz
         self.senders: OrderedDict[str, float] = OrderedDict()
         self.sent = 0
@@ -48,6 +55,18 @@ class Feedback:
         self._sockets: dict[int, socket.socket] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._listeners: tuple[Callable[[str, tuple[object, ...]], None], ...] = ()
+        self.listener_errors = 0
+
+    # -- listeners -----------------------------------------------------------------------
+    def add_listener(self, listener: Callable[[str, tuple[object, ...]], None]) -> None:
+        """Call `listener(address, args)` with every broadcast; it must return at once and not raise."""
+        with self._lock:
+            self._listeners = (*self._listeners, listener)
+
+    def remove_listener(self, listener: Callable[[str, tuple[object, ...]], None]) -> None:
+        with self._lock:
+            self._listeners = tuple(fn for fn in self._listeners if fn is not listener)
 
     # -- where to ------------------------------------------------------------------------
     def note_sender(self, host: str) -> None:
@@ -90,6 +109,21 @@ class Feedback:
     def broadcast(self, address: str, *args: object) -> None:
         for dest in self.destinations():
             self.send_to(dest, address, *args)
+        for listener in self._listeners:
+            try:
+                listener(address, args)
+            except Exception:  # a listener's bug must not stop the session or the feed
+                self.listener_errors += 1
+
+    def wekinator_outputs(self, values: tuple[float, ...]) -> None:
+        """`/wek/outputs f...` to Wekinator's output destination (if on), in `osc.wekinator_units`."""
+        if self.wekinator_dest is None:
+            return
+        floats = [float(v) for v in values]
+        if self.wekinator_unit:
+            low, high = self.latent_range
+            floats = [(v - low) / (high - low) for v in floats]
+        self.send_to(self.wekinator_dest, "/wek/outputs", *floats)
 
     def error(self, origin: tuple[str, int] | None, text: str) -> None:
         if origin is None:
@@ -122,11 +156,7 @@ class Feedback:
             if values == last:
                 continue
             last = values
-            floats = [float(v) for v in values]
-            self.broadcast("/ravemap/latent", *floats)
-            if self.wekinator_port is not None:
-                for host, _ in self.destinations():
-                    self.send_to((host, self.wekinator_port), "/wek/outputs", *floats)
+            self.broadcast("/ravemap/latent", *[float(v) for v in values])
 
     def close(self) -> None:
         self._stop.set()
