@@ -317,7 +317,10 @@ class MappingConfig(Section):
     epochs: int = Field(2000, ge=1, le=1_000_000, description="Most training epochs (early stop may end sooner).")
     learning_rate: float = Field(0.01, gt=0, le=10, description="MLP learning rate.")
     seed: int = Field(0, description="Seed: the same examples train the same mapping.")
-    save_delay_s: float = Field(0.5, ge=0, le=60, description="Changes are saved at most this long after they happen.")
+    save_delay_s: float = Field(
+        0.5, ge=0, le=60,
+        description="Changes are saved this long after they happen (a big mapping no sooner than 4x its last "
+                    "save's duration after that save).")
 
 
 class Config(Section):

@@ -6,7 +6,9 @@ output -> MIDI -> OSC control port, then Wekinator's input port (taken by anothe
 one warning, and everything else runs) -> the web page (`web.enabled`: its address, `--qr` as a
 QR code) -> the "ready" line -> zeroconf. Stop in reverse
 order, saving the mapping last. A failure while starting logs one line and exits with the error's code
-(2 config, 3 model or loop, 4 audio device, 5 mapping) before anything plays.
+(2 config, 3 model or loop, 4 audio device, 5 mapping) before anything plays, and writes no
+mapping file. A mapping that cannot be saved at exit goes to a recovery copy (named in the
+log); when nothing could be written the exit code is 5.
 
 Signals: SIGINT / SIGTERM only set a flag; the main thread then stops everything within
 `SHUTDOWN_TIMEOUT_S`. A second signal while stopping forces an immediate exit.
@@ -42,6 +44,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("ravemap")
 
 SHUTDOWN_TIMEOUT_S = 2.0
+SAVE_AT_EXIT_S = 30.0  # the last save, its retries and a recovery copy, for a big mapping on a slow disk
 DEVICE_CHECK_S = 1.0
 DEVICE_RETRY_S = 2.0
 DEVICE_STUCK_S = 10.0
@@ -64,6 +67,8 @@ class Daemon:
         self._retry_started = 0.0
         self._stuck_reported = False
         self._next_retry = 0.0
+        self.ready = False  # the control port is open: the start went through
+        self.exit_code = 0
 
     # The parts the daemon reads, all owned by `core`.
     @property
@@ -112,6 +117,7 @@ class Daemon:
         print(f"ravemap: playing on {playback.output.describe()}; {playback.engine.describe_latency()}",
               flush=True)
         self._start_control()
+        self.ready = True
 
     def _start_control(self) -> None:
         config = self.config
@@ -133,7 +139,7 @@ class Daemon:
         print(f"ravemap: OSC control on udp {host}:{port} ready, feedback to port {self.feedback.feedback_port}, "
               f"mapping {self.session.mapping.name!r}{latency}; Ctrl-C to stop", flush=True)
         if config.osc.zeroconf:
-            self.advertiser = Advertiser(config.osc.service_name, port)
+            self.advertiser = Advertiser(config.osc.service_name, port, config.osc.host)
             self.advertiser.start()
 
     def _open_wekinator_port(self) -> None:
@@ -150,6 +156,9 @@ class Daemon:
             log.warning("%s; Wekinator messages still work on port %d, everything else runs", err,
                         self.osc.address[1])
             return
+        ports = self.osc.translator.own_ports | self.wekinator_osc.translator.own_ports
+        self.osc.translator.own_ports |= ports  # a reply port may be neither control port
+        self.wekinator_osc.translator.own_ports |= ports
         self.wekinator_osc.start()
         host, port = self.wekinator_osc.address
         log.info("Wekinator input port udp %s:%d open (/wek/inputs, /wekinator/control/*)", host, port)
@@ -238,7 +247,7 @@ class Daemon:
 
     def stop(self) -> None:
         """Reverse start order: control inputs, then audio, session and trainer, the mapping saved last."""
-        deadline = threading.Timer(SHUTDOWN_TIMEOUT_S + 3, lambda: os._exit(1))
+        deadline = threading.Timer(SHUTDOWN_TIMEOUT_S + 3 + SAVE_AT_EXIT_S, lambda: os._exit(1))
         deadline.daemon = True
         deadline.start()
         try:
@@ -254,11 +263,12 @@ class Daemon:
                 self.midi.close()
             if self.core is not None:
                 try:
-                    self.core.stop()
-                    saved = self.config.paths.mappings_dir / f"{self.core.session.mapping.name}.json"
-                    log.info("mapping saved to %s", saved)
+                    saved = self.core.stop(save=None if self.ready else False)
+                    if saved is not None:
+                        log.info("mapping saved to %s", saved)
                 except MappingError as err:
                     log.error("could not save the mapping at exit: %s", err)
+                    self.exit_code = err.exit_code
                 assert self.playback is not None
                 log.info("stopped: %s%s", self.playback.status_line(), self._control_status())
         finally:
@@ -277,5 +287,5 @@ def serve(config: Config, qr: bool = False) -> int:
         # PortAudio's own clean-up at exit would block on the stream it lost: leave now, all saved.
         logging.shutdown()
         sys.stdout.flush()
-        os._exit(0)
-    return 0
+        os._exit(daemon.exit_code)
+    return daemon.exit_code

@@ -122,3 +122,26 @@ def test_devices_lists_audio_devices_and_midi_ports(jack_server):
 def test_python_dash_m_server_is_the_same_command():
     result = subprocess.run([sys.executable, "-m", "server", "--help"], cwd=REPO, capture_output=True, text=True)
     assert result.returncode == 0 and "serve" in result.stdout and "render" in result.stdout
+
+
+def test_zeroconf_advertises_only_addresses_a_controller_can_reach(caplog):
+    """A control port bound to 127.0.0.1 is advertised nowhere (it used to be advertised at the LAN
+    address, where nothing answers); 0.0.0.0 is advertised at every LAN address, one address alone."""
+    import logging
+
+    from server.control.advertise import Advertiser, reachable_addresses
+
+    lan = ["192.168.1.20", "10.0.0.5", "fe80::1"]
+    assert reachable_addresses("127.0.0.1", lan) == []
+    assert reachable_addresses("::1", lan) == []
+    assert reachable_addresses("localhost", lan) == []
+    assert reachable_addresses("0.0.0.0", lan) == ["192.168.1.20", "10.0.0.5"]
+    assert reachable_addresses("::", lan) == ["fe80::1"]
+    assert reachable_addresses("10.0.0.5", lan) == ["10.0.0.5"]
+    with caplog.at_level(logging.INFO, logger="ravemap.zeroconf"):
+        advertiser = Advertiser("ravemap", 9000, "127.0.0.1")
+        advertiser._register()  # what the zeroconf thread runs; with loopback it must stop before any multicast
+        advertiser.close()
+    assert advertiser._zc is None
+    said = [r.getMessage() for r in caplog.records]
+    assert any("127.0.0.1 is reachable at no network address; not advertised" in s for s in said), said
