@@ -11,6 +11,9 @@ prints a line; at the end it stops the daemon with SIGTERM and prints underruns,
 messages (in the kernel and in ravemap's inbox), trainings, and the daemon's resident memory
 (VmRSS) at start, at its peak and at the end, plus the trainer process's.
 
+`--shipped` plays what a fresh checkout plays instead: config.yaml's engine settings
+(`engine.latency: auto`), the embedded model and loop, JACK at 256-frame periods.
+
 `--phase big-mapping` plays a performer recording all the time into a big mapping instead: the
 daemon starts on a mapping of `--examples` (100k) examples, record mode is on, and the same 200
 messages a second each add an example (no training). A ping every 100 ms on a socket of its own
@@ -206,12 +209,12 @@ def write_big_mapping(folder: Path, name: str, n: int) -> Path:
     return save_mapping(folder, Mapping(name, 2, (0, 1, 2, 3), (-3.0, 3.0), examples=examples))
 
 
-def start_jack(name: str, log: Path) -> subprocess.Popen:
+def start_jack(name: str, log: Path, period: int = 512) -> subprocess.Popen:
     jackd = shutil.which("jackd")
     if jackd is None:
         raise SystemExit("soak: jackd is not installed (apt-get install jackd2)")
     with open(log, "w") as out:
-        proc = subprocess.Popen([jackd, "-n", name, "--no-realtime", "-d", "dummy", "-r", str(RATE), "-p", "512"],
+        proc = subprocess.Popen([jackd, "-n", name, "--no-realtime", "-d", "dummy", "-r", str(RATE), "-p", str(period)],
                                 stdout=out, stderr=subprocess.STDOUT)
     waiter = shutil.which("jack_wait")
     if waiter:
@@ -231,8 +234,13 @@ def main() -> int:
                         help="perform: moves, records and retrains; big-mapping: records all the time into a "
                              "mapping that starts with --examples examples")
     parser.add_argument("--examples", type=int, default=100_000, help="examples the big mapping starts with")
+    parser.add_argument("--shipped", action="store_true",
+                        help="play what a fresh checkout plays: config.yaml's engine settings (engine.latency: auto), "
+                             "the embedded model and loop, JACK at 256-frame periods")
     args = parser.parse_args()
     big = args.phase == "big-mapping"
+    if args.shipped:
+        args.model = ROOT / "models" / "default.ts"
     if not args.model.is_file():
         print(f"soak: no model at {args.model} (set RAVEMAP_FIXTURES or --model)", file=sys.stderr)
         return 1
@@ -242,20 +250,21 @@ def main() -> int:
     jack_name = f"ravemap-soak-{os.getpid()}"
     env = {**os.environ, "JACK_DEFAULT_SERVER": jack_name, "JACK_NO_START_SERVER": "1", "RAVEMAP_NO_ZEROCONF": "1"}
     os.environ.update({"JACK_DEFAULT_SERVER": jack_name, "JACK_NO_START_SERVER": "1"})
-    jack = start_jack(jack_name, tmp / "jackd.log")
+    jack = start_jack(jack_name, tmp / "jackd.log", period=256 if args.shipped else 512)
     listener = Listener()
     daemon: subprocess.Popen | None = None
     daemon_log = tmp / "serve.log"
     try:
         port = free_udp_port()
         config = {
-            "engine": {"block_size": 2048},
-            "osc": {"host": "127.0.0.1", "zeroconf": False},
+            "engine": {} if args.shipped else {"latency": "fixed", "block_size": 2048},
+            "osc": {"host": "127.0.0.1", "zeroconf": False, "wekinator_input_port": None},
+            "web": {"port": 0},
             "midi": {"enabled": False},
             "log": {"stats_interval_s": 60},
         }
         (tmp / "config.yaml").write_text(yaml.safe_dump(config))
-        loop = write_loop(tmp / "loop.wav")
+        loop = ROOT / "loops" / "default.wav" if args.shipped else write_loop(tmp / "loop.wav")
         if big:
             made = time.monotonic()
             path = write_big_mapping(tmp / "mappings", "soak", args.examples)
