@@ -14,7 +14,8 @@ At blocks of a few milliseconds, three things in the interpreter can make a bloc
   mapping's examples included); `freeze_startup_objects` moves what start-up made out of its way.
 
 Threads: `prepare_process` and `freeze_startup_objects` on the thread that builds a `Ravemap`;
-`raise_thread_priority` on the thread it is for (the engine thread, the headless clock).
+`raise_thread_priority` on the thread it is for (the engine thread, the headless clock, and
+once on the first audio callback, for PortAudio's thread).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from __future__ import annotations
 import gc
 import os
 import sys
+import threading
 
 SWITCH_INTERVAL_S = 0.0005
 NICE = -10
@@ -37,8 +39,6 @@ def raise_thread_priority() -> str:
     """Give the calling thread a raised priority where the OS allows; say which it got."""
     if sys.platform.startswith("linux"):
         try:
-            import threading
-
             os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), NICE)  # per thread on Linux
             return f"nice {NICE}"
         except (OSError, AttributeError):

@@ -3,7 +3,9 @@
 The callback contract, as sounddevice's own documentation gives it: the callback runs on
 PortAudio's realtime thread; it must not allocate sample buffers, touch the file system,
 log, or block. Ours copies prepared frames from the engine's `FrameRing` (silence and an
-underrun count when the engine is late), counts PortAudio's own xrun flags, and returns.
+underrun count when the engine is late), counts PortAudio's own xrun flags, and returns. Its
+first call alone also asks the OS for a raised priority for its thread (one system call that
+never blocks; see server/audio/realtime.py).
 It catches everything, because an exception would silence the stream for good.
 
 Threads: `AudioOutput.start/stop` run on the daemon's main thread; `_callback` on the
@@ -18,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from server.audio.realtime import raise_thread_priority
 from server.audio.ring import FrameRing
 from server.errors import DeviceError
 
@@ -149,10 +152,15 @@ class AudioOutput:
         self.xruns = 0  # PortAudio's own output-underflow flags
         self.callback_errors = 0
         self.callbacks = 0
+        self.priority = "not started"  # of the thread PortAudio calls the callback on
         self._stream = None
 
     def _callback(self, outdata: np.ndarray, frames: int, time: Any, status: Any) -> None:
         try:
+            if self.callbacks == 0:
+                # Once, on the first call: the thread PortAudio calls us on is the sound server's
+                # client thread, at the OS's normal priority unless the server runs realtime.
+                self.priority = raise_thread_priority()
             self.callbacks += 1
             if status.output_underflow:
                 self.xruns += 1
