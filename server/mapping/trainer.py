@@ -69,7 +69,7 @@ START_TIMEOUT_S = 60.0  # torch import and warm-up on a busy machine
 STALL_TIMEOUT_S = 10.0
 CANCEL_TIMEOUT_S = 2.0
 PING_INTERVAL_S = 0.5
-EXIT_WAIT_S = 2.0  # a child whose pipe closed may take this long to exit before it is killed
+EXIT_WAIT_S = 2.0  # how long `close` waits for a killed child to be reaped
 CANCELLED = "training cancelled"
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the folder holding this `server` package
 
@@ -175,7 +175,7 @@ class Trainer:
             if ready:
                 log.warning("trainer process %s did not stop within %.1f s: killing it", worker.pid, timeout)
             worker.kill()
-            worker.gone.wait(EXIT_WAIT_S + 1.0)
+            worker.gone.wait(EXIT_WAIT_S)
         for thread in worker.threads:
             if thread is not threading.current_thread():
                 thread.join(1.0)
@@ -290,12 +290,10 @@ class Trainer:
                 break
             worker.heard = time.monotonic()
             self._handle(worker, message)
-        # the pipe closed: the child exited (or is about to); this thread alone waits for it
-        try:
-            worker.process.wait(EXIT_WAIT_S)
-        except subprocess.TimeoutExpired:
-            worker.process.kill()
-            worker.process.wait()
+        # The pipe closed: the child is exiting (only its exit or a kill closes its end). This thread
+        # alone waits for it: two threads reaping one child made the loser think it still ran (the
+        # "did not stop within 0.5 s" warnings, and a SIGTERM sent to a pid already reaped).
+        worker.process.wait()
         with self._lock:
             worker.gone.set()
             job = self._job if self._job is not None and self._job.worker is worker else None
