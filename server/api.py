@@ -172,8 +172,13 @@ class Ravemap:
                 raise TimeoutError(f"training did not end within {timeout} s")
             result, error = session.last_fit
         if error is not None:
-            raise RuntimeError(f"training failed, the previous mapping stays: {error}")
+            raise RuntimeError(error)  # what went wrong, and that the previous mapping stays
         return result
+
+    def cancel_training(self) -> bool:
+        """Stop the running training (the mapping keeps what it had; a `train()` waiting on it
+        raises "training cancelled ..."). False when no training was running."""
+        return bool(self._call("train_cancel"))
 
     def run(self, on: bool) -> None:
         """The regressor drives the latent (True) or the manual targets do (False)."""

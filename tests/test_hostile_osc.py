@@ -101,7 +101,8 @@ ADDRESSES = [
     "/ravemap/latent/3", "/ravemap/latent/4", "/ravemap/latent/-1", "/ravemap/latent/", "/ravemap/latent/x",
     "/ravemap/latent/\u00b2", "/ravemap/latent/\u0663", "/ravemap/latent/" + "9" * 5000, "/ravemap/latent/00",
     "/ravemap/record", "/ravemap/record/once", "/ravemap/examples/clear", "/ravemap/examples/undo",
-    "/ravemap/train", "/ravemap/run", "/ravemap/mapping/save", "/ravemap/mapping/load", "/ravemap/mapping/new",
+    "/ravemap/train", "/ravemap/train/cancel", "/ravemap/run", "/ravemap/mapping/save", "/ravemap/mapping/load",
+    "/ravemap/mapping/new",
     "/ravemap/transfer", "/ravemap/engine", "/ravemap/gain", "/ravemap/model", "/ravemap/loop", "/ravemap/status",
     "/ravemap/ping",
     "/ravemap/learn", "/wekinator/control/startRecording", "/wekinator/control/stopRecording",
@@ -260,9 +261,10 @@ def harness():
     h.close()
 
 
-MOMENTARY = {"/ravemap/record/once", "/ravemap/examples/clear", "/ravemap/examples/undo", "/ravemap/train"}
-COMMANDS = {"record", "run", "transfer", "engine", "record_once", "clear", "undo", "train", "save", "new", "load",
-            "model", "loop", "status", "ping", "gain", "learn"}
+MOMENTARY = {"/ravemap/record/once", "/ravemap/examples/clear", "/ravemap/examples/undo", "/ravemap/train",
+             "/ravemap/train/cancel"}
+COMMANDS = {"record", "run", "transfer", "engine", "record_once", "clear", "undo", "train", "train_cancel", "save",
+            "new", "load", "model", "loop", "status", "ping", "gain", "learn"}
 
 
 def _finite_float(v: object) -> bool:
@@ -285,7 +287,7 @@ def check_event(event: Event) -> None:
         args = event.args
         if event.name in ("record", "run", "transfer", "engine"):
             assert len(args) == 1 and isinstance(args[0], bool)
-        elif event.name in ("record_once", "clear", "undo"):
+        elif event.name in ("record_once", "clear", "undo", "train_cancel"):
             assert args == ()
         elif event.name == "train":
             assert args == (None,) or (type(args[0]) is int and 1 <= args[0] <= 1_000_000), event

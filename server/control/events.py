@@ -71,7 +71,8 @@ class SetTarget(Event):
 
 @dataclass(frozen=True)
 class Command(Event):
-    """A discrete action: record, train, run, save, ... with its already-checked arguments."""
+    """A discrete action, applied by `Session._cmd_<name>`: record, train, train_cancel, run, save, ...
+    with its already-checked arguments. Any translator may emit any of them (Wekinator's addresses do)."""
 
     name: str
     args: tuple[object, ...] = ()

@@ -307,12 +307,12 @@ class Trainer:
             stream.close()
         if job is not None:
             if ending == "closed":
-                message = f"{CANCELLED}: the trainer was closed"
+                text = f"{CANCELLED}: the trainer was closed"
             else:
-                message = (f"trainer process died (exit code {worker.process.returncode}); "
-                           "it restarts with the next training")
-            log.warning("%s", message)
-            self._report(job, None, message)
+                text = (f"trainer process died (exit code {worker.process.returncode}); "
+                        "it restarts with the next training")
+            log.warning("%s", text)
+            self._report(job, None, text)
 
     def _handle(self, worker: _Worker, message: tuple) -> None:
         kind = message[0]

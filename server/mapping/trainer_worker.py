@@ -23,11 +23,11 @@ Threads in this process:
 - main: ignores SIGINT (Ctrl-C in a terminal reaches the whole process group; the daemon decides
   when this process stops), sets nice +10 and one torch thread, warms torch up, says "ready", then
   runs `regressor.fit` for one job at a time, in the order they came.
-- "reader", started once numpy is imported, before torch: the only reader of stdin. It queues jobs, marks cancelled jobs (the
-  running fit polls that mark about every 10 ms), answers pings at once (so the daemon can tell a
-  live trainer from a stopped one even during a long epoch), and ends the process at once on
-  "stop" or when stdin closes (the daemon went away): every frame written is already flushed, and
-  nothing else is held.
+- "reader", started once numpy is imported and before torch: the only reader of stdin. It queues
+  jobs, marks cancelled jobs (the running fit polls that mark about every 10 ms), answers pings at
+  once (so the daemon can tell a live trainer from a stopped one even during a long epoch), and
+  ends the process at once on "stop" or when stdin closes (the daemon went away): every frame
+  written is already flushed, and nothing else is held.
 A lock serialises writes to stdout (the main thread's progress and results, the reader's answers).
 """
 
@@ -41,7 +41,7 @@ import signal
 import struct
 import sys
 import threading
-from typing import Any, BinaryIO
+from typing import IO, Any
 
 HEADER = struct.Struct(">I")
 MAX_FRAME = (1 << 32) - 1  # the most a header can say
@@ -59,13 +59,13 @@ def pack(message: tuple) -> bytes:
     return HEADER.pack(len(data)) + data
 
 
-def write_frame(stream: BinaryIO, frame: bytes) -> None:
+def write_frame(stream: IO[bytes], frame: bytes) -> None:
     """Write a frame made by `pack` and flush it. OSError (BrokenPipeError) if the other side is gone."""
     stream.write(frame)
     stream.flush()
 
 
-def read_frame(stream: BinaryIO) -> tuple:
+def read_frame(stream: IO[bytes]) -> tuple:
     """The next message. EOFError when the pipe closed, also part-way through a frame (a killed
     writer); any other error means the stream is not speaking this protocol."""
     size = HEADER.unpack(_read_exactly(stream, HEADER.size))[0]
@@ -75,7 +75,7 @@ def read_frame(stream: BinaryIO) -> tuple:
     return message
 
 
-def _read_exactly(stream: BinaryIO, size: int) -> bytes:
+def _read_exactly(stream: IO[bytes], size: int) -> bytes:
     data = stream.read(size)  # a buffered reader returns fewer bytes only at end of file
     if data is None or len(data) < size:
         raise EOFError("the trainer pipe closed")
