@@ -110,10 +110,10 @@ def test_training_that_ends_after_another_mapping_was_opened_lands_on_the_mappin
     try:
         record(peer, 300)
         trainer = trainer_pid(daemon)
-        peer.send("/ravemap/train", 2000)
-        wait_until_training_runs(peer)
-        os.kill(trainer, signal.SIGSTOP)  # so that the switch certainly comes while A trains
+        os.kill(trainer, signal.SIGSTOP)  # the job waits in its pipe: the switch certainly comes while A trains
         try:
+            peer.send("/ravemap/train", 500)
+            until(lambda: peer.status()["training"], 10, "training accepted")
             peer.send(address, other)
             assert peer.wait_for("/ravemap/mapping", 10) == [other]
         finally:
@@ -143,10 +143,10 @@ def test_training_that_ends_after_its_mapping_was_replaced_under_the_same_name_i
     try:
         record(peer, 50)
         trainer = trainer_pid(daemon)
-        peer.send("/ravemap/train", 2000)
-        wait_until_training_runs(peer)
         os.kill(trainer, signal.SIGSTOP)
         try:
+            peer.send("/ravemap/train", 500)
+            until(lambda: peer.status()["training"], 10, "training accepted")
             peer.send("/ravemap/mapping/new", "A")  # a new, empty mapping called A
             until(lambda: peer.status()["examples"] == 0, 10, "the new mapping A opened")
         finally:
