@@ -6,6 +6,7 @@
     rm.set_offsets([1.5, 0, 0, 0])        # move through the latent space
     rm.set_inputs([0.2, 0.8]); rm.record_once()
     result = rm.train()                   # in the trainer process; returns the FitResult
+    rm.train(wait=False); rm.cancel_training()   # or start one and stop it
     rm.run(True); rm.set_inputs([0.5, 0.5])
     rm.stop()
 
