@@ -67,7 +67,7 @@ def main() -> None:
     controls = EngineControls(len(dims), (-3.0, 3.0))
     controls.set_offsets([0.5] * len(dims))
     processor = BlockProcessor(model, loop, ProcessorSettings(args.block, dims), controls)
-    engine = Engine(processor, info.sr, info.out_channels, ahead_blocks=2)
+    engine = Engine(processor, info.sr, info.out_channels)
     period = np.zeros((args.block, info.out_channels), dtype=np.float32)
     block_s = args.block / info.sr
     offsets = torch.zeros(1, info.latent_size, args.block // info.ratio)

@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from server.audio import realtime
 from server.audio.engine import configure_torch
 from server.audio.playback import Playback, make_controls
 from server.config import Config, load_config, with_overrides
@@ -50,8 +51,9 @@ class Ravemap:
                  mappings_dir: str | Path | None = None):
         """Load the model and the loop (encoded once, warmed up) and open the mapping; nothing plays yet.
 
-        `config` is a `Config` or a config file (default: the repository's `config.yaml`); the
-        keyword arguments override it like the command-line options of `ravemap serve`.
+        `config` is a `Config` or a config file (default: the one `ravemap serve` reads, see
+        `server.locations`); the keyword arguments override it like the command-line options of
+        `ravemap serve`.
         """
         base = config if isinstance(config, Config) else load_config(config)
         cwd = Path.cwd()
@@ -64,6 +66,7 @@ class Ravemap:
             paths__mappings_dir=cwd / mappings_dir if mappings_dir is not None else None,
         )
         configure_torch(self.config.engine.torch_threads)
+        realtime.prepare_process()
         self.controls = make_controls(self.config)
         self.playback = Playback.from_config(self.config, self.controls)
         self.inbox = Inbox(self.config.osc.queue_size)
@@ -83,6 +86,7 @@ class Ravemap:
         if not self._playing:
             self.playback.start()
             self._playing = self._started = True
+            realtime.freeze_startup_objects()
 
     def stop(self) -> None:
         """Stop audio, session and trainer, and save the mapping (atomically).

@@ -1,4 +1,5 @@
-"""The `ravemap` command: `serve`, `render`, `devices`.
+"""The `ravemap` command: `serve`, `render`, `devices`, `send`, `status`, `train`, `plot`, and the
+set-up commands `init`, `paths`, `layouts`.
 
 Every error ravemap raises on purpose (`RavemapError`) ends as one line on stderr and a
 distinct exit code: 2 config or command line, 3 model or loop file, 4 audio device,
@@ -12,8 +13,10 @@ import logging
 import sys
 from pathlib import Path
 
+from server import locations
 from server.config import Config, load_config, with_overrides
 from server.errors import ConfigError, RavemapError
+from server.userfiles import version
 
 log = logging.getLogger("ravemap")
 
@@ -32,8 +35,12 @@ def _audio(text: str) -> str | int:
     return int(text) if text.strip().isdigit() else text
 
 
+CONFIG_HELP = ("config file (default: $RAVEMAP_CONFIG, else <user config dir>/ravemap/config.yaml, else the "
+               "checkout's or the packaged config.yaml; `ravemap paths` shows which)")
+
+
 def _add_common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", type=Path, help="config file (default: config.yaml of the repository)")
+    p.add_argument("--config", type=Path, help=CONFIG_HELP)
     p.add_argument("--model", type=Path, help="RAVE / nn~ TorchScript export (overrides engine.model)")
     p.add_argument("--loop", type=Path, help="audio loop file (overrides engine.loop)")
 
@@ -44,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Headless RAVE audio server steered by OSC and MIDI.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("--version", action="version", version=f"ravemap {version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     serve = sub.add_parser("serve", help="run the daemon: play the loop through the model")
@@ -85,18 +93,29 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("name", help="mapping name (mappings/<name>.json)")
     plot.add_argument("--out", type=Path, required=True, help="PNG file to write")
     _add_mappings(plot)
+
+    init = sub.add_parser("init", help="write a commented config and models/, loops/, mappings/ folders to edit")
+    init.add_argument("dir", nargs="?", type=Path, default=Path("."), metavar="DIR",
+                      help="folder to set up (default: the current folder); files already there are kept")
+
+    paths = sub.add_parser("paths", help="print where the config, model, loop, models, loops and mappings are")
+    paths.add_argument("--config", type=Path, help=CONFIG_HELP)
+
+    layouts = sub.add_parser("layouts", help="copy the TouchOSC, Pure Data and Max layouts into a folder")
+    layouts.add_argument("--out", type=Path, metavar="DIR",
+                         help="folder to copy them into (files already there are kept); without it, say where they are")
     return parser
 
 
 def _add_target(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", default="127.0.0.1", help="daemon host (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=None, help="daemon control port (default: osc.port of the config)")
-    p.add_argument("--config", type=Path, help="config file to read osc.port from")
+    p.add_argument("--config", type=Path, help="config file to read osc.port from (default: as for serve)")
 
 
 def _add_mappings(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mappings-dir", type=Path, help="folder of mappings (default: paths.mappings_dir)")
-    p.add_argument("--config", type=Path, help="config file to read paths.mappings_dir from")
+    p.add_argument("--config", type=Path, help="config file to read paths.mappings_dir from (default: as for serve)")
 
 
 def _config(args: argparse.Namespace) -> Config:
@@ -224,8 +243,75 @@ def cmd_plot(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_init(args: argparse.Namespace) -> int:
+    from server.userfiles import init
+
+    written = init(args.dir)
+    config = (args.dir / locations.CONFIG_NAME).expanduser().absolute()
+    if not written.made:
+        print(f"ravemap init: nothing changed: {config} and its folders {', '.join(locations.FOLDERS)} "
+              "are already there (kept as they are)")
+        return 0
+    for path in written.made:
+        print(f"ravemap init: made {path}{'/' if path.is_dir() else ''}")
+    for path in written.kept:
+        print(f"ravemap init: kept {path}{'/' if path.is_dir() else ''} (already there)")
+    print(f"ravemap init: edit {config}, then: ravemap serve --config {config}")
+    return 0
+
+
+def cmd_paths(args: argparse.Namespace) -> int:
+    source = locations.find_config(args.config)
+    config = load_config(source.path)
+    root = locations.checkout()
+    rows = [
+        ("running", f"from the checkout {root}" if root is not None else f"installed, in {locations.PACKAGE}"),
+        ("config", f"{source.path}  ({source.why})"),
+        ("model", f"{config.engine.model}  (engine.model)"),
+        ("loop", f"{config.engine.loop}  (engine.loop)"),
+        ("models", f"{_folder(config.paths.models_dir)}  (paths.models_dir: /ravemap/model names)"),
+        ("loops", f"{_folder(config.paths.loops_dir)}  (paths.loops_dir: /ravemap/loop names)"),
+        ("mappings", f"{_folder(config.paths.mappings_dir)}  (paths.mappings_dir: mappings are saved here)"),
+        ("layouts", f"{locations.layouts()}  (ravemap layouts --out DIR copies them)"),
+    ]
+    user = locations.user_config_file()
+    lookup = (f"--config, ${locations.ENV_CONFIG}, {user}{'' if user.is_file() else ' (none)'}, "
+              + ("the checkout's config.yaml" if root is not None else "the packaged default"))
+    rows.insert(2, ("lookup", lookup))
+    for label, text in rows:
+        print(f"{label:<9} {text}")
+    return 0
+
+
+def _folder(path: Path) -> str:
+    return str(path) if path.is_dir() else f"{path} (not there yet)"
+
+
+def cmd_layouts(args: argparse.Namespace) -> int:
+    from server.userfiles import copy_layouts, layout_files
+
+    if args.out is None:
+        print(f"The controller layouts are in {locations.layouts()}:")
+        for name, files in layout_files().items():
+            print(f"  {name}/: {', '.join(str(f) for f in files)}")
+        print("Copy them to a folder of yours with: ravemap layouts --out DIR")
+        return 0
+    written = copy_layouts(args.out)
+    out = args.out.expanduser().absolute()
+    if not written.made:
+        print(f"ravemap layouts: nothing changed: all {len(written.kept)} files are already in {out} "
+              "(kept as they are)")
+        return 0
+    for path in written.made:
+        print(f"ravemap layouts: made {path}")
+    for path in written.kept:
+        print(f"ravemap layouts: kept {path} (already there)")
+    return 0
+
+
 COMMANDS = {"serve": cmd_serve, "render": cmd_render, "devices": cmd_devices, "send": cmd_send,
-            "status": cmd_status, "train": cmd_train, "plot": cmd_plot}
+            "status": cmd_status, "train": cmd_train, "plot": cmd_plot, "init": cmd_init, "paths": cmd_paths,
+            "layouts": cmd_layouts}
 
 
 def main(argv: list[str] | None = None) -> int:

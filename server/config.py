@@ -2,10 +2,14 @@
 
 `config.yaml` is read with PyYAML and checked against the pydantic models below: an
 unknown key (with a did-you-mean), a wrong type or a value out of range raises one
-`ConfigError` that names the key, the bad value and what is allowed. Relative paths in
-the file are resolved against the file's folder, so the daemon can be started from
-anywhere. Command-line overrides are applied by the CLI after loading, through
-`with_overrides`, and validated the same way.
+`ConfigError` that names the key, the bad value and what is allowed. Which file is read
+(`--config`, `RAVEMAP_CONFIG`, the user's, the checkout's, the packaged one) is decided by
+`server.locations.find_config`. Relative paths in the file are resolved against the file's
+folder, so the daemon can be started from anywhere; a file that leaves out `engine.model` or
+`engine.loop` plays the embedded default, and one that leaves out a `paths` folder (or leaves
+it empty) uses the default folder of how ravemap runs (`server.locations.default_folder`).
+Command-line overrides are applied by the CLI after loading, through `with_overrides`, and
+validated the same way.
 
 The README's config reference table is generated from these models' field
 descriptions (`config_reference()`), so the two cannot drift apart.
@@ -18,11 +22,18 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
+from server import locations
 from server.errors import ConfigError
-
-DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config.yaml"
 
 
 class Section(BaseModel):
@@ -40,8 +51,19 @@ class EngineConfig(Section):
         description="`cached` encodes the loop once at load; `live` encodes every block "
         "(a variational model then varies each time round).",
     )
-    block_size: int = Field(2048, ge=32, le=65536, description="Samples per block; a multiple of the model's ratio.")
-    ahead_blocks: int = Field(3, ge=1, le=32, description="Blocks the engine keeps ready ahead of the sound card.")
+    latency: Literal["auto", "fixed"] = Field(
+        "auto",
+        description="`auto` times the model on this machine (at start and after each model swap) and picks the "
+        "smallest safe block size and lead; `fixed` uses `block_size` and `ahead_blocks` (2048 and 3 when empty).",
+    )
+    block_size: int | None = Field(
+        None, ge=32, le=65536,
+        description="Samples per block, a multiple of the model's ratio; empty: chosen by `latency`.",
+    )
+    ahead_blocks: int | None = Field(
+        None, ge=1, le=32,
+        description="Whole blocks kept ready ahead of the sound card; empty: the lead `latency` chooses.",
+    )
     torch_threads: int = Field(1, ge=1, le=64, description="Torch intra-op threads for the model.")
     transfer: bool = Field(True, description="Style transfer at start: on plays the model, off the dry loop.")
     gain_db: float = Field(0.0, ge=-120.0, le=24.0, description="Output gain in dB.")
@@ -84,13 +106,32 @@ class AudioConfig(Section):
         description="Device rate; empty uses the model's rate if the device takes it, else the device's.",
     )
     channels: int = Field(2, ge=1, le=64, description="Output channels; a mono model is copied to each.")
-    latency: Literal["low", "high"] | float = Field("high", description="PortAudio latency hint.")
+    latency: Literal["low", "high"] | float = Field(
+        "low", description="PortAudio latency hint: `low`, `high` or seconds (the device's own buffering)."
+    )
+
+
+def _folder(kind: str, description: str) -> Any:
+    """A `paths` field whose default is computed when validated: the checkout's folder or the data folder's."""
+    return Field(
+        default_factory=lambda: locations.default_folder(kind), description=description,
+        json_schema_extra={"shown_default": f"`{kind}` of the checkout; installed, `<user data dir>/ravemap/{kind}`"},
+    )
 
 
 class PathsConfig(Section):
-    models_dir: Path = Field(Path("models"), description="Folder that `/ravemap/model` names resolve in.")
-    loops_dir: Path = Field(Path("loops"), description="Folder that `/ravemap/loop` names resolve in.")
-    mappings_dir: Path = Field(Path("mappings"), description="Folder of saved mappings.")
+    """Empty or left out: the default folder of how ravemap runs (`server.locations.default_folder`)."""
+
+    models_dir: Path = _folder("models", "Folder that `/ravemap/model` names resolve in.")
+    loops_dir: Path = _folder("loops", "Folder that `/ravemap/loop` names resolve in.")
+    mappings_dir: Path = _folder("mappings", "Folder of saved mappings.")
+
+    @field_validator("models_dir", "loops_dir", "mappings_dir", mode="before")
+    @classmethod
+    def _empty_is_default(cls, value: Any, info: ValidationInfo) -> Any:
+        if value is None or value == "":
+            return locations.default_folder(str(info.field_name).removesuffix("_dir"))
+        return value
 
 
 class LogConfig(Section):
@@ -285,10 +326,11 @@ class Config(Section):
 
 
 def load_config(path: str | Path | None = None) -> Config:
-    """Read and validate a config file (the repository's `config.yaml` by default)."""
-    path = Path(path) if path is not None else DEFAULT_CONFIG
-    if not path.is_file():
-        raise ConfigError(f"{path}: no such config file; pass --config PATH or run from the repository")
+    """Read and validate a config file: `path`, else the one `server.locations.find_config` finds.
+
+    Relative paths are resolved against the file's folder; `engine.model` and `engine.loop` left
+    out of the file are the embedded default's."""
+    path = locations.find_config(path).path
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as err:
@@ -299,8 +341,14 @@ def load_config(path: str | Path | None = None) -> Config:
         raw = {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: the config must be a mapping of sections, got {type(raw).__name__}")
-    config = validate(raw, str(path))
-    return config.resolve(path.resolve().parent).model_copy(update={"source_file": path})
+    config = validate(raw, str(path)).resolve(path.resolve().parent)
+    engine = raw.get("engine")
+    given: dict[str, Any] = engine if isinstance(engine, dict) else {}
+    left_out = {key: file() for key, file in (("model", locations.embedded_model), ("loop", locations.embedded_loop))
+                if key not in given}
+    if left_out:
+        config = config.model_copy(update={"engine": config.engine.model_copy(update=left_out)})
+    return config.model_copy(update={"source_file": path})
 
 
 def validate(raw: dict[str, Any], where: str = "config") -> Config:
@@ -389,8 +437,12 @@ def config_reference() -> list[tuple[str, str, str]]:
         section = section_field.annotation
         assert isinstance(section, type) and issubclass(section, BaseModel)
         for key, field in section.model_fields.items():
+            extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
             default = field.default
-            shown = "empty" if default is None else _yaml_scalar(default)
+            if "shown_default" in extra:
+                shown = str(extra["shown_default"])
+            else:
+                shown = "empty" if default is None else _yaml_scalar(default)
             rows.append((f"{section_name}.{key}", shown, field.description or ""))
     return rows
 

@@ -100,11 +100,11 @@ class Daemon:
             f"loop {processor.loop.path}: {processor.loop.seconds:.2f} s (file at {processor.loop.file_sr} Hz)"
             if processor.loop.seekable else f"live input {processor.loop.path}"
         )
-        log.info("%s, encode %s, block %d samples (%.1f ms), ready in %.1f s", source,
-                 processor.settings.encode, processor.block, 1000 * processor.block / info.sr,
+        log.info("%s, encode %s, ready in %.1f s", source, processor.settings.encode,
                  time.perf_counter() - started)
-        assert playback.output is not None
-        print(f"ravemap: playing on {playback.output.describe()}", flush=True)
+        assert playback.output is not None and playback.engine is not None
+        print(f"ravemap: playing on {playback.output.describe()}; {playback.engine.describe_latency()}",
+              flush=True)
         self._start_control()
 
     def _start_control(self) -> None:
@@ -119,8 +119,10 @@ class Daemon:
         controls = self.core.controls
         self.feedback.start_latent_feed(lambda: controls.offsets)
         host, port = self.osc.address
+        engine = self.core.playback.engine
+        latency = f", latency {engine.latency_ms:.1f} ms" if engine is not None else ""
         print(f"ravemap: OSC control on udp {host}:{port} ready, feedback to port {self.feedback.feedback_port}, "
-              f"mapping {self.session.mapping.name!r}; Ctrl-C to stop", flush=True)
+              f"mapping {self.session.mapping.name!r}{latency}; Ctrl-C to stop", flush=True)
         if config.osc.zeroconf:
             self.advertiser = Advertiser(config.osc.service_name, port)
             self.advertiser.start()

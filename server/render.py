@@ -20,7 +20,7 @@ import soundfile
 import torch
 
 from server.audio.playback import make_controls, prepare_processor
-from server.config import Config
+from server.config import Config, with_overrides
 from server.errors import ConfigError
 
 
@@ -57,7 +57,9 @@ def render(config: Config, out: Path, seconds: float, latent: tuple[float, ...] 
     if transfer is not None:
         controls.set_transfer(transfer)
     torch.set_num_threads(config.engine.torch_threads)
-    processor = prepare_processor(config, controls)
+    # Offline, latency means nothing: render in the first release's big blocks (unless set), which
+    # a streaming model plays the same as small ones, and which cost the fewest calls.
+    processor = prepare_processor(with_overrides(config, engine__latency="fixed"), controls)
     processor.set_offsets_now(controls.offsets)
     sr = processor.model.info.sr
     n_blocks = math.ceil(seconds * sr / processor.block)

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from server import locations
 from server.config import Config
 from server.control.events import (
     Command,
@@ -464,11 +465,13 @@ class Session:
         self.feedback.broadcast("/ravemap/gain", float(db))
 
     def _cmd_model(self, event: Command, name: str) -> None:
-        path = resolve_in(self.config.paths.models_dir, name, MODEL_SUFFIXES, "model")
+        path = resolve_in(self.config.paths.models_dir, name, MODEL_SUFFIXES, "model",
+                          builtin=locations.embedded_model())
         self._load_in_background(event, "model", path)
 
     def _cmd_loop(self, event: Command, name: str) -> None:
-        path = resolve_in(self.config.paths.loops_dir, name, LOOP_SUFFIXES, "loop")
+        path = resolve_in(self.config.paths.loops_dir, name, LOOP_SUFFIXES, "loop",
+                          builtin=locations.embedded_loop())
         self._load_in_background(event, "loop", path)
 
     def _load_in_background(self, event: Command, what: str, path: Path) -> None:
@@ -622,6 +625,14 @@ class Session:
             "model": engine.processor.model.info.path.name if engine else None,
             "loop": str(engine.processor.loop.path.name) if engine else None,
             "underruns": engine.ring.underruns if engine else 0,
+            "block_size": engine.processor.block if engine else None,
+            "lead_frames": engine.target_fill if engine else None,
+            "lead_raises": engine.lead_raises if engine else 0,
+            "period_frames": engine.period if engine else None,
+            "latency_ms": round(engine.latency_ms, 2) if engine else None,
+            "latency_choice": engine.processor.latency.describe() if engine else None,
+            "engine_priority": engine.priority if engine else None,
+            "live_realignments": getattr(engine.processor.loop, "realignments", 0) if engine else 0,
             "nonfinite_silenced": engine.processor.safety.nonfinite_samples if engine else 0,
             "clipped": engine.processor.safety.clipped_samples if engine else 0,
             "events_dropped": self.inbox.dropped,

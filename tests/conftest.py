@@ -7,10 +7,12 @@ RAVE fixtures. `JACK_DEFAULT_SERVER` points this process and its subprocesses at
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -25,6 +27,13 @@ JACK_RATE = 44100
 
 os.environ["JACK_NO_START_SERVER"] = "1"
 os.environ["RAVEMAP_NO_ZEROCONF"] = "1"  # mDNS multicast must not leave the sandbox, whatever a test config says
+# A developer's own config (RAVEMAP_CONFIG, ~/.config/ravemap/config.yaml) must not change what the tests
+# run: the user folders of this process and the daemons it starts are empty ones of its own.
+os.environ.pop("RAVEMAP_CONFIG", None)
+_USER_DIRS = Path(tempfile.mkdtemp(prefix="ravemap-test-user-"))
+os.environ["XDG_CONFIG_HOME"] = str(_USER_DIRS / "config")
+os.environ["XDG_DATA_HOME"] = str(_USER_DIRS / "data")
+atexit.register(shutil.rmtree, _USER_DIRS, ignore_errors=True)
 # As the daemon does with engine.torch_threads: one intra-op thread. Two on a busy 2-core machine
 # spin against each other and make a 0.2 s loop encode take 9 s.
 torch.set_num_threads(1)

@@ -14,13 +14,16 @@ import time
 
 import numpy as np
 
+from server.audio.realtime import raise_thread_priority
 from server.audio.ring import FrameRing
 
 
 class HeadlessOutput:
     """Plays to nowhere at `samplerate`, in periods of `period` frames."""
 
-    def __init__(self, ring: FrameRing, samplerate: int, period: int = 512):
+    PERIOD = 256  # a low-latency sound card's period at 44.1/48 kHz
+
+    def __init__(self, ring: FrameRing, samplerate: int, period: int = PERIOD):
         self.ring = ring
         self.samplerate = int(samplerate)
         self.period = int(period)
@@ -36,6 +39,7 @@ class HeadlessOutput:
         self._thread.start()
 
     def _run(self) -> None:
+        raise_thread_priority()  # it stands in for a sound card's callback thread
         step = self.period / self.samplerate
         due = time.monotonic()
         while not self._stop.is_set():

@@ -6,6 +6,11 @@ resamples it to the model's rate with a soxr stream, adapts the channels, and ha
 exactly one block. If the input is late by more than `timeout` it pads with silence and
 counts it, so the engine never stalls.
 
+Its delay is kept by the engine: before each block the engine calls `keep_delay` with the
+frames waiting in the output ring and the delay it aims for; input that has piled up beyond
+that (after an underrun or an xrun) is dropped, oldest first, with a short crossfade from
+what would have played into what plays now, and counted in `realignments`.
+
 It stands where a `Loop` stands in `BlockProcessor` (same `read`, `sr`, `n_samples`), but
 is not seekable: it is always read in order, once per block, and forces `encode: live`.
 
@@ -23,6 +28,9 @@ import soxr
 from server.audio.ring import FrameRing
 from server.audio.source import adapt_channels
 
+CROSSFADE_SAMPLES = 64  # about 1.5 ms: long enough not to click, short enough to stay on time
+TOLERANCE_S = 0.002  # delay drift a resampled input may show without being re-aligned
+
 
 class LiveInput:
     seekable = False
@@ -30,7 +38,7 @@ class LiveInput:
     file_sr = 0
 
     def __init__(self, ring: FrameRing, device_sr: int, model_sr: int, channels: int, name: str = "input",
-                 timeout: float = 0.5):
+                 timeout: float = 0.005):
         self.ring = ring
         self.sr = int(model_sr)
         self.device_sr = int(device_sr)
@@ -38,6 +46,8 @@ class LiveInput:
         self.path = Path(f"<{name}>")
         self.timeout = timeout
         self.late_blocks = 0
+        self.realignments = 0
+        self._fade_from: np.ndarray | None = None  # what would have played, for the crossfade
         self.samples = np.zeros((self.channels, 0), dtype=np.float32)  # shape[0] is all a Loop user reads
         self._resampler = (
             None if self.device_sr == self.sr
@@ -49,15 +59,42 @@ class LiveInput:
     def seconds(self) -> float:
         return float("inf")
 
+    def _gather(self) -> None:
+        """Move what the callback captured into `_pending`, at the model's rate."""
+        got = self.ring.take(self.ring.available())
+        if got.shape[0]:
+            if self._resampler is not None:
+                got = self._resampler.resample_chunk(got)
+            self._pending = np.concatenate([self._pending, got])
+
+    def keep_delay(self, output_frames: int, target_frames: int, output_sr: int) -> bool:
+        """Drop input that has piled up beyond `target_frames` of delay; True if it did.
+
+        The delay is `output_frames` (ready in the output ring, at `output_sr`) plus the input
+        not yet processed. Differences below `TOLERANCE_S` (a resampler's rounding) are left.
+        """
+        self._gather()
+        backlog = self._pending.shape[0] * output_sr / self.sr
+        excess = output_frames + backlog - target_frames
+        tolerance = 0 if self._resampler is None else TOLERANCE_S * output_sr
+        if excess <= tolerance:
+            return False
+        drop = min(self._pending.shape[0], int(round(excess * self.sr / output_sr)))
+        if drop <= 0:
+            return False
+        fade = min(CROSSFADE_SAMPLES, drop)
+        self._fade_from = self._pending[:fade].copy()
+        self._pending = self._pending[drop:]
+        self.realignments += 1
+        return True
+
     def read(self, start: int, n: int, out: np.ndarray) -> None:
         """Fill `out[channels, n]` with the next `n` input samples at the model's rate."""
         deadline = time.monotonic() + self.timeout
         while self._pending.shape[0] < n:
-            got = self.ring.take(self.ring.available())
-            if got.shape[0]:
-                if self._resampler is not None:
-                    got = self._resampler.resample_chunk(got)
-                self._pending = np.concatenate([self._pending, got])
+            before = self._pending.shape[0]
+            self._gather()
+            if self._pending.shape[0] > before:
                 continue
             if time.monotonic() > deadline:
                 self.late_blocks += 1
@@ -66,6 +103,12 @@ class LiveInput:
                     [self._pending, np.zeros((short, self.ring.channels), dtype=np.float32)]
                 )
                 break
-            time.sleep(0.002)
+            time.sleep(0.0005)
         block, self._pending = self._pending[:n], self._pending[n:]
+        if self._fade_from is not None:
+            block = block.copy()
+            old, self._fade_from = self._fade_from, None
+            k = min(old.shape[0], n)
+            ramp = np.linspace(0.0, 1.0, k, endpoint=False, dtype=np.float32)[:, None]
+            block[:k] = old[:k] + (block[:k] - old[:k]) * ramp
         out[:, :] = adapt_channels(block, self.channels)

@@ -19,14 +19,19 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
+import torch
+
+from server.audio import latency
 from server.audio.controls import EngineControls
 from server.audio.engine import Engine
 from server.audio.headless import HeadlessOutput
+from server.audio.latency import LatencyChoice
 from server.audio.live import LiveInput
 from server.audio.model import RaveModel, load_model
-from server.audio.processor import BlockProcessor, ProcessorSettings
+from server.audio.processor import BlockProcessor, ProcessorSettings, check_settings, encode_loop
 from server.audio.ring import FrameRing
-from server.audio.source import load_loop
+from server.audio.source import Loop, fit_to_ratio, load_loop
 from server.config import Config
 from server.errors import ConfigError, DeviceError
 
@@ -36,9 +41,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("ravemap.playback")
 
 
-def processor_settings(config: Config) -> ProcessorSettings:
+def processor_settings(config: Config, block_size: int) -> ProcessorSettings:
     return ProcessorSettings(
-        block_size=config.engine.block_size,
+        block_size=block_size,
         latent_dims=tuple(config.latent.dims),
         encode=config.engine.encode,
         smoothing_ms=config.engine.smoothing_ms,
@@ -56,19 +61,59 @@ def make_controls(config: Config) -> EngineControls:
 
 def prepare_processor(config: Config, controls: EngineControls, model: RaveModel | None = None,
                       model_path: Path | None = None, loop_path: Path | None = None,
-                      warm_up: bool = True, live: LiveInput | None = None) -> BlockProcessor:
-    """Load what is not given, check it fits the config, encode the loop, warm up.
+                      warm_up: bool = True, live: LiveInput | None = None,
+                      choice: LatencyChoice | None = None) -> BlockProcessor:
+    """Load what is not given, check it fits the config, encode the loop, choose the latency, warm up.
 
     With `live`, the source is live input instead of a loop file, and encoding is per block.
+    `choice` reuses an earlier latency choice for the same model (a loop swap); otherwise the
+    block size and lead come from `engine.latency` (server/audio/latency.py).
     """
     if model is None:
         model = load_model(model_path or config.engine.model)
     info = model.info
-    settings = processor_settings(config)
     if live is not None:
-        return BlockProcessor(model, live, replace(settings, encode="live"), controls)
+        settings = replace(processor_settings(config, info.ratio), encode="live")
+        check_settings(settings, model)
+        choice = choice or choose_latency(config, model, settings, timing_source(model))
+        return BlockProcessor(model, live, replace(settings, block_size=choice.block), controls,
+                              latency=choice)
     loop = load_loop(loop_path or config.engine.loop, info.sr, info.in_channels, info.ratio)
-    return BlockProcessor(model, loop, settings, controls, warm_up=warm_up)
+    settings = processor_settings(config, info.ratio)
+    check_settings(settings, model)
+    latents = encode_loop(model, loop) if settings.encode == "cached" else None
+    choice = choice or choose_latency(config, model, settings, loop, latents)
+    return BlockProcessor(model, loop, replace(settings, block_size=choice.block), controls, latents=latents,
+                          warm_up=warm_up, latency=choice)
+
+
+def choose_latency(config: Config, model: RaveModel, settings: ProcessorSettings, source: Loop,
+                   latents: torch.Tensor | None = None) -> LatencyChoice:
+    """Block size and lead for `model` on this machine, as `engine.latency` and the explicit values say."""
+    engine = config.engine
+    ratio = model.info.ratio
+    if engine.latency == "fixed":
+        block = engine.block_size or ratio * max(1, latency.FIXED_BLOCK // ratio)
+        return LatencyChoice(block, None, engine.ahead_blocks or latency.FIXED_AHEAD, auto=False)
+
+    def measure(block: int) -> latency.BlockTiming:
+        # Private controls: the timing plays the model (transfer on) whatever the performer set.
+        timing_controls = EngineControls(len(settings.latent_dims), tuple(config.latent.range),  # type: ignore[arg-type]
+                                         transfer=True)
+        processor = BlockProcessor(model, source, replace(settings, block_size=block), timing_controls,
+                                   latents=latents, warm_up=False)
+        with torch.inference_mode():
+            return latency.time_blocks(processor.next_block, block, model.info.sr)
+
+    return latency.choose(ratio, model.info.sr, measure, engine.block_size, engine.ahead_blocks)
+
+
+def timing_source(model: RaveModel, seconds: float = 1.0) -> Loop:
+    """Noise at the model's rate and channels: what live input is timed on before it plays."""
+    info = model.info
+    noise = np.random.default_rng(0).standard_normal((info.in_channels, int(seconds * info.sr)))
+    samples = fit_to_ratio((0.1 * noise).astype(np.float32), info.ratio)
+    return Loop(path=Path("<timing>"), samples=samples, sr=info.sr, file_sr=info.sr)
 
 
 class Playback:
@@ -119,8 +164,9 @@ class Playback:
         if _is_none(config.audio.device):
             assert self._processor is not None
             rate = config.audio.samplerate or info.sr
-            self.engine = Engine(self._processor, rate, channels, config.engine.ahead_blocks)
-            self.output = HeadlessOutput(self.engine.ring, rate)
+            period = HeadlessOutput.PERIOD
+            self.engine = Engine(self._processor, rate, channels, period_hint=period)
+            self.output = HeadlessOutput(self.engine.ring, rate, period)
             self.engine.start()
         else:
             from server.audio import stream  # imports sounddevice only when a device is wanted
@@ -135,7 +181,7 @@ class Playback:
                 input_ring = FrameRing(rate, in_channels)  # one second of input
                 live = LiveInput(input_ring, rate, info.sr, info.in_channels, name=input_dev.name)
                 self._processor = prepare_processor(config, self.controls, model=self._model, live=live)
-            self.engine = Engine(self._processor, rate, channels, config.engine.ahead_blocks)
+            self.engine = Engine(self._processor, rate, channels, period_hint=stream.period_hint(dev, rate))
             self.output = stream.AudioOutput(self.engine.ring, dev, rate, config.audio.latency,
                                              input_ring=input_ring, input_device=input_dev)
             self.engine.start(prime_with_silence=input_ring is not None)
@@ -218,8 +264,9 @@ class Playback:
             current = self.processor
             if not current.loop.seekable:
                 raise ConfigError("the source is live input (engine.source: input); there is no loop to swap")
+            # Same model, same cost per block: the latency chosen for it holds.
             new = prepare_processor(self.config, self.controls, model=current.model, loop_path=path,
-                                    warm_up=False)
+                                    warm_up=False, choice=current.latency)
             self._hand_over(new)
             log.info("now playing loop %s (%.2f s)", path, new.loop.seconds)
             return new
@@ -239,6 +286,8 @@ class Playback:
             return "not started"
         proc = engine.processor
         xruns = getattr(self.output, "xruns", 0)
+        if isinstance(proc.loop, LiveInput):
+            xruns = f"{xruns}, live re-alignments {proc.loop.realignments}"
         stats = engine.stats
         mean_ms = 1000 * stats.total_block_s / max(1, stats.blocks)
         return (
@@ -246,7 +295,7 @@ class Playback:
             f"block time mean {mean_ms:.1f} ms / worst {1000 * stats.worst_block_s:.1f} ms "
             f"(budget {1000 * engine.block_seconds:.1f} ms), non-finite samples silenced "
             f"{proc.safety.nonfinite_samples}, clipped {proc.safety.clipped_samples}, "
-            f"block errors {stats.errors}"
+            f"block errors {stats.errors}; {engine.describe_latency()}, engine priority {engine.priority}"
         )
 
 

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from server.audio.controls import EngineControls
+from server.audio.latency import LatencyChoice
 from server.audio.model import RaveModel
 from server.audio.safety import SafetyCounters, make_safe
 from server.audio.source import AudioSource, adapt_channels
@@ -108,7 +109,8 @@ class BlockProcessor:
     """Turns the loop into blocks of `block_size` frames at the model's rate, `[frames, channels]`."""
 
     def __init__(self, model: RaveModel, loop: AudioSource, settings: ProcessorSettings,
-                 controls: EngineControls, latents: torch.Tensor | None = None, warm_up: bool = True):
+                 controls: EngineControls, latents: torch.Tensor | None = None, warm_up: bool = True,
+                 latency: LatencyChoice | None = None):
         check_settings(settings, model)
         if loop.sr != model.info.sr or loop.samples.shape[0] != model.info.in_channels:
             raise ValueError("the loop must be prepared at the model's rate and input channels")
@@ -118,6 +120,8 @@ class BlockProcessor:
         self.settings = settings
         self.controls = controls
         self.block = settings.block_size
+        # How the block size was chosen and the lead the engine keeps (server/audio/latency.py).
+        self.latency = latency or LatencyChoice(self.block, None, 1, auto=False)
         self.frames_per_block = self.block // info.ratio
         self.out_channels = info.out_channels
         self.dims = torch.tensor(settings.latent_dims, dtype=torch.long)

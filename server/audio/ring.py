@@ -28,6 +28,7 @@ class FrameRing:
         self.underruns = 0  # callbacks that found too few frames ready
         self.overflows = 0  # pushes that found too little room (input side)
         self.started = False  # underruns count only once playback has been primed
+        self.period = 0  # most frames one `fill` has asked for: the device's period
         self.tap: Tap | None = None  # optional copy of everything played (tests, meters)
 
     def available(self) -> int:
@@ -76,6 +77,8 @@ class FrameRing:
     def fill(self, out: np.ndarray) -> None:
         """Fill `out[frames, channels]` from the ring; silence and an underrun count if short."""
         want = out.shape[0]
+        if want > self.period:
+            self.period = want
         have = self._written - self._read
         n = want if have >= want else have
         if n > 0:

@@ -119,6 +119,18 @@ def pick_samplerate(device: DeviceInfo, wanted: int | None, model_sr: int, chann
     )
 
 
+def period_hint(device: DeviceInfo, samplerate: int) -> int:
+    """Frames per callback to expect before the first one: half the device's low output latency
+    (drivers keep about two periods queued), a power of two, at least 64."""
+    sd = _sounddevice()
+    try:
+        seconds = float(sd.query_devices(device.index)["default_low_output_latency"])
+    except Exception:  # an odd host API: the callback will tell
+        seconds = 0.0
+    frames = max(64, int(seconds * samplerate / 2))
+    return 1 << (frames - 1).bit_length()
+
+
 class AudioOutput:
     """A PortAudio stream that plays what the engine put in the ring.
 

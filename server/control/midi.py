@@ -8,7 +8,10 @@ that moves, on any channel, to that input dim.
 Ports: every input port whose name contains `midi.port` (or all of them), through the
 rtmidi API in `midi.api` (ALSA, JACK, CoreMIDI, WinMM; `default` is the platform's own).
 With `virtual_port`, ravemap also opens a port of its own that other programs connect to.
-No port at all: one info line, and the rest of ravemap runs.
+No port at all: one info line, and the rest of ravemap runs. alsa-lib prints its own line to
+stderr when it finds no sequencer (`ALSA lib seq_hw.c:...: open /dev/snd/seq failed`) before
+rtmidi raises; `quiet_alsa` hands it a silent error handler for the time of the probe, so the
+info line is all a user sees.
 
 Threads: rtmidi calls `_on_message` on its own thread, one per open port; it only
 translates and puts events in the inbox. `learn` is called from the session thread; the
@@ -18,8 +21,10 @@ routing table is swapped whole (immutable dicts), never edited in place.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import logging
-from collections.abc import Sequence
+import sys
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import mido
@@ -40,6 +45,36 @@ APIS = {
 TOGGLES = {"record", "run", "transfer"}
 
 
+# alsa-lib's snd_lib_error_handler_t is variadic (file, line, function, err, fmt, ...); a handler that
+# ignores everything can take the fixed arguments only.
+_ALSA_HANDLER = ctypes.CFUNCTYPE(None, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_int,
+                                 ctypes.c_char_p)
+_SILENT = _ALSA_HANDLER(lambda *args: None)  # module-level: alive as long as alsa-lib may call it
+
+
+def _libasound() -> ctypes.CDLL | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return ctypes.CDLL("libasound.so.2")  # the library rtmidi is linked to (already loaded, same handle)
+    except OSError:
+        return None
+
+
+@contextlib.contextmanager
+def quiet_alsa() -> Iterator[None]:
+    """Within the block, alsa-lib's errors are not printed (they become the exceptions rtmidi raises)."""
+    lib = _libasound()
+    if lib is None:
+        yield
+        return
+    lib.snd_lib_error_set_handler(_SILENT)
+    try:
+        yield
+    finally:
+        lib.snd_lib_error_set_handler(None)  # NULL: alsa-lib's default handler again
+
+
 def backend_for(api: str) -> mido.Backend:
     return mido.Backend(APIS.get(api, "mido.backends.rtmidi"), load=True)
 
@@ -52,7 +87,8 @@ def list_input_ports() -> dict[str, list[str]]:
             backend = mido.Backend(backend_name, load=True)
             if backend_name.split("/")[1] not in backend.module.get_api_names():
                 continue  # this rtmidi build has no such API on this platform
-            found[name] = list(backend.get_input_names())
+            with quiet_alsa():
+                found[name] = list(backend.get_input_names())
         except Exception as err:  # an API compiled in but unusable here (no ALSA sequencer...)
             found[name] = [f"(unavailable: {str(err).strip()[:80]})"]
     return found
@@ -168,6 +204,10 @@ class MidiInput:
         self._log = RateLimitedLog(log, seconds=5.0)
 
     def open(self) -> list[str]:
+        with quiet_alsa():
+            return self._open()
+
+    def _open(self) -> list[str]:
         midi = self.config.midi
         try:
             backend = backend_for(midi.api)
