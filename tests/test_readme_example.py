@@ -2,7 +2,8 @@
 guard, piped to `python -`, and given to `python -c`. Each trains (in the trainer process) and exits 0.
 
 It runs in a copy of the checkout's files the example needs (the `server` package, `config.yaml`,
-the default model and loop), so the mapping it saves lands there and not in this repository."""
+`pyproject.toml`, the default model and loop), so the mapping it saves lands there and not in this
+repository."""
 
 from __future__ import annotations
 
@@ -30,7 +31,8 @@ def readme_example() -> str:
 
 def checkout(folder: Path) -> Path:
     shutil.copytree(REPO / "server", folder / "server", ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copy2(REPO / "config.yaml", folder / "config.yaml")
+    for name in ("config.yaml", "pyproject.toml"):  # both: how ravemap knows it runs from a checkout
+        shutil.copy2(REPO / name, folder / name)
     for name in ("models/default.ts", "loops/default.wav"):
         (folder / name).parent.mkdir(exist_ok=True)
         shutil.copy2(REPO / name, folder / name)
