@@ -13,8 +13,9 @@ Threads:
   here, debounced by `mapping.save_delay_s`.
 - loader thread, "ravemap-loader" (owned here, one at a time): hot swaps of model or loop,
   which take seconds, so the session keeps answering meanwhile.
-- trainer: fits run in the trainer's child process; its listener thread only posts
-  `TrainingProgress` / `TrainingDone` events into the inbox.
+- trainer: fits run in the trainer's child process; its listener and watchdog threads only post
+  `TrainingProgress` / `TrainingDone` events into the inbox. A result is applied here, to the
+  mapping it was trained from (see `_training_done`).
 Anyone may call `status()` (it reads immutable snapshots).
 """
 
