@@ -138,11 +138,10 @@ class Ravemap:
 
     # -- the mapping ---------------------------------------------------------------------
     def set_inputs(self, values: list[float] | tuple[float, ...]) -> None:
-        """The input vector (x, y, ...), each in 0..1; records or runs as the mode says."""
+        """The whole input vector (x, y, ...), each in 0..1; records or runs as the mode says. A new,
+        empty mapping takes its input size from the first vector (like `/wek/inputs`)."""
         values = tuple(float(v) for v in values)
-        if len(values) != self.config.inputs.size:
-            raise ValueError(f"expected {self.config.inputs.size} input values, got {len(values)}")
-        self._post(SetInputs(tuple(enumerate(values)), source="python"))
+        self._post(SetInputs(tuple(enumerate(values)), source="python", whole=True))
 
     def set_offsets(self, values: list[float] | tuple[float, ...]) -> None:
         """The manual latent targets (the sliders), one per `latent.dims`; clamped to `latent.range`."""

@@ -236,10 +236,11 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
-    from server.offline import plot_mapping
+    from server.mapping.store import load_mapping
+    from server.offline import describe_names, plot_mapping
 
     path = plot_mapping(_mappings_dir(args), args.name, args.out)
-    print(f"wrote {path}")
+    print(f"wrote {path} ({describe_names(load_mapping(_mappings_dir(args), args.name))})")
     return 0
 
 

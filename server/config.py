@@ -193,7 +193,20 @@ class OscConfig(Section):
     zeroconf: bool = Field(True, description="Advertise the control port as `_osc._udp` over mDNS (TouchOSC browse).")
     service_name: str = Field("ravemap", description="Name shown in TouchOSC's browse list.")
     latent_feedback_hz: float = Field(30.0, gt=0, le=200, description="Most `/ravemap/latent` feedback per second.")
-    wekinator_outputs: bool = Field(False, description="Also send `/wek/outputs f...` like Wekinator does.")
+    wekinator_input_port: int | None = Field(
+        6448, ge=1, le=65535,
+        description="Wekinator's input port: the same messages as `osc.port`, so Wekinator input programs "
+        "work unchanged (empty: off; if the port is taken, one warning and everything else runs).",
+    )
+    wekinator_units: Literal["unit", "latent"] = Field(
+        "unit",
+        description="Values of `/wekinator/control/outputs` and `/wek/outputs`: `unit` is 0..1 per output, "
+        "mapped linearly onto `latent.range`, like Wekinator's continuous outputs; `latent` sends latent units.",
+    )
+    wekinator_outputs: bool = Field(
+        True, description="Send `/wek/outputs f...` in run mode for each new input, like Wekinator does."
+    )
+    wekinator_host: str = Field("127.0.0.1", description="Host for `/wek/outputs`.")
     wekinator_port: int = Field(12000, ge=1, le=65535, description="Port for `/wek/outputs`.")
     queue_size: int = Field(
         1024, ge=16, le=1_000_000,
@@ -223,8 +236,13 @@ class OscConfig(Section):
             host, _, port = target.rpartition(":")
             if int(port) == self.port and (host.strip("[]") in own or host.startswith("127.")):
                 raise ValueError(f"feedback target {target} is this daemon's own control port: choose another")
-        if self.wekinator_outputs and self.wekinator_port == self.port:
-            raise ValueError(f"wekinator_port {self.wekinator_port} is the control port: choose another port")
+        if self.feedback_port == self.wekinator_input_port:
+            raise ValueError(f"feedback_port {self.feedback_port} is the Wekinator input port "
+                             "(wekinator_input_port): choose another port")
+        local = self.wekinator_host in own or self.wekinator_host.startswith("127.")
+        if self.wekinator_outputs and local and self.wekinator_port in (self.port, self.wekinator_input_port):
+            raise ValueError(f"wekinator_port {self.wekinator_port} on {self.wekinator_host} is one of this "
+                             "daemon's own control ports: choose another port")
         return self
 
     @field_validator("allow")

@@ -2,7 +2,8 @@
 
 Start order: config (validated by the CLI) -> a `Ravemap` (torch threads, model load, loop
 encode and warm-up, mapping, session thread, trainer process) -> engine thread and audio
-output -> MIDI -> OSC control port (then the "ready" line) -> zeroconf. Stop in reverse
+output -> MIDI -> OSC control port, then Wekinator's input port (taken by another program:
+one warning, and everything else runs) and the "ready" line -> zeroconf. Stop in reverse
 order, saving the mapping last. A failure while starting logs one line and exits with the error's code
 (2 config, 3 model or loop, 4 audio device, 5 mapping) before anything plays.
 
@@ -50,6 +51,7 @@ class Daemon:
         self.stopping = threading.Event()
         self.midi: MidiInput | None = None
         self.osc: OscServer | None = None
+        self.wekinator_osc: OscServer | None = None
         self.advertiser: Advertiser | None = None
         self.core: Ravemap | None = None
         self._signals = 0
@@ -116,6 +118,7 @@ class Daemon:
                 self.session.learn = self.midi.learn
         self.osc = OscServer(config, self.core.inbox, self.feedback.error)
         self.osc.start()
+        self._open_wekinator_port()
         controls = self.core.controls
         self.feedback.start_latent_feed(lambda: controls.offsets)
         host, port = self.osc.address
@@ -126,6 +129,24 @@ class Daemon:
         if config.osc.zeroconf:
             self.advertiser = Advertiser(config.osc.service_name, port)
             self.advertiser.start()
+
+    def _open_wekinator_port(self) -> None:
+        """Wekinator's input port, with the same allow-list, parsing and routing as the control port."""
+        assert self.osc is not None and self.core is not None and self.feedback is not None
+        port = self.config.osc.wekinator_input_port
+        if port is None or port == self.osc.address[1]:
+            return  # off, or the control port is Wekinator's port itself
+        try:
+            self.wekinator_osc = OscServer(self.config, self.core.inbox, self.feedback.error, port=port,
+                                           name="ravemap-osc-wekinator", what="Wekinator's input port",
+                                           hint="set osc.wekinator_input_port (empty: off)")
+        except RavemapError as err:
+            log.warning("%s; Wekinator messages still work on port %d, everything else runs", err,
+                        self.osc.address[1])
+            return
+        self.wekinator_osc.start()
+        host, port = self.wekinator_osc.address
+        log.info("Wekinator input port udp %s:%d open (/wek/inputs, /wekinator/control/*)", host, port)
 
     def run_until_stopped(self) -> None:
         """Status lines every `log.stats_interval_s`; watch the audio device once a second."""
@@ -189,9 +210,14 @@ class Daemon:
     def _control_status(self) -> str:
         if self.osc is None or self.session is None:
             return ""
-        c = self.osc.counters
-        return (f"; OSC messages {c.messages}, refused hosts {c.rejected_hosts}, bad packets {c.bad_packets}, "
-                f"bad messages {c.bad_messages + c.unknown_addresses}, events dropped {self.session.inbox.dropped}")
+        ports = [self.osc] + ([self.wekinator_osc] if self.wekinator_osc is not None else [])
+        counters = [p.counters for p in ports]
+        messages = sum(c.messages for c in counters)
+        refused = sum(c.rejected_hosts for c in counters)
+        bad_packets = sum(c.bad_packets for c in counters)
+        bad = sum(c.bad_messages + c.unknown_addresses for c in counters)
+        return (f"; OSC messages {messages}, refused hosts {refused}, bad packets {bad_packets}, "
+                f"bad messages {bad}, events dropped {self.session.inbox.dropped}")
 
     def stop(self) -> None:
         """Reverse start order: control inputs, then audio, session and trainer, the mapping saved last."""
@@ -201,6 +227,8 @@ class Daemon:
         try:
             if self.advertiser is not None:
                 self.advertiser.close()
+            if self.wekinator_osc is not None:
+                self.wekinator_osc.stop()
             if self.osc is not None:
                 self.osc.stop()
             if self.midi is not None:

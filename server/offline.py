@@ -20,7 +20,7 @@ import numpy as np
 
 from server.errors import MappingError
 from server.mapping.regressor import FitResult, fit
-from server.mapping.store import Mapping, load_mapping, save_mapping, training_report
+from server.mapping.store import Mapping, load_mapping, save_mapping, training_arrays, training_report
 
 GRID = 64
 
@@ -50,12 +50,13 @@ def train_mapping(folder: Path, name: str, epochs: int | None = None, out: TextI
     mapping = load_mapping(folder, name)
     if not mapping.examples:
         raise MappingError(f"mapping {name!r} in {folder} has no examples to train on; record some first")
-    x = np.array([e.input for e in mapping.examples], dtype=float)
-    y = np.array([e.output for e in mapping.examples], dtype=float)
+    x, y, taught = training_arrays(mapping)
     settings = mapping.settings if epochs is None else replace(mapping.settings, epochs=epochs)
     result = fit(x, y, settings, progress=ProgressBar(out))
     mapping.regressor = result.regressor
     mapping.training = training_report(result)
+    if not all(taught):
+        mapping.training["taught"] = list(taught)
     save_mapping(folder, mapping)
     return result
 
@@ -74,6 +75,26 @@ def learned_field(mapping: Mapping, grid: int = GRID) -> np.ndarray:
     return np.clip(predicted, low, high).T.reshape(-1, grid, grid)
 
 
+def _input_label(mapping: Mapping, index: int, fallback: str) -> str:
+    """`input 0 (x)`, or with Wekinator's setInputNames `input 0 (name)`."""
+    if index < len(mapping.input_names):
+        return f"input {index} ({mapping.input_names[index]})"
+    return f"input {index} ({fallback})" if index < mapping.input_size else ""
+
+
+def output_title(mapping: Mapping, k: int) -> str:
+    """`latent dim 2`, or with Wekinator's setOutputNames `name (latent dim 2)`."""
+    dim = f"latent dim {mapping.output_dims[k]}"
+    return f"{mapping.output_names[k]} ({dim})" if k < len(mapping.output_names) else dim
+
+
+def describe_names(mapping: Mapping) -> str:
+    """The names a Wekinator user gave (setInputNames, setOutputNames), for `ravemap plot` to print."""
+    inputs = ", ".join(mapping.input_names) if mapping.input_names else f"{mapping.input_size} unnamed"
+    outputs = ", ".join(output_title(mapping, k) for k in range(len(mapping.output_dims)))
+    return f"inputs: {inputs}; outputs: {outputs}"
+
+
 def plot_mapping(folder: Path, name: str, out: Path) -> Path:
     import matplotlib
 
@@ -90,8 +111,8 @@ def plot_mapping(folder: Path, name: str, out: Path) -> Path:
     ax.scatter(inputs[:, 0], ys, c=np.arange(len(inputs)), cmap="viridis", edgecolors="black", s=40)
     for i, (x, y) in enumerate(zip(inputs[:, 0], ys, strict=True)):
         ax.annotate(str(i + 1), (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
-    ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="input 0 (x)", ylabel="input 1 (y)", aspect="equal",
-           title=f"{len(inputs)} examples")
+    xlabel, ylabel = _input_label(mapping, 0, "x"), _input_label(mapping, 1, "y")
+    ax.set(xlim=(0, 1), ylim=(0, 1), xlabel=xlabel, ylabel=ylabel, aspect="equal", title=f"{len(inputs)} examples")
     if mapping.regressor is not None:
         field = learned_field(mapping)
         low, high = mapping.output_range
@@ -100,7 +121,7 @@ def plot_mapping(folder: Path, name: str, out: Path) -> Path:
             image = ax.imshow(field[k], origin="lower", extent=(0, 1, 0, 1), cmap="coolwarm",
                               vmin=min(low, -abs(field[k]).max()), vmax=max(-low, abs(field[k]).max()))
             ax.scatter(inputs[:, 0], ys, c="black", s=12)
-            ax.set(title=f"latent dim {mapping.output_dims[k]}", xlabel="x", aspect="equal")
+            ax.set(title=output_title(mapping, k), xlabel=xlabel, aspect="equal")
             fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
         kind = mapping.settings.kind
         loss = mapping.training.get("loss")

@@ -4,7 +4,11 @@ A performer's session: the input vector (from OSC routes and MIDI), the manual l
 targets (sliders), record and run modes, the current mapping (examples, regressor) and the
 trainer. Outside run mode the engine's latent offsets are the manual targets; in run mode
 every new input vector goes through the regressor, and its prediction (clamped to
-`latent.range`) becomes the offsets that the engine applies at its next block.
+`latent.range`) becomes the offsets that the engine applies at its next block, and goes out as
+Wekinator's `/wek/outputs`. Per output (Wekinator's model rows), recording and running can be
+switched off: an example then does not teach that output, and in run mode it keeps its manual value.
+The input size is the mapping's: a new, empty mapping takes it from the first whole input vector
+it receives (`/wek/inputs`).
 
 Threads:
 - session thread, "ravemap-session" (owned here): takes events from the `Inbox` in order and
@@ -48,7 +52,16 @@ from server.control.events import (
 from server.control.feedback import Feedback
 from server.errors import MappingError, RavemapError
 from server.mapping.regressor import FitResult, RegressorSettings
-from server.mapping.store import Example, Mapping, check_name, load_mapping, save_mapping, training_report
+from server.mapping.store import (
+    MAX_SIZE,
+    Example,
+    Mapping,
+    check_name,
+    load_mapping,
+    save_mapping,
+    training_arrays,
+    training_report,
+)
 from server.mapping.trainer import CANCELLED, Trainer
 from server.names import resolve_in
 from server.ratelimit import RateLimitedLog
@@ -77,11 +90,12 @@ def new_mapping(config: Config, name: str, model: str | None = None) -> Mapping:
 
 
 def check_fits(config: Config, mapping: Mapping) -> None:
-    """MappingError unless `mapping` maps `inputs.size` inputs to as many dims as `latent.dims`."""
-    if mapping.input_size != config.inputs.size or len(mapping.output_dims) != len(config.latent.dims):
+    """MappingError unless `mapping` drives as many dims as `latent.dims`. Its input size is its own
+    (`inputs.size` is only the size a new mapping starts with)."""
+    if len(mapping.output_dims) != len(config.latent.dims):
         raise MappingError(
             f"mapping {mapping.name!r} maps {mapping.input_size} inputs to {len(mapping.output_dims)} latent "
-            f"dims, but the config has inputs.size {config.inputs.size} and {len(config.latent.dims)} latent.dims"
+            f"dims, but the config has {len(config.latent.dims)} latent.dims"
         )
 
 
@@ -119,10 +133,13 @@ class Session:
         self.playback = playback
         self.learn = learn
         self.mapping = mapping
-        self.n_in = config.inputs.size
         self.n_out = len(config.latent.dims)
         self.low, self.high = config.latent.range
-        self.inputs = np.full(self.n_in, 0.5)
+        self.inputs = np.full(mapping.input_size, 0.5)
+        # Per output, as Wekinator's record and run buttons on each model row (not saved).
+        self.record_on = [True] * self.n_out
+        self.run_on = [True] * self.n_out
+        self._training_taught: tuple[bool, ...] = ()
         self.targets: tuple[float, ...] = (0.0,) * self.n_out
         self.recording = False
         self.running = False
@@ -222,19 +239,45 @@ class Session:
         return None
 
     def _set_inputs(self, event: SetInputs) -> None:
+        if not all(np.isfinite(value) for _, value in event.values):
+            raise CommandError(f"{event.source}: input values must be finite")
+        if event.whole:
+            self._fit_input_size(len(event.values), event.source)
+        elif event.values:
+            top = max(dim for dim, _ in event.values) + 1
+            if top > self.mapping.input_size:
+                self._fit_input_size(max(top, self.config.inputs.size), event.source)
         changed = False
         for dim, value in event.values:
-            if not np.isfinite(value):
-                raise CommandError(f"{event.source}: input values must be finite")
             if self.inputs[dim] != value:
                 self.inputs[dim] = value
                 changed = True
-        if not changed:
+        if self.recording and (changed or event.whole):  # like Wekinator, a new output at the same input
+            self._record()                                  # records too (an identical example does not)
+        if self.running:  # like Wekinator: an output for each input message, changed or not
+            self._predict(send=True)
+
+    def _fit_input_size(self, size: int, source: str, what: str = "input values") -> None:
+        """Make the mapping take `size` inputs: a new, empty mapping adopts it; one with examples or a
+        trained regressor refuses with what to do instead."""
+        mapping = self.mapping
+        if size == mapping.input_size:
             return
-        if self.recording:
-            self._record()
-        if self.running:
-            self._predict()
+        if mapping.examples or mapping.regressor is not None or self.training:
+            held = (f"holds {len(mapping.examples)} examples" if mapping.examples
+                    else "is trained" if mapping.regressor is not None else "is training")
+            raise CommandError(
+                f"{source}: {size} {what}, but mapping {mapping.name!r} takes {mapping.input_size} inputs "
+                f"(it {held}); send {mapping.input_size} values, or start a new mapping for {size} inputs "
+                "(/wekinator/control/runNewProject or /ravemap/mapping/new)")
+        if not 1 <= size <= MAX_SIZE:
+            raise CommandError(f"{source}: {size} {what}; a mapping takes 1 to {MAX_SIZE} inputs")
+        log.info("mapping %r now takes %d inputs (from %s)", mapping.name, size, source)
+        mapping.input_size = size
+        mapping.input_names = ()
+        self.inputs = np.full(size, 0.5)
+        self._last_recorded = None
+        self._changed()
 
     def _set_targets(self, values: tuple[float, ...]) -> None:
         if not all(np.isfinite(values)):
@@ -242,19 +285,36 @@ class Session:
         self.targets = tuple(min(max(float(v), self.low), self.high) for v in values)
         if not self.running:
             self.controls.set_offsets(self.targets)
+        elif not all(self.run_on):
+            self._predict()  # outputs whose running is off follow their manual value
 
-    def _predict(self) -> None:
+    def _predict(self, send: bool = False) -> None:
+        """Offsets from the regressor; an output switched off for running, or taught by no example,
+        keeps its manual value. `send`: also `/wek/outputs`, as Wekinator does for each input."""
         regressor = self.mapping.regressor
-        if regressor is None:
+        if regressor is None or regressor.n_in != self.inputs.size:
             return
         out = np.asarray(regressor.predict(self.inputs.copy()), dtype=float).reshape(-1)
         if out.size != self.n_out or not np.all(np.isfinite(out)):
             self.last_error = "the regressor produced an unusable prediction; offsets kept"
             return
-        self.controls.set_offsets(tuple(np.clip(out, self.low, self.high)))
+        taught = self.mapping.training.get("taught")
+        if not isinstance(taught, list) or len(taught) != self.n_out:
+            taught = [True] * self.n_out
+        for k in range(self.n_out):
+            if not (self.run_on[k] and taught[k]):
+                out[k] = self.targets[k]
+        offsets = tuple(float(v) for v in np.clip(out, self.low, self.high))
+        self.controls.set_offsets(offsets)
+        if send:
+            self.feedback.wekinator_outputs(offsets)
 
     def _record(self) -> None:
-        example = Example(tuple(float(v) for v in self.inputs), tuple(self.targets))
+        if not any(self.record_on):
+            raise CommandError("recording is off for every output (/wekinator/control/enableModelRecording "
+                               "switches it on again); nothing recorded")
+        outputs = tuple(t if on else None for t, on in zip(self.targets, self.record_on, strict=True))
+        example = Example(tuple(float(v) for v in self.inputs), outputs)
         if example.input == self._last_recorded and self.mapping.examples and self.mapping.examples[-1] == example:
             return
         self.mapping.examples.append(example)
@@ -293,8 +353,7 @@ class Session:
             raise CommandError("/ravemap/train: no examples yet; record some first (the old mapping stays)")
         if self.trainer.busy:
             raise CommandError("/ravemap/train: training is already running")
-        x = np.array([e.input for e in examples], dtype=float)
-        y = np.array([e.output for e in examples], dtype=float)
+        x, y, self._training_taught = training_arrays(self.mapping)
         settings = self.mapping.settings if epochs is None else replace(self.mapping.settings, epochs=epochs)
         self._generation += 1
         generation = self._generation
@@ -334,7 +393,7 @@ class Session:
         result: FitResult | None = event.result if event.error is None else None  # type: ignore[assignment]
         if result is None:
             error = event.error or "the trainer returned nothing"
-            text: str | None = (f"{error}; the previous mapping stays" if error.startswith(CANCELLED)
+            text: str | None = (f"{error}, the previous mapping stays" if error.startswith(CANCELLED)
                                 else f"training failed, the previous mapping stays: {error}")
         elif trained is None or trained is self.mapping:
             text = None
@@ -358,6 +417,8 @@ class Session:
     def _apply_training(self, result: FitResult) -> None:
         self.mapping.regressor = result.regressor
         self.mapping.training = training_report(result)
+        if not all(self._training_taught):
+            self.mapping.training["taught"] = list(self._training_taught)
         self._changed()
         log.info("trained %r on %d examples in %.2f s: loss %.5f (%s)", self.mapping.name, result.examples,
                  result.seconds, result.loss, result.reason)
@@ -388,6 +449,8 @@ class Session:
                     f"is dropped; load {name!r} and train again")
         stored.regressor = result.regressor
         stored.training = training_report(result)
+        if not all(self._training_taught):
+            stored.training["taught"] = list(self._training_taught)
         try:
             path = save_mapping(self.mappings_dir, stored)
         except MappingError as err:
@@ -396,6 +459,40 @@ class Session:
                  "so the result was saved to %s", name, result.examples, result.seconds, result.loss, path)
         self.feedback.broadcast("/ravemap/train/progress", 1.0, float(result.loss))
         return None
+
+    def _cmd_delete_output(self, event: Command, output: int) -> None:
+        """Wekinator's deleteExamplesForOutput: examples stop teaching `output` (0-based); an example
+        left teaching no output is deleted."""
+        kept = []
+        for example in self.mapping.examples:
+            outputs = list(example.output)
+            outputs[output] = None
+            if any(v is not None for v in outputs):
+                kept.append(Example(example.input, tuple(outputs)))
+        self.mapping.examples[:] = kept
+        self._last_recorded = None
+        self._changed()
+        self.feedback.broadcast("/ravemap/examples", len(kept))
+
+    def _cmd_outputs_enabled(self, event: Command, what: str, outputs: tuple[int, ...], on: bool) -> None:
+        """Wekinator's enable/disableModelRecording and enable/disableModelRunning (outputs 0-based here)."""
+        flags = self.record_on if what == "recording" else self.run_on
+        for k in outputs:
+            flags[k] = bool(on)
+        if what == "running" and self.running:
+            self._predict()
+
+    def _cmd_names(self, event: Command, which: str, names: tuple[str, ...]) -> None:
+        """Wekinator's setInputNames / setOutputNames, kept in the mapping (and drawn by `ravemap plot`)."""
+        if which == "input":
+            self._fit_input_size(len(names), "/wekinator/control/setInputNames", "input names")
+            self.mapping.input_names = tuple(names)
+        else:
+            if len(names) != self.n_out:
+                raise CommandError(f"/wekinator/control/setOutputNames: {len(names)} names, but there are "
+                                   f"{self.n_out} outputs (latent.dims {list(self.config.latent.dims)})")
+            self.mapping.output_names = tuple(names)
+        self._changed()
 
     def _cmd_run(self, event: Command, on: bool) -> None:
         if on and self.mapping.regressor is None:
@@ -430,7 +527,7 @@ class Session:
         if self._dirty_since is not None:
             self.save()
         self.mapping = loaded
-        self._last_recorded = None
+        self._reset_for_mapping()
         if self.running and loaded.regressor is None:
             self._set_running(False)
         elif self.running:
@@ -442,11 +539,19 @@ class Session:
         if self._dirty_since is not None:
             self.save()
         self.mapping = new_mapping(self.config, name, self.mapping.model)
-        self._last_recorded = None
+        self._reset_for_mapping()
         if self.running:
             self._set_running(False)
         self._changed()
         self._announce_mapping()
+
+    def _reset_for_mapping(self) -> None:
+        """Another mapping is current: inputs of its size, every output recording and running."""
+        self._last_recorded = None
+        if self.inputs.size != self.mapping.input_size:
+            self.inputs = np.full(self.mapping.input_size, 0.5)
+        self.record_on = [True] * self.n_out
+        self.run_on = [True] * self.n_out
 
     def _announce_mapping(self) -> None:
         self.feedback.broadcast("/ravemap/mapping", self.mapping.name)

@@ -95,7 +95,9 @@ class Daemon:
     def __init__(self, tmp: Path, model: Path, loop: Path, feedback_port: int, *extra: str,
                  config: dict | None = None, env: dict | None = None):
         self.port = free_udp_port()
-        sections = {"osc": {"host": "127.0.0.1", "zeroconf": False}, "midi": {"enabled": False},
+        # Wekinator's fixed ports (6448 in, 12000 out) are off unless a test gives free ones.
+        sections = {"osc": {"host": "127.0.0.1", "zeroconf": False, "wekinator_input_port": None,
+                            "wekinator_outputs": False}, "midi": {"enabled": False},
                     "log": {"stats_interval_s": 0}}
         for key, value in (config or {}).items():
             sections[key] = {**sections.get(key, {}), **value}

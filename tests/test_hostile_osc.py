@@ -29,7 +29,7 @@ from pythonosc.osc_packet import OscPacket
 
 from server.config import validate
 from server.control.events import Command, Event, Inbox, SetInputs, SetTarget, SetTargets
-from server.control.osc import MAX_BUNDLE_DEPTH, MAX_PACKET, OscServer
+from server.control.osc import MAX_ARGS, MAX_BUNDLE_DEPTH, MAX_PACKET, OscServer
 from tests.osc_peer import Daemon, OscPeer, build
 
 N_INPUTS = 2
@@ -107,7 +107,12 @@ ADDRESSES = [
     "/ravemap/ping",
     "/ravemap/learn", "/wekinator/control/startRecording", "/wekinator/control/stopRecording",
     "/wekinator/control/train", "/wekinator/control/startRunning", "/wekinator/control/stopRunning",
-    "/wekinator/control/deleteAllExamples", "/ravemap", "/", "/ravemap/xy/", "/RAVEMAP/XY", "/ravemap/*",
+    "/wekinator/control/deleteAllExamples", "/wekinator/control/outputs", "/wekinator/control/cancelTrain",
+    "/wekinator/control/deleteExamplesForOutput", "/wekinator/control/enableModelRecording",
+    "/wekinator/control/disableModelRunning", "/wekinator/control/setInputNames",
+    "/wekinator/control/setOutputNames", "/wekinator/control/saveModelToFile",
+    "/wekinator/control/loadModelFromFile", "/wekinator/control/runNewProject",
+    "/wekinator/control/startDtwRecording", "/ravemap", "/", "/ravemap/xy/", "/RAVEMAP/XY", "/ravemap/*",
     "/ravemap/x\ny", "/ravemap/\u202exy", "/" + "a" * 300,
 ]
 HOSTILE_NAMES = ["../escape", "../../etc/passwd", "/etc/passwd", "a/b", "..", ".hidden", " lead", "nul\x01",
@@ -262,9 +267,12 @@ def harness():
 
 
 MOMENTARY = {"/ravemap/record/once", "/ravemap/examples/clear", "/ravemap/examples/undo", "/ravemap/train",
-             "/ravemap/train/cancel"}
-COMMANDS = {"record", "run", "transfer", "engine", "record_once", "clear", "undo", "train", "train_cancel", "save",
-            "new", "load", "model", "loop", "status", "ping", "gain", "learn"}
+             "/ravemap/train/cancel", "/wekinator/control/train", "/wekinator/control/cancelTrain",
+             "/wekinator/control/deleteAllExamples",
+             "/wekinator/control/deleteExamplesForOutput", "/wekinator/control/runNewProject"}
+COMMANDS = {"record", "run", "transfer", "engine", "record_once", "clear", "undo", "train", "save", "new", "load",
+            "model", "loop", "status", "ping", "gain", "learn", "train_cancel", "delete_output", "outputs_enabled",
+            "names"}
 
 
 def _finite_float(v: object) -> bool:
@@ -276,7 +284,9 @@ def check_event(event: Event) -> None:
     assert event.origin == SENDER
     if isinstance(event, SetInputs):
         dims = [d for d, _ in event.values]
-        assert dims and len(set(dims)) == len(dims) and all(isinstance(d, int) and 0 <= d < N_INPUTS for d in dims)
+        top = MAX_ARGS if event.whole else N_INPUTS  # a whole vector's size is checked by the session
+        assert dims and len(set(dims)) == len(dims) and all(isinstance(d, int) and 0 <= d < top for d in dims)
+        assert not event.whole or dims == list(range(len(dims))), event
         assert all(_finite_float(v) for _, v in event.values), event
     elif isinstance(event, SetTargets):
         assert len(event.values) == N_TARGETS and all(_finite_float(v) for v in event.values), event
@@ -301,6 +311,16 @@ def check_event(event: Event) -> None:
             assert len(args) == 1 and _finite_float(args[0])
         elif event.name == "learn":
             assert len(args) == 1 and type(args[0]) is int and 0 <= args[0] < N_INPUTS
+        elif event.name == "delete_output":
+            assert len(args) == 1 and type(args[0]) is int and 0 <= args[0] < N_TARGETS, event
+        elif event.name == "outputs_enabled":
+            what, outputs, on = args
+            assert what in ("recording", "running") and isinstance(on, bool) and outputs, event
+            assert all(type(k) is int and 0 <= k < N_TARGETS for k in outputs), event
+        elif event.name == "names":
+            which, names = args
+            assert which in ("input", "output") and names, event
+            assert all(isinstance(n, str) and 0 < len(n) <= 64 and n.isprintable() for n in names), event
     else:
         raise AssertionError(f"unexpected event {event!r}")
 
@@ -435,7 +455,13 @@ def test_oversize_packets_are_refused_whole(harness):
     ("/ravemap/xy", [("f", 0.5)] * 3, "expected 2 numbers"),
     ("/ravemap/xy", [[("f", 0.5), ("f", 0.5)]], "expected 2 numbers"),
     ("/ravemap/xy", [("b", b"ab"), ("N", None)], "must be a number"),
-    ("/wek/inputs", [], "expected 1..2 numbers"),
+    ("/wek/inputs", [], "expected 1..256 numbers"),
+    ("/wekinator/control/outputs", [("f", 0.5)] * 3, "expected 4 numbers (one per output)"),
+    ("/wekinator/control/deleteExamplesForOutput", [("i", 5)], "output indexes go from 1 to 4"),
+    ("/wekinator/control/enableModelRunning", [("i", 1), ("f", 2.5)], "output indexes go from 1 to 4"),
+    ("/wekinator/control/setInputNames", [("s", "a"), ("i", 2)], "name 2 must be a string"),
+    ("/wekinator/control/startDtwRecording", [("i", 1)], "record continuous examples with"),
+    ("/wekinator/control/stopDtwRecording", [], "no dynamic time warping"),
     ("/tiny", [("d", 1e10)], "too far outside the range"),
     ("/ravemap/latent", [("f", 1.0)] * 3 + [("f", -math.inf)], "finite"),
     ("/ravemap/latent", [("f", 1.0)] * 5, "expected 4 numbers"),

@@ -18,7 +18,8 @@ POSES = [((0.1, 0.1), (-2.0, 1.0, 0.0, 0.5)), ((0.9, 0.1), (2.0, -1.0, 1.0, 0.0)
 
 @pytest.fixture
 def ravemap_in_process(tmp_path, loop_file):
-    config = write_config(tmp_path / "c.yaml", osc={"zeroconf": False}, midi={"enabled": False})
+    config = write_config(tmp_path / "c.yaml", osc={"zeroconf": False, "wekinator_outputs": False},
+                          midi={"enabled": False})
     rm = Ravemap(config, model=DEFAULT_MODEL, loop=loop_file, audio="none", mappings_dir=tmp_path / "maps")
     rm.start()
     yield rm

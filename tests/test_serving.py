@@ -19,7 +19,8 @@ def _serve(*args: str, env: dict | None = None) -> subprocess.Popen:
     from tests.osc_peer import free_udp_port
 
     scratch = tempfile.mkdtemp(prefix="ravemap-serve-")
-    config = write_config(Path(scratch) / "serve.yaml", osc={"host": "127.0.0.1", "zeroconf": False},
+    config = write_config(Path(scratch) / "serve.yaml",
+                          osc={"host": "127.0.0.1", "zeroconf": False, "wekinator_input_port": None},
                           midi={"enabled": False})
     args = ("--config", str(config), "--osc-port", str(free_udp_port()), "--feedback-port", str(free_udp_port()),
             "--mappings-dir", scratch, *args)

@@ -38,13 +38,19 @@ class Event:
 
 @dataclass(frozen=True)
 class SetInputs(Event):
-    """New values for some input dims, already normalised (by the route's range) to 0..1."""
+    """New values for some input dims, already normalised (by the route's range) to 0..1.
+
+    `whole`: the values are the whole input vector in order (Wekinator's `/wek/inputs`, a route
+    with no `dims`); its length may set the input size of a new, empty mapping."""
 
     values: tuple[tuple[int, float], ...]
     source: str = ""
+    whole: bool = False
 
     @property
     def coalesce_key(self) -> str | None:
+        if self.whole:
+            return "inputs:whole"
         return "inputs:" + ",".join(str(d) for d, _ in self.values)
 
 

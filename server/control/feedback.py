@@ -3,14 +3,16 @@
 Replies and feedback go to each sender's IP on `osc.feedback_port` (TouchOSC, Pd's
 `[netreceive -u -b 9000]`, Max's `[udpreceive 9000]` listen there), and to the extra
 `osc.feedback_targets`. `/ravemap/latent f...` follows the offsets at most
-`osc.latent_feedback_hz` times a second, so faders follow a gesture without a flood; with
-`osc.wekinator_outputs` the same values go out as `/wek/outputs` to `osc.wekinator_port`.
+`osc.latent_feedback_hz` times a second, so faders follow a gesture without a flood. Like
+Wekinator, `/wek/outputs f...` goes to `osc.wekinator_host:osc.wekinator_port` in run mode for
+each new input (`osc.wekinator_outputs`), 0..1 per output with `osc.wekinator_units: unit`.
 
 Sending never blocks and never raises: sockets are non-blocking and errors are counted.
 Error replies are rate-limited per sender, so a flood of bad packets cannot turn ravemap
 into an amplifier.
 
-Threads: `send`/`reply`/`broadcast`/`error` from the session thread and the OSC thread;
+Threads: `send`/`reply`/`broadcast`/`error` from the session thread and the OSC threads,
+`wekinator_outputs` from the session thread;
 the latent feed runs in its own thread, "ravemap-feedback".
 """
 
@@ -37,7 +39,9 @@ class Feedback:
         for target in osc.feedback_targets:
             host, _, port = target.rpartition(":")
             self.targets.append((host.strip("[]"), int(port)))
-        self.wekinator_port = osc.wekinator_port if osc.wekinator_outputs else None
+        self.wekinator_dest = (osc.wekinator_host, osc.wekinator_port) if osc.wekinator_outputs else None
+        self.wekinator_unit = osc.wekinator_units == "unit"
+        self.latent_range = config.latent.range
         self.latent_hz = osc.latent_feedback_hz
         self.senders: OrderedDict[str, float] = OrderedDict()
         self.sent = 0
@@ -91,6 +95,16 @@ class Feedback:
         for dest in self.destinations():
             self.send_to(dest, address, *args)
 
+    def wekinator_outputs(self, values: tuple[float, ...]) -> None:
+        """`/wek/outputs f...` to Wekinator's output destination (if on), in `osc.wekinator_units`."""
+        if self.wekinator_dest is None:
+            return
+        floats = [float(v) for v in values]
+        if self.wekinator_unit:
+            low, high = self.latent_range
+            floats = [(v - low) / (high - low) for v in floats]
+        self.send_to(self.wekinator_dest, "/wek/outputs", *floats)
+
     def error(self, origin: tuple[str, int] | None, text: str) -> None:
         if origin is None:
             return
@@ -122,11 +136,7 @@ class Feedback:
             if values == last:
                 continue
             last = values
-            floats = [float(v) for v in values]
-            self.broadcast("/ravemap/latent", *floats)
-            if self.wekinator_port is not None:
-                for host, _ in self.destinations():
-                    self.send_to((host, self.wekinator_port), "/wek/outputs", *floats)
+            self.broadcast("/ravemap/latent", *[float(v) for v in values])
 
     def close(self) -> None:
         self._stop.set()

@@ -11,7 +11,13 @@ counted (no reply: strangers are not answered). A packet that does not parse, an
 address, wrong argument counts or types, NaN or infinity, or an out-of-range index gets a
 rate-limited log line, a count, and an `/ravemap/error s` reply to the sender.
 
-Threads: "ravemap-osc" runs `serve_forever`; `OscServer.stop` from the main thread.
+Wekinator's vocabulary (`/wek/inputs`, `/wekinator/control/*`) is translated here too, with
+Wekinator's meaning: `/wekinator/control/outputs` speaks 0..1 per output with
+`osc.wekinator_units: unit` and becomes latent targets here. The same translator serves the
+main port and Wekinator's input port (`osc.wekinator_input_port`), one `OscServer` each.
+
+Threads: "ravemap-osc" runs `serve_forever` (and "ravemap-osc-wekinator" for Wekinator's input
+port); `OscServer.stop` from the main thread.
 `encode_message` is used by the feedback sender on the session and feedback threads.
 """
 
@@ -32,6 +38,7 @@ from pythonosc.osc_packet import OscPacket
 from server.config import Config, OscRoute
 from server.control.events import Command, Event, Inbox, SetInputs, SetTarget, SetTargets
 from server.errors import DeviceError
+from server.mapping.store import MAX_NAME
 from server.ratelimit import RateLimitedLog
 
 log = logging.getLogger("ravemap.osc")
@@ -139,6 +146,37 @@ def _pressed(address: str, args: Sequence[object]) -> bool:
     return not args or _number(address, args[0]) != 0.0
 
 
+def _momentary(event: Event) -> Callable[[str, Sequence[object]], Event | None]:
+    """A momentary action: done on a press (no argument, or non-zero); a release (0 / false) is ignored."""
+    return lambda a, x: event if _pressed(a, x) else None
+
+
+def _state(event: Event) -> Callable[[str, Sequence[object]], Event]:
+    """Wekinator's start/stop messages set a state: any arguments (Wekinator ignores them, and scripts
+    send an arbitrary 0) set it again, which changes nothing when it is already set."""
+    def handler(address: str, args: Sequence[object]) -> Event:
+        _count(address, args, 0, 1, "no argument, or a button value")
+        return event
+    return handler
+
+
+def _cannot(what: str) -> Callable[[str, Sequence[object]], Event | None]:
+    def handler(address: str, args: Sequence[object]) -> Event | None:
+        raise BadMessage(f"{address}: {what}")
+    return handler
+
+
+NO_DTW = ("ravemap has no dynamic time warping (gesture matching): record continuous examples "
+          "with /wekinator/control/startRecording and /wekinator/control/outputs instead")
+WEKINATOR_CANNOT = {
+    "/wekinator/control/startDtwRecording": NO_DTW,
+    "/wekinator/control/stopDtwRecording": NO_DTW,
+    "/wekinator/control/selectInputsForOutput": (
+        "ravemap trains one regressor on every input for all outputs; send only the inputs you want "
+        "in /wek/inputs instead"),
+}
+
+
 def _name(address: str, args: Sequence[object], required: bool) -> str | None:
     _count(address, args, 1 if required else 0, 1, "one string (a name)" if required else "an optional name")
     if not args:
@@ -146,6 +184,17 @@ def _name(address: str, args: Sequence[object], required: bool) -> str | None:
     if not isinstance(args[0], str):
         raise BadMessage(f"{address}: the name must be a string, got {type(args[0]).__name__}")
     return args[0]
+
+
+def _names(address: str, args: Sequence[object]) -> tuple[str, ...]:
+    _count(address, args, 1, MAX_ARGS, "one or more strings (names, in order)")
+    for i, name in enumerate(args):
+        if not isinstance(name, str):
+            raise BadMessage(f"{address}: name {i + 1} must be a string, got {type(name).__name__}")
+        if not 0 < len(name) <= MAX_NAME or not name.isprintable():
+            raise BadMessage(f"{address}: name {i + 1} {name[:40]!r} must be printable text of "
+                             f"1 to {MAX_NAME} characters")
+    return tuple(str(n) for n in args)
 
 
 def _reply_port(address: str, args: Sequence[object]) -> int | None:
@@ -176,9 +225,12 @@ class Route:
 class OscTranslator:
     """Address -> event. `translate` raises BadMessage with the reason for the sender."""
 
-    def __init__(self, n_inputs: int, n_targets: int, routes: Sequence[OscRoute]):
+    def __init__(self, n_inputs: int, n_targets: int, routes: Sequence[OscRoute],
+                 latent_range: tuple[float, float] = (-3.0, 3.0), wekinator_units: str = "unit"):
         self.n_inputs = n_inputs
         self.n_targets = n_targets
+        self.latent_range = latent_range
+        self.wekinator_units = wekinator_units
         self.routes = {r.address: Route.from_config(r) for r in routes}
         for route in self.routes.values():
             bad = [d for d in (route.dims or ()) if d >= n_inputs]
@@ -206,13 +258,27 @@ class OscTranslator:
             "/ravemap/learn": self._learn,
             "/ravemap/vector/capture": lambda a, x: Command("vector_capture", (_name(a, x, True), None)),
             "/ravemap/vector/apply": self._vector_apply,
-            "/wekinator/control/startRecording": lambda a, x: Command("record", (True,)),
-            "/wekinator/control/stopRecording": lambda a, x: Command("record", (False,)),
-            "/wekinator/control/train": lambda a, x: Command("train", (None,)),
-            "/wekinator/control/startRunning": lambda a, x: Command("run", (True,)),
-            "/wekinator/control/stopRunning": lambda a, x: Command("run", (False,)),
-            "/wekinator/control/deleteAllExamples": lambda a, x: Command("clear"),
+            # Wekinator's control messages, with Wekinator's meaning
+            "/wekinator/control/outputs": self._wek_outputs,
+            "/wekinator/control/startRecording": _state(Command("record", (True,))),
+            "/wekinator/control/stopRecording": _state(Command("record", (False,))),
+            "/wekinator/control/startRunning": _state(Command("run", (True,))),
+            "/wekinator/control/stopRunning": _state(Command("run", (False,))),
+            "/wekinator/control/train": _momentary(Command("train", (None,))),
+            "/wekinator/control/cancelTrain": _momentary(Command("train_cancel")),
+            "/wekinator/control/deleteAllExamples": _momentary(Command("clear")),
+            "/wekinator/control/deleteExamplesForOutput": self._wek_delete_for_output,
+            "/wekinator/control/enableModelRecording": lambda a, x: self._wek_models(a, x, "recording", True),
+            "/wekinator/control/disableModelRecording": lambda a, x: self._wek_models(a, x, "recording", False),
+            "/wekinator/control/enableModelRunning": lambda a, x: self._wek_models(a, x, "running", True),
+            "/wekinator/control/disableModelRunning": lambda a, x: self._wek_models(a, x, "running", False),
+            "/wekinator/control/setInputNames": lambda a, x: Command("names", ("input", _names(a, x))),
+            "/wekinator/control/setOutputNames": lambda a, x: Command("names", ("output", _names(a, x))),
+            "/wekinator/control/saveModelToFile": lambda a, x: Command("save", (_name(a, x, True),)),
+            "/wekinator/control/loadModelFromFile": lambda a, x: Command("load", (_name(a, x, True),)),
+            "/wekinator/control/runNewProject": _momentary(Command("new", (None,))),
         }
+        commands.update({address: _cannot(why) for address, why in WEKINATOR_CANNOT.items()})
         self.commands = commands
 
     def addresses(self) -> list[str]:
@@ -236,8 +302,8 @@ class OscTranslator:
 
     def _inputs(self, route: Route, args: Sequence[object]) -> SetInputs:
         dims = route.dims if route.dims is not None else tuple(range(len(args)))
-        if route.dims is None:
-            _count(route.address, args, 1, self.n_inputs, f"1..{self.n_inputs} numbers")
+        if route.dims is None:  # the whole input vector; the session checks its size against the mapping
+            _count(route.address, args, 1, MAX_ARGS, f"1..{MAX_ARGS} numbers (the whole input vector)")
         else:
             _count(route.address, args, len(dims), len(dims), f"{len(dims)} numbers")
         span = route.high - route.low
@@ -247,7 +313,7 @@ class OscTranslator:
         )
         if not all(math.isfinite(v) for _, v in values):
             raise BadMessage(f"{route.address}: a value is too far outside the range {route.low}..{route.high}")
-        return SetInputs(values, source=route.address)
+        return SetInputs(values, source=route.address, whole=route.dims is None)
 
     def _latent(self, address: str, args: Sequence[object]) -> SetTargets:
         _count(address, args, self.n_targets, self.n_targets, f"{self.n_targets} numbers (one per latent dim)")
@@ -271,6 +337,32 @@ class OscTranslator:
         if epochs != int(epochs) or not 1 <= epochs <= 1_000_000:
             raise BadMessage(f"{address}: epochs must be an int in 1..1000000, got {value!r}")
         return Command("train", (int(epochs),))
+
+    def _wek_outputs(self, address: str, args: Sequence[object]) -> SetTargets:
+        """The values to record, one per output: 0..1 mapped onto `latent.range` in `unit` units."""
+        _count(address, args, self.n_targets, self.n_targets, f"{self.n_targets} numbers (one per output)")
+        values = [_number(address, v, f"output {i + 1}") for i, v in enumerate(args)]
+        if self.wekinator_units == "unit":
+            low, high = self.latent_range
+            values = [low + v * (high - low) for v in values]
+        return SetTargets(tuple(values))
+
+    def _output_index(self, address: str, value: object) -> int:
+        number = _number(address, value, "output index")
+        if number != int(number) or not 1 <= number <= self.n_targets:
+            raise BadMessage(f"{address}: output indexes go from 1 to {self.n_targets}, got {value!r}")
+        return int(number) - 1
+
+    def _wek_delete_for_output(self, address: str, args: Sequence[object]) -> Command | None:
+        _count(address, args, 1, 1, f"one int, the output (1..{self.n_targets})")
+        if _number(address, args[0], "output index") == 0.0:
+            return None  # a button's release
+        return Command("delete_output", (self._output_index(address, args[0]),))
+
+    def _wek_models(self, address: str, args: Sequence[object], what: str, on: bool) -> Command:
+        _count(address, args, 1, MAX_ARGS, f"one or more ints, the outputs (1..{self.n_targets})")
+        outputs = tuple(sorted({self._output_index(address, v) for v in args}))
+        return Command("outputs_enabled", (what, outputs, on))
 
     def _gain(self, address: str, args: Sequence[object]) -> Command:
         _count(address, args, 1, 1, "one number (dB)")
@@ -315,17 +407,25 @@ class AllowList:
         return any(ip in net for net in self.networks if net.version == ip.version)
 
 
+def translator_for(config: Config, n_targets: int | None = None) -> OscTranslator:
+    """The translator both control ports use, from the config."""
+    return OscTranslator(config.inputs.size, n_targets or len(config.latent.dims), config.osc.routes,
+                         latent_range=config.latent.range, wekinator_units=config.osc.wekinator_units)
+
+
 class OscServer:
-    """Receives on `osc.host:osc.port`, translates, puts events into the inbox."""
+    """Receives on `osc.host:osc.port` (or the port given), translates, puts events into the inbox."""
 
     def __init__(self, config: Config, inbox: Inbox, reply_error: Callable[[tuple[str, int] | None, str], None],
-                 port: int | None = None, n_targets: int | None = None):
+                 port: int | None = None, n_targets: int | None = None, name: str = "ravemap-osc",
+                 what: str = "the OSC control port", hint: str = "choose another with --osc-port"):
         self.config = config
         self.inbox = inbox
         self.reply_error = reply_error
+        self.name = name
         self.counters = OscCounters()
         self.allow = AllowList(config.osc.allow)
-        self.translator = OscTranslator(config.inputs.size, n_targets or len(config.latent.dims), config.osc.routes)
+        self.translator = translator_for(config, n_targets)
         self._log = RateLimitedLog(log, seconds=2.0)
         self._thread: threading.Thread | None = None
         self._running = False
@@ -338,8 +438,8 @@ class OscServer:
         except OSError as err:
             self._sock.close()
             raise DeviceError(
-                f"cannot open the OSC control port {host}:{port or config.osc.port}: {err.strerror or err}; "
-                "is another ravemap (or another program) using it? choose another with --osc-port"
+                f"cannot open {what} {host}:{port or config.osc.port}: {err.strerror or err}; "
+                f"is another ravemap (or another program) using it? {hint}"
             ) from err
         self._sock.settimeout(0.1)
 
@@ -414,7 +514,7 @@ class OscServer:
 
     def start(self) -> None:
         self._running = True
-        self._thread = threading.Thread(target=self._serve, name="ravemap-osc", daemon=True)
+        self._thread = threading.Thread(target=self._serve, name=self.name, daemon=True)
         self._thread.start()
 
     def stop(self) -> None:

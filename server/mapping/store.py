@@ -8,13 +8,17 @@ the model it was made with, the last training report and `extras` (kept as-is fo
      "version": 1,
      "name": "xy pad",
      "model": "rave_v2_full.ts",
-     "input": {"size": 2},
-     "output": {"dims": [0, 1, 2, 3], "range": [-3.0, 3.0]},
-     "examples": [{"input": [0.1, 0.9], "output": [1.5, -2.0, 0.0, 0.3]}, ...],
+     "input": {"size": 2},                          (+ "names": [...] once named)
+     "output": {"dims": [0, 1, 2, 3], "range": [-3.0, 3.0]},   (+ "names": [...])
+     "examples": [{"input": [0.1, 0.9], "output": [1.5, -2.0, null, 0.3]}, ...],
      "regressor": {"settings": {"kind": "mlp", ...}, "state": {...} or null},
      "training": {"loss": ..., "reason": ..., ...},
      "extras": {}
     }
+
+An output value `null` is an output this example does not teach (recorded while that output's
+recording was off, or deleted for that output, as Wekinator does per output): `training_arrays`
+fills it from the nearest example that teaches that output.
 
 Saving is atomic (a temp file in the same folder, fsync, rename, fsync of the folder), so a crash
 or a full disk leaves the old file whole; the temp files of killed saves are removed by a later
@@ -39,6 +43,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from server import names
 from server.errors import MappingError
 from server.mapping.regressor import FitResult, Regressor, RegressorSettings
@@ -53,10 +59,11 @@ STALE_TEMP_S = 600.0  # a temp file this old is a save that was killed, never on
 
 @dataclass(frozen=True)
 class Example:
-    """One recorded pose: controller input -> latent offsets (for `Mapping.output_dims`)."""
+    """One recorded pose: controller input -> latent offsets (for `Mapping.output_dims`); an output
+    that is None is one this example does not teach."""
 
     input: tuple[float, ...]
-    output: tuple[float, ...]
+    output: tuple[float | None, ...]
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "input", tuple(self.input))
@@ -75,6 +82,38 @@ class Mapping:
     model: str | None = None  # model file name it was made with
     training: dict = field(default_factory=dict)  # the last training report (see `training_report`)
     extras: dict = field(default_factory=dict)  # room for later features; saved and loaded as-is (JSON)
+    input_names: tuple[str, ...] = ()  # empty, or one per input (Wekinator's setInputNames)
+    output_names: tuple[str, ...] = ()  # empty, or one per output dim (setOutputNames)
+
+
+MAX_NAME = 64  # characters in an input or output name
+
+
+def training_arrays(mapping: Mapping) -> tuple[np.ndarray, np.ndarray, tuple[bool, ...]]:
+    """(X, Y, taught) to fit one regressor on. An output an example does not teach (None) takes the
+    value of the nearest example (in input space) that teaches it; `taught[k]` is False for an output
+    no example teaches (filled with the neutral offset, 0 clamped to the range: in run mode such an
+    output keeps its manual value)."""
+    x = np.array([e.input for e in mapping.examples], dtype=float).reshape(-1, mapping.input_size)
+    y = np.array([[np.nan if v is None else v for v in e.output] for e in mapping.examples],
+                 dtype=float).reshape(-1, len(mapping.output_dims))
+    low, high = mapping.output_range
+    taught = []
+    for k in range(y.shape[1]):
+        have = ~np.isnan(y[:, k])
+        taught.append(bool(have.any()))
+        if have.all():
+            continue
+        if not have.any():
+            y[:, k] = min(max(0.0, low), high)
+            continue
+        missing = np.flatnonzero(~have)
+        sources = np.flatnonzero(have)
+        for start in range(0, len(missing), 1024):  # bounded memory for big mappings
+            rows = missing[start:start + 1024]
+            distances = ((x[rows, None, :] - x[None, sources, :]) ** 2).sum(axis=2)
+            y[rows, k] = y[sources[distances.argmin(axis=1)], k]
+    return x, y, tuple(taught)
 
 
 def training_report(result: FitResult) -> dict:
@@ -149,9 +188,11 @@ def to_json(mapping: Mapping) -> dict:
         "version": VERSION,
         "name": mapping.name,
         "model": mapping.model,
-        "input": {"size": mapping.input_size},
-        "output": {"dims": list(mapping.output_dims), "range": list(mapping.output_range)},
-        "examples": [{"input": [float(v) for v in e.input], "output": [float(v) for v in e.output]}
+        "input": {"size": mapping.input_size, **({"names": list(mapping.input_names)} if mapping.input_names else {})},
+        "output": {"dims": list(mapping.output_dims), "range": list(mapping.output_range),
+                   **({"names": list(mapping.output_names)} if mapping.output_names else {})},
+        "examples": [{"input": [float(v) for v in e.input],
+                      "output": [None if v is None else float(v) for v in e.output]}
                      for e in mapping.examples],
         "regressor": {
             "settings": mapping.settings.to_dict(),
@@ -219,6 +260,25 @@ class _Reader:
                 raise self.fail(f"field {label}[{i}] must be a finite number, got {_short(x)}")
         return tuple(float(x) for x in v)
 
+    def outputs(self, v: Any, label: str, size: int) -> tuple[float | None, ...]:
+        """Output values: numbers, or null for an output the example does not teach (not all null)."""
+        if isinstance(v, list) and len(v) == size and any(x is None for x in v):
+            if all(x is None for x in v):
+                raise self.fail(f"field {label!r} must teach at least one output, got only nulls")
+            numbers = self.numbers([0.0 if x is None else x for x in v], label, size)
+            return tuple(None if x is None else n for x, n in zip(v, numbers, strict=True))
+        return self.numbers(v, label, size)
+
+    def names(self, d: dict, label: str, size: int) -> tuple[str, ...]:
+        v = d.get("names", [])
+        if not isinstance(v, list) or (v and len(v) != size):
+            raise self.fail(f"field {label!r} must be a list of {size} names, got {_short(v)}")
+        for i, name in enumerate(v):
+            if not isinstance(name, str) or not 0 < len(name) <= MAX_NAME or not name.isprintable():
+                raise self.fail(f"field {label}[{i}] must be printable text of 1 to {MAX_NAME} characters, "
+                                f"got {_short(name)}")
+        return tuple(v)
+
     def mapping(self, d: Any) -> Mapping:
         if not isinstance(d, dict) or "format" not in d:
             raise self.fail(f"not a ravemap mapping file (holds {_kind(d)} without \"format\": \"{FORMAT}\")")
@@ -265,7 +325,7 @@ class _Reader:
             if not isinstance(e, dict):
                 raise self.fail(f"field examples[{i}] must be an object with 'input' and 'output', got {_kind(e)}")
             examples.append(Example(self.numbers(e.get("input"), f"examples[{i}].input", input_size),
-                                    self.numbers(e.get("output"), f"examples[{i}].output", len(output_dims))))
+                                    self.outputs(e.get("output"), f"examples[{i}].output", len(output_dims))))
 
         reg = self.obj(d, "regressor", "regressor")
         try:
@@ -288,9 +348,11 @@ class _Reader:
         for label, value in (("training", training), ("extras", extras)):
             if not isinstance(value, dict):
                 raise self.fail(f"field {label!r} must be an object, got {_kind(value)}")
+        input_names = self.names(inp, "input.names", input_size)
+        output_names = self.names(out, "output.names", len(output_dims))
         return Mapping(name=name, input_size=input_size, output_dims=output_dims, output_range=(low, high),
                        examples=examples, settings=settings, regressor=regressor, model=model,
-                       training=training, extras=extras)
+                       training=training, extras=extras, input_names=input_names, output_names=output_names)
 
 
 def _short(v: Any) -> str:
