@@ -6,9 +6,11 @@
     plus the callback's copy out of the ring, block after block as fast as it goes;
 (b) the ADC24 workshop app's loop: numpy block -> torch.Tensor -> encode -> add offsets
     -> decode -> numpy, every block;
-(c) decode alone on latents computed beforehand.
+(c) decode alone on latents computed beforehand;
+(d) the model alone at one latent frame per call (its smallest block): median encode + decode
+    and decode times against a quarter of the block's duration (a printed figure, no target).
 
-The three run in interleaved rounds so that machine noise hits them alike; each figure is
+(a), (b) and (c) run in interleaved rounds so that machine noise hits them alike; each figure is
 the median over rounds, in seconds of audio per second of wall time. Targets:
 (a)/(b) >= 1.5 and (a)/(c) >= 0.9. Also prints the engine's worst block time and the
 process's peak RSS. Default model: the full-size RAVE fixture in ../shared/fixtures/rave.
@@ -56,6 +58,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--blocks", type=int, default=40, help="blocks per round and contender")
     ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--frame-calls", type=int, default=500, help="timed calls at one latent frame per block")
     args = ap.parse_args()
 
     torch.set_num_threads(args.threads)
@@ -125,6 +128,29 @@ def main() -> None:
     print(f"  (a)/(c) = {a / c:.2f}  (target >= 0.9)")
     print(f"  engine worst block {1000 * engine.stats.worst_block_s:.1f} ms (budget {1000 * block_s:.1f} ms), "
           f"peak RSS {peak_rss:.0f} MiB")
+
+    # (d) The model alone at its smallest block, one latent frame per call: what a low-latency
+    # engine pays per block. Medians over --frame-calls calls after a warm-up.
+    ratio = info.ratio
+    frame_s = ratio / info.sr
+    frames_np = np.resize(loop.samples, (loop.samples.shape[0], (args.frame_calls + 100) * ratio))
+    enc_t, dec_t = [], []
+    with torch.inference_mode():
+        for k in range(args.frame_calls + 100):
+            x = torch.from_numpy(np.ascontiguousarray(frames_np[:, k * ratio : (k + 1) * ratio]))[None]
+            t0 = time.perf_counter()
+            z = model.encode(x)
+            t1 = time.perf_counter()
+            model.decode(z)
+            t2 = time.perf_counter()
+            if k >= 100:
+                enc_t.append(t1 - t0)
+                dec_t.append(t2 - t1)
+    dec_ms = 1000 * statistics.median(dec_t)
+    total_ms = 1000 * statistics.median([e + d for e, d in zip(enc_t, dec_t, strict=True)])
+    print(f"  (d) one latent frame per call ({ratio} samples, {1000 * frame_s:.2f} ms), median of "
+          f"{args.frame_calls} calls: decode {dec_ms:.2f} ms, encode+decode {total_ms:.2f} ms "
+          f"(a quarter of the block: {250 * frame_s:.2f} ms)")
 
 
 if __name__ == "__main__":

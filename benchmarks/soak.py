@@ -11,6 +11,16 @@ prints a line; at the end it stops the daemon with SIGTERM and prints underruns,
 messages (in the kernel and in ravemap's inbox), trainings, and the daemon's resident memory
 (VmRSS) at start, at its peak and at the end, plus the trainer process's.
 
+`--shipped` plays what a fresh checkout plays instead: config.yaml's engine settings
+(`engine.latency: auto`), the embedded model and loop, JACK at 256-frame periods.
+
+`--phase big-mapping` plays a performer recording all the time into a big mapping instead: the
+daemon starts on a mapping of `--examples` (100k) examples, record mode is on, and the same 200
+messages a second each add an example (no training). A ping every 100 ms on a socket of its own
+measures how long control takes to answer while the mapping grows and is saved again and again;
+the report adds ping p50 / p99 / worst and how many times the file was written (targets: 0
+underruns, ping p99 under 50 ms).
+
 Only loopback addresses are used. Exit code 0 when the run went through (the figures are for a
 person to judge), 1 when the daemon or the JACK server did not start or died on the way.
 """
@@ -151,12 +161,60 @@ class Listener:
         self.sock.close()
 
 
-def start_jack(name: str, log: Path) -> subprocess.Popen:
+class Pinger:
+    """`/ravemap/ping` every `period` seconds from a socket of its own; keeps every round trip."""
+
+    def __init__(self, target: tuple[str, int], period: float = 0.1) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(2.0)
+        self.target, self.period = target, period
+        self.rtt_ms: list[float] = []
+        self.lost = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="soak-pinger", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        port = self.sock.getsockname()[1]
+        while not self._stop.wait(self.period):
+            sent = time.perf_counter()
+            self.sock.sendto(osc("/ravemap/ping", port), self.target)
+            try:
+                while not self.sock.recv(2048).startswith(b"/ravemap/pong\x00"):
+                    pass
+            except OSError:
+                self.lost += 1
+                continue
+            self.rtt_ms.append(1000 * (time.perf_counter() - sent))
+
+    def percentile(self, q: float) -> float:
+        return float(np.percentile(self.rtt_ms, q)) if self.rtt_ms else math.nan
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(3.0)
+        self.sock.close()
+
+
+def write_big_mapping(folder: Path, name: str, n: int) -> Path:
+    """A mapping of `n` examples spread over the XY pad, written as ravemap writes it."""
+    sys.path.insert(0, str(ROOT))
+    from server.mapping.store import Example, Mapping, save_mapping
+
+    rng = np.random.default_rng(3)
+    xy = rng.random((n, 2))
+    z = rng.uniform(-2.5, 2.5, (n, 4))
+    examples = [Example(tuple(map(float, a)), tuple(map(float, b))) for a, b in zip(xy, z, strict=True)]
+    return save_mapping(folder, Mapping(name, 2, (0, 1, 2, 3), (-3.0, 3.0), examples=examples))
+
+
+def start_jack(name: str, log: Path, period: int = 512) -> subprocess.Popen:
     jackd = shutil.which("jackd")
     if jackd is None:
         raise SystemExit("soak: jackd is not installed (apt-get install jackd2)")
     with open(log, "w") as out:
-        proc = subprocess.Popen([jackd, "-n", name, "--no-realtime", "-d", "dummy", "-r", str(RATE), "-p", "512"],
+        proc = subprocess.Popen([jackd, "-n", name, "--no-realtime", "-d", "dummy", "-r", str(RATE), "-p", str(period)],
                                 stdout=out, stderr=subprocess.STDOUT)
     waiter = shutil.which("jack_wait")
     if waiter:
@@ -172,7 +230,17 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--minutes", type=float, default=10.0, help="how long to play (default 10)")
     parser.add_argument("--model", type=Path, default=FIXTURES / "rave_v2_full.ts", help="model to play")
+    parser.add_argument("--phase", choices=("perform", "big-mapping"), default="perform",
+                        help="perform: moves, records and retrains; big-mapping: records all the time into a "
+                             "mapping that starts with --examples examples")
+    parser.add_argument("--examples", type=int, default=100_000, help="examples the big mapping starts with")
+    parser.add_argument("--shipped", action="store_true",
+                        help="play what a fresh checkout plays: config.yaml's engine settings (engine.latency: auto), "
+                             "the embedded model and loop, JACK at 256-frame periods")
     args = parser.parse_args()
+    big = args.phase == "big-mapping"
+    if args.shipped:
+        args.model = ROOT / "models" / "default.ts"
     if not args.model.is_file():
         print(f"soak: no model at {args.model} (set RAVEMAP_FIXTURES or --model)", file=sys.stderr)
         return 1
@@ -182,20 +250,26 @@ def main() -> int:
     jack_name = f"ravemap-soak-{os.getpid()}"
     env = {**os.environ, "JACK_DEFAULT_SERVER": jack_name, "JACK_NO_START_SERVER": "1", "RAVEMAP_NO_ZEROCONF": "1"}
     os.environ.update({"JACK_DEFAULT_SERVER": jack_name, "JACK_NO_START_SERVER": "1"})
-    jack = start_jack(jack_name, tmp / "jackd.log")
+    jack = start_jack(jack_name, tmp / "jackd.log", period=256 if args.shipped else 512)
     listener = Listener()
     daemon: subprocess.Popen | None = None
     daemon_log = tmp / "serve.log"
     try:
         port = free_udp_port()
         config = {
-            "engine": {"block_size": 2048},
-            "osc": {"host": "127.0.0.1", "zeroconf": False},
+            "engine": {} if args.shipped else {"latency": "fixed", "block_size": 2048},
+            "osc": {"host": "127.0.0.1", "zeroconf": False, "wekinator_input_port": None},
+            "web": {"port": 0},
             "midi": {"enabled": False},
             "log": {"stats_interval_s": 60},
         }
         (tmp / "config.yaml").write_text(yaml.safe_dump(config))
-        loop = write_loop(tmp / "loop.wav")
+        loop = ROOT / "loops" / "default.wav" if args.shipped else write_loop(tmp / "loop.wav")
+        if big:
+            made = time.monotonic()
+            path = write_big_mapping(tmp / "mappings", "soak", args.examples)
+            print(f"soak: wrote {path.name} with {args.examples} examples ({path.stat().st_size / 1e6:.1f} MB) in "
+                  f"{time.monotonic() - made:.1f} s")
         command = [sys.executable, "-m", "server", "serve", "--config", str(tmp / "config.yaml"),
                    "--model", str(args.model.resolve()), "--loop", str(loop), "--audio", "system",
                    "--osc-port", str(port), "--feedback-port", str(listener.port),
@@ -213,8 +287,12 @@ def main() -> int:
             print(f"soak: ravemap serve exited {daemon.wait()}: {daemon_log.read_text()[-3000:]}", file=sys.stderr)
             return 1
         threading.Thread(target=lambda: [None for _ in daemon.stdout], daemon=True).start()  # keep stdout drained
-        print(f"soak: ready in {time.monotonic() - started:.1f} s; playing {args.minutes:g} min with "
-              f"{MESSAGES_PER_SECOND} messages/s and a retrain every {RETRAIN_S:.0f} s")
+        if big:
+            print(f"soak: ready in {time.monotonic() - started:.1f} s; playing {args.minutes:g} min with "
+                  f"{MESSAGES_PER_SECOND} messages/s, recording all the time, a ping every 100 ms")
+        else:
+            print(f"soak: ready in {time.monotonic() - started:.1f} s; playing {args.minutes:g} min with "
+                  f"{MESSAGES_PER_SECOND} messages/s and a retrain every {RETRAIN_S:.0f} s")
 
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         sock.bind(("127.0.0.1", 0))
@@ -230,6 +308,12 @@ def main() -> int:
         trains_asked = 0
         running = False
         first = listener.ask_status(send)
+        mapping_file = tmp / "mappings" / "soak.json"
+        writes, last_write = 0, mapping_file.stat().st_mtime_ns if mapping_file.exists() else 0
+        pinger: Pinger | None = None
+        if big:
+            send(osc("/ravemap/record", 1))
+            pinger = Pinger(target)
         trainer = trainer_pid(daemon.pid)
         rss_start = rss_kib(daemon.pid)
         trainer_start = rss_kib(trainer)
@@ -250,14 +334,16 @@ def main() -> int:
                 i = paced
                 paced += 1
                 t = i / MESSAGES_PER_SECOND
-                if k == 9 and (i // 10) % 4 == 0:
+                if k == 9 and (i // 10) % 4 == 0 and not big:
                     send(osc("/ravemap/record/once"))
                 elif k % 2 == 0:
                     send(osc("/ravemap/xy", 0.5 + 0.45 * math.sin(t * 0.9), 0.5 + 0.45 * math.sin(t * 1.3 + 1.0)))
                 else:
                     dim = (i // 2) % 4
                     send(osc(f"/ravemap/latent/{dim}", 2.5 * math.sin(t * (0.3 + 0.2 * dim))))
-            if now >= next_train:
+            if big and mapping_file.exists() and mapping_file.stat().st_mtime_ns != last_write:
+                writes, last_write = writes + 1, mapping_file.stat().st_mtime_ns
+            if now >= next_train and not big:
                 next_train += RETRAIN_S
                 send(osc("/ravemap/train"))
                 trains_asked += 1
@@ -269,13 +355,17 @@ def main() -> int:
                 state = listener.ask_status(send, timeout=2.0) or {}
                 rss = rss_kib(daemon.pid)
                 rss_peak = max(rss_peak, rss or 0)
+                pings = (f", ping p99 {pinger.percentile(99):.1f} ms, file written {writes} times"
+                         if pinger is not None else "")
                 print(f"soak: {now - begin:5.0f} s: sent {sent}, underruns {state.get('underruns')}, "
                       f"events dropped {state.get('events_dropped')}, examples {state.get('examples')}, "
-                      f"trainings {len(listener.trained)}/{trains_asked}, RSS {mib(rss)}", flush=True)
+                      f"trainings {len(listener.trained)}/{trains_asked}, RSS {mib(rss)}{pings}", flush=True)
             delay = begin + paced / MESSAGES_PER_SECOND - time.perf_counter()
             if delay > 0:
                 time.sleep(delay)
         played = time.perf_counter() - begin
+        if pinger is not None:
+            pinger.close()
         time.sleep(0.5)
         final = listener.ask_status(send) or {}
         rss_end = rss_kib(daemon.pid)
@@ -302,7 +392,9 @@ def main() -> int:
         if worst:
             print(f"  worst block        {worst.group(1)} ms of a {worst.group(2)} ms budget")
         print(f"  messages sent      {sent}   ({paced / played:.0f} a second, plus trains and status requests)")
-        print(f"  received by OSC    {received}   (lost in the kernel: {'-' if received is None else sent - received})")
+        pings = 0 if pinger is None else len(pinger.rtt_ms) + pinger.lost
+        print(f"  received by OSC    {received}   (lost in the kernel: "
+              f"{'-' if received is None else sent + pings - received}{', pings included' if pings else ''})")
         print(f"  events dropped     {field('events dropped')}   (inbox full; status said "
               f"{final.get('events_dropped')})")
         print(f"  bad messages       {field('bad messages')}, errors replied {len(listener.errors)}"
@@ -311,6 +403,12 @@ def main() -> int:
               + (f", last on {listener.trained[-1][1]} examples in {listener.trained[-1][2]:.2f} s, loss "
                  f"{listener.trained[-1][0]:.4f}" if listener.trained else ""))
         print(f"  examples           {final.get('examples')}")
+        if pinger is not None:
+            print(f"  ping               {len(pinger.rtt_ms)} answered, {pinger.lost} lost; p50 "
+                  f"{pinger.percentile(50):.1f} ms, p99 {pinger.percentile(99):.1f} ms, worst "
+                  f"{max(pinger.rtt_ms, default=math.nan):.1f} ms")
+            print(f"  mapping file       written {writes} times while recording "
+                  f"({mapping_file.stat().st_size / 1e6:.1f} MB at the end)")
         print(f"  ravemap RSS        start {mib(rss_start)}, peak {mib(rss_peak)}, end {mib(rss_end)}")
         print(f"  trainer RSS        start {mib(trainer_start)}, end {mib(trainer_end)}")
         print(f"  stop               exit code {code} in {stop_took:.2f} s")

@@ -88,19 +88,26 @@ class Ravemap:
             self._playing = self._started = True
             realtime.freeze_startup_objects()
 
-    def stop(self) -> None:
-        """Stop audio, session and trainer, and save the mapping (atomically).
+    def stop(self, *, save: bool | None = None) -> Path | None:
+        """Stop audio, session and trainer, save the mapping (atomically) and let go of it.
 
+        Returns where the mapping was written: its file, or a recovery copy when its folder
+        cannot be written (see `Session.save_at_exit`); MappingError when nothing could be.
         A Ravemap that never played and has no unsaved change writes nothing (a start that
-        failed, on a machine with no sound card say, leaves the mappings folder alone)."""
+        failed, on a machine with no sound card say, leaves the mappings folder alone);
+        `save=False` writes only unsaved changes."""
         if self._playing:
             self.playback.stop()
             self._playing = False
         self.session.stop()
         self.trainer.close(timeout=0.5)
         self.feedback.close()
-        if self._started or self.session.unsaved:
-            self.session.save()
+        try:
+            if (self._started if save is None else save) or self.session.unsaved:
+                return self.session.save_at_exit()
+            return None
+        finally:
+            self.session.close()
 
     def __enter__(self) -> Ravemap:
         return self
@@ -189,12 +196,15 @@ class Ravemap:
         self._call("run", bool(on))
 
     def save_mapping(self, name: str | None = None) -> None:
+        """Save now (under `name` if given); returns once the file is written (MappingError if not)."""
         self._call("save", name)
 
     def load_mapping(self, name: str) -> None:
+        """Read `<mappings_dir>/<name>.json` (beside the session thread) and switch to it; returns once switched."""
         self._call("load", name)
 
     def new_mapping(self, name: str | None = None) -> None:
+        """Save the current mapping if it changed, then start an empty one."""
         self._call("new", name)
 
     # -- latent arithmetic ---------------------------------------------------------------

@@ -61,6 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--osc-port", type=int, metavar="N", help="UDP control port (overrides osc.port)")
     serve.add_argument("--feedback-port", type=int, metavar="N", help="feedback port (overrides osc.feedback_port)")
     serve.add_argument("--mapping", metavar="NAME", help="mapping to load and save (overrides mapping.name)")
+    serve.add_argument("--web-port", type=int, metavar="N", help="TCP port of the control page (overrides web.port)")
+    serve.add_argument("--qr", action="store_true", help="also print the control page's address as a QR code")
     serve.add_argument("--mappings-dir", type=Path, metavar="PATH",
                        help="folder of mappings (overrides paths.mappings_dir)")
 
@@ -128,6 +130,7 @@ def _config(args: argparse.Namespace) -> Config:
         audio__device=getattr(args, "audio", None),
         osc__port=getattr(args, "osc_port", None),
         osc__feedback_port=getattr(args, "feedback_port", None),
+        web__port=getattr(args, "web_port", None),
         mapping__name=getattr(args, "mapping", None),
         paths__mappings_dir=(cwd / args.mappings_dir) if getattr(args, "mappings_dir", None) else None,
     )
@@ -144,7 +147,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     _setup_logging(config, args.verbose)
     from server.daemon import serve
 
-    return serve(config)
+    return serve(config, qr=args.qr)
 
 
 def cmd_render(args: argparse.Namespace) -> int:

@@ -258,6 +258,15 @@ class OscConfig(Section):
         return ranges
 
 
+class WebConfig(Section):
+    enabled: bool = Field(True, description="Serve the control page (HTTP and WebSocket) for any browser.")
+    port: int = Field(
+        8080, ge=0, le=65535,
+        description="TCP port of the control page, bound on `osc.host` and guarded by `osc.allow` "
+        "(0: any free port; the ready line says which).",
+    )
+
+
 class MidiCC(Section):
     cc: int = Field(ge=0, le=127, description="controller number")
     dim: int = Field(ge=0, description="input dim it drives")
@@ -308,7 +317,10 @@ class MappingConfig(Section):
     epochs: int = Field(2000, ge=1, le=1_000_000, description="Most training epochs (early stop may end sooner).")
     learning_rate: float = Field(0.01, gt=0, le=10, description="MLP learning rate.")
     seed: int = Field(0, description="Seed: the same examples train the same mapping.")
-    save_delay_s: float = Field(0.5, ge=0, le=60, description="Changes are saved at most this long after they happen.")
+    save_delay_s: float = Field(
+        0.5, ge=0, le=60,
+        description="Changes are saved this long after they happen (a big mapping no sooner than 4x its last "
+                    "save's duration after that save).")
 
 
 class Config(Section):
@@ -320,6 +332,7 @@ class Config(Section):
     inputs: InputsConfig = InputsConfig()
     osc: OscConfig = OscConfig()
     midi: MidiConfig = MidiConfig()
+    web: WebConfig = WebConfig()
     mapping: MappingConfig = MappingConfig()
     source_file: Path | None = Field(None, exclude=True, description="Where this config was read from.")
 

@@ -3,16 +3,19 @@
 Start order: config (validated by the CLI) -> a `Ravemap` (torch threads, model load, loop
 encode and warm-up, mapping, session thread, trainer process) -> engine thread and audio
 output -> MIDI -> OSC control port, then Wekinator's input port (taken by another program:
-one warning, and everything else runs) and the "ready" line -> zeroconf. Stop in reverse
+one warning, and everything else runs) -> the web page (`web.enabled`: its address, `--qr` as a
+QR code) -> the "ready" line -> zeroconf. Stop in reverse
 order, saving the mapping last. A failure while starting logs one line and exits with the error's code
-(2 config, 3 model or loop, 4 audio device, 5 mapping) before anything plays.
+(2 config, 3 model or loop, 4 audio device, 5 mapping) before anything plays, and writes no
+mapping file. A mapping that cannot be saved at exit goes to a recovery copy (named in the
+log); when nothing could be written the exit code is 5.
 
 Signals: SIGINT / SIGTERM only set a flag; the main thread then stops everything within
 `SHUTDOWN_TIMEOUT_S`. A second signal while stopping forces an immediate exit.
 
 Threads: the main thread runs this module (start, status lines, stop). The engine thread
 and the audio callback belong to `server.audio`; the session, OSC, MIDI, feedback and
-trainer threads to the modules named above.
+trainer threads to the modules named above; the web page's threads to `server.web.server`.
 """
 
 from __future__ import annotations
@@ -36,18 +39,22 @@ from server.session import Session
 
 if TYPE_CHECKING:
     from server.api import Ravemap
+    from server.web.server import WebServer
 
 log = logging.getLogger("ravemap")
 
 SHUTDOWN_TIMEOUT_S = 2.0
+SAVE_AT_EXIT_S = 30.0  # the last save, its retries and a recovery copy, for a big mapping on a slow disk
 DEVICE_CHECK_S = 1.0
 DEVICE_RETRY_S = 2.0
 DEVICE_STUCK_S = 10.0
 
 
 class Daemon:
-    def __init__(self, config: Config):
+    def __init__(self, config: Config, qr: bool = False):
         self.config = config
+        self.qr = qr
+        self.web: WebServer | None = None
         self.stopping = threading.Event()
         self.midi: MidiInput | None = None
         self.osc: OscServer | None = None
@@ -60,6 +67,8 @@ class Daemon:
         self._retry_started = 0.0
         self._stuck_reported = False
         self._next_retry = 0.0
+        self.ready = False  # the control port is open: the start went through
+        self.exit_code = 0
 
     # The parts the daemon reads, all owned by `core`.
     @property
@@ -108,6 +117,7 @@ class Daemon:
         print(f"ravemap: playing on {playback.output.describe()}; {playback.engine.describe_latency()}",
               flush=True)
         self._start_control()
+        self.ready = True
 
     def _start_control(self) -> None:
         config = self.config
@@ -121,13 +131,15 @@ class Daemon:
         self._open_wekinator_port()
         controls = self.core.controls
         self.feedback.start_latent_feed(lambda: controls.offsets)
+        if config.web.enabled:
+            self._start_web()
         host, port = self.osc.address
         engine = self.core.playback.engine
         latency = f", latency {engine.latency_ms:.1f} ms" if engine is not None else ""
         print(f"ravemap: OSC control on udp {host}:{port} ready, feedback to port {self.feedback.feedback_port}, "
               f"mapping {self.session.mapping.name!r}{latency}; Ctrl-C to stop", flush=True)
         if config.osc.zeroconf:
-            self.advertiser = Advertiser(config.osc.service_name, port)
+            self.advertiser = Advertiser(config.osc.service_name, port, config.osc.host)
             self.advertiser.start()
 
     def _open_wekinator_port(self) -> None:
@@ -144,9 +156,23 @@ class Daemon:
             log.warning("%s; Wekinator messages still work on port %d, everything else runs", err,
                         self.osc.address[1])
             return
+        ports = self.osc.translator.own_ports | self.wekinator_osc.translator.own_ports
+        self.osc.translator.own_ports |= ports  # a reply port may be neither control port
+        self.wekinator_osc.translator.own_ports |= ports
         self.wekinator_osc.start()
         host, port = self.wekinator_osc.address
         log.info("Wekinator input port udp %s:%d open (/wek/inputs, /wekinator/control/*)", host, port)
+
+    def _start_web(self) -> None:
+        from server.web.address import print_qr
+        from server.web.server import WebServer  # aiohttp is imported only when the page is served
+
+        assert self.core is not None and self.session is not None and self.feedback is not None
+        self.web = WebServer(self.config, self.session, self.core.inbox, self.feedback)
+        self.web.start()
+        print(f"ravemap: control page on {self.web.url} (open it in a browser on the same network)", flush=True)
+        if self.qr:
+            print_qr(self.web.url, sys.stdout)
 
     def run_until_stopped(self) -> None:
         """Status lines every `log.stats_interval_s`; watch the audio device once a second."""
@@ -221,12 +247,14 @@ class Daemon:
 
     def stop(self) -> None:
         """Reverse start order: control inputs, then audio, session and trainer, the mapping saved last."""
-        deadline = threading.Timer(SHUTDOWN_TIMEOUT_S + 3, lambda: os._exit(1))
+        deadline = threading.Timer(SHUTDOWN_TIMEOUT_S + 3 + SAVE_AT_EXIT_S, lambda: os._exit(1))
         deadline.daemon = True
         deadline.start()
         try:
             if self.advertiser is not None:
                 self.advertiser.close()
+            if self.web is not None:
+                self.web.stop()
             if self.wekinator_osc is not None:
                 self.wekinator_osc.stop()
             if self.osc is not None:
@@ -235,19 +263,20 @@ class Daemon:
                 self.midi.close()
             if self.core is not None:
                 try:
-                    self.core.stop()
-                    saved = self.config.paths.mappings_dir / f"{self.core.session.mapping.name}.json"
-                    log.info("mapping saved to %s", saved)
+                    saved = self.core.stop(save=None if self.ready else False)
+                    if saved is not None:
+                        log.info("mapping saved to %s", saved)
                 except MappingError as err:
                     log.error("could not save the mapping at exit: %s", err)
+                    self.exit_code = err.exit_code
                 assert self.playback is not None
                 log.info("stopped: %s%s", self.playback.status_line(), self._control_status())
         finally:
             deadline.cancel()
 
 
-def serve(config: Config) -> int:
-    daemon = Daemon(config)
+def serve(config: Config, qr: bool = False) -> int:
+    daemon = Daemon(config, qr=qr)
     daemon.install_signal_handlers()
     try:
         daemon.start()
@@ -258,5 +287,5 @@ def serve(config: Config) -> int:
         # PortAudio's own clean-up at exit would block on the stream it lost: leave now, all saved.
         logging.shutdown()
         sys.stdout.flush()
-        os._exit(0)
-    return 0
+        os._exit(daemon.exit_code)
+    return daemon.exit_code

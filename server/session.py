@@ -13,20 +13,35 @@ it receives (`/wek/inputs`).
 Threads:
 - session thread, "ravemap-session" (owned here): takes events from the `Inbox` in order and
   applies them. It is the only writer of this state and the only caller of
-  `EngineControls` setters for the offsets. Saving a mapping (small JSON, fsync) happens
-  here, debounced by `mapping.save_delay_s`.
-- loader thread, "ravemap-loader" (owned here, one at a time): hot swaps of model or loop,
-  which take seconds, so the session keeps answering meanwhile.
+  `EngineControls` setters for the offsets. Whatever takes long runs on another thread and
+  comes back as a `Finished` event, which the session applies in turn, so control never waits
+  on a disk or a model:
+- saver thread, "ravemap-saver" (owned here, one at a time): writes an immutable snapshot of
+  the mapping, `mapping.save_delay_s` after a change, and never sooner than `SAVE_SPACING`
+  times the last save's duration after it, so a mapping that grows is saved less often.
+  Switching mappings (load, new) and stopping save on the calling thread.
+- mapping reader, "ravemap-mapping-reader": reads and checks a file for `/ravemap/mapping/load`
+  (at most `store.MAX_FILE_BYTES`); the newest load wins.
+- loader thread, "ravemap-loader" (owned here, one at a time): hot swaps of model or loop and
+  vector captures from files, which take seconds. Requests that come while one runs wait, the
+  newest of each kind, and run in order once it ends.
 - trainer: fits run in the trainer's child process; its listener and watchdog threads only post
   `TrainingProgress` / `TrainingDone` events into the inbox. A result is applied here, to the
   mapping it was trained from (see `_training_done`).
 Anyone may call `status()` (it reads immutable snapshots).
+
+The mapping is held by this process alone (`MappingLock`), from start to stop, and each
+mapping switched to is locked before the switch.
 """
 
 from __future__ import annotations
 
+import copy
+import itertools
 import json
 import logging
+import os
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -41,6 +56,7 @@ from server.config import Config
 from server.control.events import (
     Command,
     Event,
+    Finished,
     Inbox,
     Learned,
     SetInputs,
@@ -53,11 +69,14 @@ from server.control.feedback import Feedback
 from server.errors import MappingError, RavemapError
 from server.mapping.regressor import FitResult, RegressorSettings
 from server.mapping.store import (
+    MAX_EXAMPLES,
     MAX_SIZE,
     Example,
     Mapping,
+    MappingLock,
     check_name,
     load_mapping,
+    mapping_path,
     save_mapping,
     training_arrays,
     training_report,
@@ -75,10 +94,18 @@ log = logging.getLogger("ravemap.session")
 MODEL_SUFFIXES = (".ts",)
 LOOP_SUFFIXES = (".wav", ".flac", ".ogg", ".aif", ".aiff")
 SAVE_RETRY_S = 5.0
+SAVE_SPACING = 4.0  # the next save starts no sooner than this many times the last one's duration after it
+EXIT_SAVE_TRIES = 3
+EXIT_RETRY_PAUSE_S = 0.5
+DEFERRED = object()  # a command's result comes later, with its `Finished` event
 
 
 class CommandError(ValueError):
     """A command that cannot be carried out now; the text goes back to the sender."""
+
+
+def _raise(err: BaseException) -> object:
+    raise err
 
 
 def new_mapping(config: Config, name: str, model: str | None = None) -> Mapping:
@@ -90,17 +117,34 @@ def new_mapping(config: Config, name: str, model: str | None = None) -> Mapping:
 
 
 def check_fits(config: Config, mapping: Mapping) -> None:
-    """MappingError unless `mapping` drives as many dims as `latent.dims`. Its input size is its own
-    (`inputs.size` is only the size a new mapping starts with)."""
-    if len(mapping.output_dims) != len(config.latent.dims):
+    """MappingError unless `mapping` drives the config's `latent.dims` (the same dims, in order). Its
+    input size is its own (`inputs.size` is only the size a new mapping starts with)."""
+    dims = tuple(config.latent.dims)
+    if tuple(mapping.output_dims) != dims:
         raise MappingError(
-            f"mapping {mapping.name!r} maps {mapping.input_size} inputs to {len(mapping.output_dims)} latent "
-            f"dims, but the config has {len(config.latent.dims)} latent.dims"
+            f"mapping {mapping.name!r} maps {mapping.input_size} inputs to latent dims {list(mapping.output_dims)}, "
+            f"but the config has latent.dims {list(dims)}"
         )
 
 
+def recovery_folder() -> Path:
+    """Where a mapping that cannot be saved in its folder goes at exit: the user's data folder."""
+    if os.name == "nt":
+        base = Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local")
+    else:
+        base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+    return base / "ravemap" / "recovered"
+
+
 def open_mapping(config: Config, mappings_dir: Path, name: str, model: str | None) -> Mapping:
-    """The named mapping, or a new one; a corrupt or misfitting file is reported and never overwritten."""
+    """The named mapping, or a new one; a corrupt or misfitting file is reported and never overwritten,
+    and a mapping another ravemap holds is left to it."""
+    try:
+        MappingLock(mappings_dir, name).release()
+    except MappingError as err:
+        fresh = f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+        log.error("%s; ravemap starts a new mapping %r instead", err, fresh)
+        return new_mapping(config, fresh, model)
     try:
         mapping = load_mapping(mappings_dir, name)
         check_fits(config, mapping)
@@ -159,8 +203,21 @@ class Session:
         self._save_after = 0.0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._loader: threading.Thread | None = None
         self._last_recorded: tuple[float, ...] | None = None
+        self._hold = MappingLock(mappings_dir, mapping.name)  # MappingError if another ravemap holds it
+        self._serial = 0  # which mapping: counts switches
+        self._changes = 0  # changes to this mapping
+        self._jobs = itertools.count(1)
+        self._waiting: dict[int, tuple[Event | None, Callable[[object], object],
+                                       Callable[[BaseException], None] | None]] = {}
+        self._saver: threading.Thread | None = None
+        self._saving: int | None = None  # the job of the save in flight
+        self._save_requests: list[tuple[Command, str]] = []  # explicit saves waiting for the one in flight
+        self._reading = 0  # the newest mapping load's job
+        self._finishing = 0  # the job whose `Finished` event is being applied
+        self._loader_lock = threading.Lock()
+        self._loader_queue: dict[str, tuple[Command, Callable[[], None]]] = {}
+        self._loader_busy = False
 
     # -- lifecycle -----------------------------------------------------------------------
     def start(self) -> None:
@@ -174,6 +231,10 @@ class Session:
             self._thread.join(2.0)
             self._thread = None
 
+    def close(self) -> None:
+        """Let go of the mapping (after `stop` and the last save): another process may take it."""
+        self._hold.release()
+
     def _run(self) -> None:
         while not self._stop.is_set():
             event = self.inbox.get(timeout=0.05)
@@ -185,8 +246,14 @@ class Session:
         """Apply one event; a bad one is answered, never raised."""
         if event.origin is not None:
             self.feedback.note_sender(event.origin[0])
+        self._settle(event, lambda: self.apply(event))
+        self.applied += 1
+        self.last_applied_at = time.monotonic()
+
+    def _settle(self, event: Event, work: Callable[[], object]) -> None:
+        """Run `work` for `event`: answer a refusal to its sender, complete an API caller's future."""
         try:
-            result = self.apply(event)
+            result = work()
         except (CommandError, ValueError, RavemapError) as err:
             self._error(event, str(err))
             if event.done is not None:
@@ -197,10 +264,48 @@ class Session:
             if event.done is not None:
                 event.done.set_exception(err)
         else:
-            if event.done is not None:
+            if event.done is not None and result is not DEFERRED:
                 event.done.set_result(result)
-        self.applied += 1
-        self.last_applied_at = time.monotonic()
+
+    # -- work on other threads -------------------------------------------------------------
+    def _off_thread(self, event: Event | None, work: Callable[[], object], then: Callable[[object], object],
+                    thread: str | None = None, on_error: Callable[[BaseException], None] | None = None) -> int:
+        """Run `work` on a new thread named `thread` (None: the caller queues it), then `then(result)`
+        on the session thread, for `event` (answered as `handle` does). Returns the job number."""
+        job = next(self._jobs)
+        self._waiting[job] = (event, then, on_error)
+        if thread is not None:
+            threading.Thread(target=self._work, args=(job, work), name=thread, daemon=True).start()
+        return job
+
+    def _work(self, job: int, work: Callable[[], object]) -> None:
+        try:
+            result, error = work(), None
+        except BaseException as err:  # handed to the session thread, which answers it
+            result, error = None, err
+        self.inbox.put(Finished(job, result, error))
+
+    def _finished(self, finished: Finished) -> None:
+        entry = self._waiting.pop(finished.job, None)
+        if entry is None:
+            return
+        event, then, on_error = entry
+        self._finishing = finished.job
+        if finished.error is not None and on_error is not None:
+            on_error(finished.error)
+
+        def complete() -> object:
+            if finished.error is not None:
+                raise finished.error
+            return then(finished.result)
+
+        if event is not None:
+            self._settle(event, complete)
+        elif finished.error is None:
+            try:
+                then(finished.result)
+            except Exception:
+                log.exception("finishing background job %d failed", finished.job)
 
     def _error(self, event: Event, text: str) -> None:
         """Answer the sender; log one line per sender and kind of event per 2 s (a flood of
@@ -233,6 +338,8 @@ class Session:
             self.feedback.broadcast("/ravemap/train/progress", float(event.fraction), float(event.loss))
         elif isinstance(event, TrainingDone):
             self._training_done(event)
+        elif isinstance(event, Finished):
+            self._finished(event)
         elif isinstance(event, Learned):
             log.info("MIDI learn: %s now drives input %d", event.description, event.dim)
             self.feedback.broadcast("/ravemap/learn", event.dim, event.description)
@@ -317,6 +424,10 @@ class Session:
         example = Example(tuple(float(v) for v in self.inputs), outputs)
         if example.input == self._last_recorded and self.mapping.examples and self.mapping.examples[-1] == example:
             return
+        if len(self.mapping.examples) >= MAX_EXAMPLES:
+            raise CommandError(
+                f"/ravemap/record: mapping {self.mapping.name!r} holds {MAX_EXAMPLES} examples, the most a mapping "
+                "can hold; this example is not kept (start another with /ravemap/mapping/new, or clear or undo)")
         self.mapping.examples.append(example)
         self._last_recorded = example.input
         self._changed()
@@ -509,25 +620,34 @@ class Session:
             self.controls.set_offsets(self.targets)
         self.feedback.broadcast("/ravemap/run", int(self.running))
 
-    def _cmd_save(self, event: Command, name: str | None) -> None:
-        old = self.mapping.name
-        if name is not None:
-            self.mapping.name = check_name(name)
-        try:
-            self.save()
-        except MappingError:
-            self.mapping.name = old  # a refused name (a link out of the folder, say) renames nothing
-            raise
-        self.feedback.reply(event.origin, "/ravemap/mapping", self.mapping.name)
+    def _cmd_save(self, event: Command, name: str | None) -> object:
+        """Save now, on the saver thread (after the save in flight, if any); the reply comes when written."""
+        target = check_name(name) if name is not None else self.mapping.name
+        self._save_requests.append((event, target))
+        if self._saving is None:
+            self._start_save()
+        return DEFERRED
 
-    def _cmd_load(self, event: Command, name: str) -> None:
+    def _cmd_load(self, event: Command, name: str) -> object:
+        """Read the file on the mapping reader thread; switch to it when it is read (the newest load wins)."""
         check_name(name)
-        loaded = load_mapping(self.mappings_dir, name)
-        check_fits(self.config, loaded)
-        if self._dirty_since is not None:
-            self.save()
-        self.mapping = loaded
-        self._reset_for_mapping()
+        config, folder = self.config, self.mappings_dir
+
+        def read() -> Mapping:
+            loaded = load_mapping(folder, name)
+            check_fits(config, loaded)
+            return loaded
+
+        job = self._off_thread(event, read, self._switch_to_loaded, thread="ravemap-mapping-reader")
+        self._reading = job
+        return DEFERRED
+
+    def _switch_to_loaded(self, loaded: object) -> None:
+        assert isinstance(loaded, Mapping)
+        if self._reading != self._finishing:
+            raise CommandError(f"/ravemap/mapping/load {loaded.name}: a newer load or new mapping came first; "
+                               "not switched")
+        self._switch(loaded)
         if self.running and loaded.regressor is None:
             self._set_running(False)
         elif self.running:
@@ -536,14 +656,34 @@ class Session:
 
     def _cmd_new(self, event: Command, name: str | None) -> None:
         name = check_name(name) if name else time.strftime("mapping-%Y%m%d-%H%M%S")
-        if self._dirty_since is not None:
-            self.save()
-        self.mapping = new_mapping(self.config, name, self.mapping.model)
-        self._reset_for_mapping()
+        self._switch(new_mapping(self.config, name, self.mapping.model))
+        self._reading = -1  # a load still being read is not switched to
         if self.running:
             self._set_running(False)
         self._changed()
         self._announce_mapping()
+
+    def _switch(self, mapping: Mapping) -> None:
+        """Make `mapping` current: lock its name, save the current one if it changed (on this thread:
+        a switch is refused rather than lose examples), then let go of the old name."""
+        same = mapping.name == self._hold.name
+        hold = self._hold if same else MappingLock(self.mappings_dir, mapping.name)
+        try:
+            if self._dirty_since is not None:
+                self.save()
+        except BaseException:
+            if not same:
+                hold.release()
+            raise
+        if not same:
+            self._hold.release()
+            self._hold = hold
+        self.mapping = mapping
+        self._serial += 1
+        self._changes = 0
+        self._dirty_since = None
+        self._save_after = 0.0
+        self._reset_for_mapping()
 
     def _reset_for_mapping(self) -> None:
         """Another mapping is current: inputs of its size, every output recording and running."""
@@ -570,39 +710,67 @@ class Session:
         self.controls.set_gain_db(db)
         self.feedback.broadcast("/ravemap/gain", float(db))
 
-    def _cmd_model(self, event: Command, name: str) -> None:
+    def _cmd_model(self, event: Command, name: str) -> object:
         path = resolve_in(self.config.paths.models_dir, name, MODEL_SUFFIXES, "model",
                           builtin=locations.embedded_model())
-        self._load_in_background(event, "model", path)
+        return self._swap_in_background(event, "model", path)
 
-    def _cmd_loop(self, event: Command, name: str) -> None:
+    def _cmd_loop(self, event: Command, name: str) -> object:
         path = resolve_in(self.config.paths.loops_dir, name, LOOP_SUFFIXES, "loop",
                           builtin=locations.embedded_loop())
-        self._load_in_background(event, "loop", path)
+        return self._swap_in_background(event, "loop", path)
 
-    def _load_in_background(self, event: Command, what: str, path: Path) -> None:
+    def _swap_in_background(self, event: Command, what: str, path: Path) -> object:
         playback = self.playback
         if playback is None:
             raise CommandError(f"/ravemap/{what}: no audio engine is running")
-        if self._loader is not None and self._loader.is_alive():
-            raise CommandError(f"/ravemap/{what}: another model or loop is still loading")
 
-        def load() -> None:
+        def load() -> str:
             try:
                 if what == "model":
                     playback.swap_model(path)
-                    self.mapping.model = path.name
                 else:
                     playback.swap_loop(path)
-                self.feedback.broadcast(f"/ravemap/{what}", path.name)
             except Exception as err:  # the old model / loop plays on
-                text = f"/ravemap/{what} {path.name}: {err}; still playing the previous one"
-                self.last_error = text
-                log.warning("%s", text)
-                self.feedback.error(event.origin, text)
+                raise CommandError(f"/ravemap/{what} {path.name}: {err}; still playing the previous one") from err
+            return path.name
 
-        self._loader = threading.Thread(target=load, name="ravemap-loader", daemon=True)
-        self._loader.start()
+        def swapped(name: object) -> None:
+            if what == "model":
+                self.mapping.model = str(name)
+            self.feedback.broadcast(f"/ravemap/{what}", str(name))
+
+        job = self._off_thread(event, load, swapped)
+        self._queue_for_loader(what, event, job, load)
+        return DEFERRED
+
+    def _queue_for_loader(self, kind: str, event: Command, job: int, work: Callable[[], object]) -> None:
+        """Run `work` on the loader thread after what is loading now. A request of the same `kind`
+        still waiting is replaced by this one (its sender is told): the newest of each kind wins."""
+        with self._loader_lock:
+            replaced = self._loader_queue.pop(kind, None)
+            self._loader_queue[kind] = (event, lambda: self._work(job, work))
+            start = not self._loader_busy
+            self._loader_busy = True
+        if replaced is not None:
+            old_event, _ = replaced
+            for waiting, entry in list(self._waiting.items()):
+                if entry[0] is old_event:
+                    del self._waiting[waiting]
+            self._settle(old_event, lambda: _raise(CommandError(
+                f"/ravemap/{kind.split(':')[0]}: replaced by a newer request before it started loading")))
+        if start:
+            threading.Thread(target=self._run_loader, name="ravemap-loader", daemon=True).start()
+
+    def _run_loader(self) -> None:
+        while True:
+            with self._loader_lock:
+                if not self._loader_queue:
+                    self._loader_busy = False
+                    return
+                kind = next(iter(self._loader_queue))
+                _, run = self._loader_queue.pop(kind)
+            run()
 
     def _cmd_status(self, event: Command, port: int | None) -> None:
         reply = self.feedback.reply
@@ -613,36 +781,47 @@ class Session:
         reply(event.origin, "/ravemap/status", json.dumps(self.status(), sort_keys=True), port=port)
 
     # -- latent arithmetic ---------------------------------------------------------------
-    def _cmd_vector_capture(self, event: Command, name: str, path: str | None = None) -> list[float]:
-        """Encode a file (the API gives a path) or the current loop, keep the mean latent as `name`.
+    def _cmd_vector_capture(self, event: Command, name: str, path: str | None = None) -> object:
+        """Encode a file (the API gives a path) or the current loop on the loader thread, then keep the
+        mean latent as `name` (returned to an API caller).
 
         Encoded with a fresh instance of the playing model, so a streaming model's playing state is
         never touched and the same file always gives the same vector (for a deterministic encoder).
         """
-        from server.audio.model import load_model
-        from server.audio.source import load_loop
-
         check_name(name)
         playback = self.playback
         if playback is None:
             raise CommandError("/ravemap/vector/capture: no model is loaded")
-        current = playback.processor
+        current = playback.newest
         if path is None and not current.loop.seekable:
             raise CommandError("/ravemap/vector/capture: the source is live input; capture from a file instead")
         source = Path(path) if path is not None else current.loop.path
-        model = load_model(current.model.info.path)
-        info = model.info
-        audio = load_loop(source, info.sr, info.in_channels, info.ratio)
-        import torch
+        model_path = current.model.info.path
 
-        with torch.inference_mode():
-            z = model.encode(torch.from_numpy(audio.samples)[None])
-        vector = [float(v) for v in z[0].mean(dim=-1)]
-        self.mapping.extras.setdefault("vectors", {})[name] = vector
-        self._changed()
-        log.info("captured latent vector %r from %s", name, source)
-        self.feedback.broadcast("/ravemap/vector", name, *vector[: self.n_out])
-        return vector
+        def encode() -> list[float]:
+            import torch
+
+            from server.audio.model import load_model
+            from server.audio.source import load_loop
+
+            model = load_model(model_path)
+            info = model.info
+            audio = load_loop(source, info.sr, info.in_channels, info.ratio)
+            with torch.inference_mode():
+                z = model.encode(torch.from_numpy(audio.samples)[None])
+            return [float(v) for v in z[0].mean(dim=-1)]
+
+        def keep(result: object) -> list[float]:
+            vector = list(result)  # type: ignore[call-overload]
+            self.mapping.extras.setdefault("vectors", {})[name] = vector
+            self._changed()
+            log.info("captured latent vector %r from %s", name, source)
+            self.feedback.broadcast("/ravemap/vector", name, *vector[: self.n_out])
+            return vector
+
+        job = self._off_thread(event, encode, keep)
+        self._queue_for_loader(f"vector:{name}", event, job, encode)
+        return DEFERRED
 
     def _cmd_vector_apply(self, event: Command, name: str, amount: float) -> tuple[float, ...]:
         """Add `amount` times the named vector (its `latent.dims` entries) to the latent targets."""
@@ -682,38 +861,136 @@ class Session:
 
     # -- persistence ---------------------------------------------------------------------
     def _changed(self) -> None:
+        self._changes += 1
         if self._dirty_since is None:
             self._dirty_since = time.monotonic()
 
     def _maybe_save(self) -> None:
-        if self._dirty_since is None:
+        if self._dirty_since is None or self._saving is not None:
             return
         now = time.monotonic()
         if now - self._dirty_since >= self.config.mapping.save_delay_s and now >= self._save_after:
-            try:
-                self.save()
-            except MappingError as err:
-                self._save_after = now + SAVE_RETRY_S
-                text = f"could not save mapping {self.mapping.name!r} (examples kept in memory, will retry): {err}"
+            self._start_save()
+
+    def _snapshot(self, name: str) -> Mapping:
+        """A copy of the mapping that the session's later changes never touch (examples are immutable)."""
+        m = self.mapping
+        return replace(m, name=name, examples=list(m.examples), training=copy.deepcopy(m.training),
+                       extras=copy.deepcopy(m.extras))
+
+    def _start_save(self) -> None:
+        """Write a snapshot on the saver thread; answer the explicit saves that asked for it when done."""
+        requests, self._save_requests = self._save_requests, []
+        name = requests[-1][1] if requests else self.mapping.name
+        renaming = name != self._hold.name
+        try:
+            mapping_path(self.mappings_dir, name)  # a link out of the folder: refused before it is locked
+            hold = MappingLock(self.mappings_dir, name) if renaming else self._hold
+        except MappingError as err:
+            for event, _ in requests:
+                self._settle(event, lambda err=err: _raise(err))  # type: ignore[misc]
+            return
+        snapshot, serial, changes = self._snapshot(name), self._serial, self._changes
+        folder = self.mappings_dir
+        started = time.monotonic()
+
+        def write() -> Path:
+            return save_mapping(folder, snapshot)
+
+        def saved(path: object) -> str:
+            self._saving = None
+            took = time.monotonic() - started
+            self._save_after = time.monotonic() + SAVE_SPACING * took
+            if serial == self._serial:
+                if renaming:
+                    self._hold.release()
+                    self._hold = hold
+                    self.mapping.name = name
+                if changes == self._changes:
+                    self._dirty_since = None
+            elif renaming:
+                hold.release()
+            for event, _ in requests:
+                self.feedback.reply(event.origin, "/ravemap/mapping", name)
+            for event, _ in requests[:-1]:
+                self._settle(event, lambda: name)
+            if self._save_requests:
+                self._start_save()
+            return name
+
+        def failed(err: BaseException) -> None:
+            self._saving = None
+            if renaming:
+                hold.release()
+            self._save_after = time.monotonic() + SAVE_RETRY_S
+            if not requests:
+                text = f"could not save mapping {name!r} (examples kept in memory, will retry): {err}"
                 self.last_error = text
                 log.warning("%s", text)
                 self.feedback.broadcast("/ravemap/error", text)
+            for event, _ in requests[:-1]:
+                self._settle(event, lambda: _raise(err))
+            if self._save_requests:
+                self._start_save()
+
+        last = requests[-1][0] if requests else None
+        job = self._off_thread(last, write, saved, on_error=failed)
+        self._saving = job
+        self._saver = threading.Thread(target=self._work, args=(job, write), name="ravemap-saver", daemon=True)
+        self._saver.start()
+
+    def _wait_for_saver(self) -> None:
+        saver = self._saver
+        if saver is not None:
+            saver.join()
 
     @property
     def unsaved(self) -> bool:
         return self._dirty_since is not None
 
     def save(self) -> Path:
-        """Save the mapping now (atomic). Raises MappingError; the mapping stays in memory."""
+        """Save the mapping now, on the calling thread (atomic), after the save in flight. Raises
+        MappingError; the mapping stays in memory. The session thread, or any thread once it stopped."""
+        self._wait_for_saver()
         path = save_mapping(self.mappings_dir, self.mapping)
         self._dirty_since = None
         self._save_after = 0.0
         return path
 
+    def save_at_exit(self) -> Path:
+        """The last save, once the session thread stopped: tried `EXIT_SAVE_TRIES` times, then a recovery
+        copy goes to the user's data folder, or else the temp folder. Returns where the mapping is;
+        MappingError only when nothing could be written anywhere."""
+        error: MappingError | None = None
+        for attempt in range(EXIT_SAVE_TRIES):
+            if attempt:
+                time.sleep(EXIT_RETRY_PAUSE_S)
+            try:
+                return self.save()
+            except MappingError as err:
+                error = err
+                log.warning("saving mapping %r at exit, try %d of %d: %s", self.mapping.name, attempt + 1,
+                            EXIT_SAVE_TRIES, err)
+        name = f"{self.mapping.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+        for folder in (recovery_folder(), Path(tempfile.gettempdir()) / "ravemap-recovered"):
+            try:
+                path = save_mapping(folder, replace(self.mapping, name=name))
+            except MappingError as err:
+                log.warning("could not write a recovery copy of mapping %r: %s", self.mapping.name, err)
+                continue
+            log.error("could not save mapping %r in %s (%s); a recovery copy with all %d examples is at %s",
+                      self.mapping.name, self.mappings_dir, error, len(self.mapping.examples), path)
+            self._dirty_since = None
+            return path
+        raise MappingError(f"could not save mapping {self.mapping.name!r} ({error}), and no recovery copy could "
+                           f"be written to {recovery_folder()} or the temp folder: "
+                           f"{len(self.mapping.examples)} examples are lost")
+
     # -- reading -------------------------------------------------------------------------
     def status(self) -> dict:
         playback = self.playback
         engine = playback.engine if playback is not None else None
+        playing = playback.newest if playback is not None else None
         return {
             "mapping": self.mapping.name,
             "examples": len(self.mapping.examples),
@@ -728,8 +1005,8 @@ class Session:
             "transfer": self.controls.transfer,
             "engine": not self.controls.paused,
             "gain_db": self.controls.gain_db,
-            "model": engine.processor.model.info.path.name if engine else None,
-            "loop": str(engine.processor.loop.path.name) if engine else None,
+            "model": playing.model.info.path.name if engine and playing else None,
+            "loop": str(playing.loop.path.name) if engine and playing else None,
             "underruns": engine.ring.underruns if engine else 0,
             "block_size": engine.processor.block if engine else None,
             "lead_frames": engine.target_fill if engine else None,

@@ -95,10 +95,14 @@ class Daemon:
     def __init__(self, tmp: Path, model: Path, loop: Path, feedback_port: int, *extra: str,
                  config: dict | None = None, env: dict | None = None):
         self.port = free_udp_port()
-        # Wekinator's fixed ports (6448 in, 12000 out) are off unless a test gives free ones.
-        sections = {"osc": {"host": "127.0.0.1", "zeroconf": False, "wekinator_input_port": None,
+        # Wekinator's fixed ports (6448 in, 12000 out) are off unless a test gives free ones; the page on any free port.
+        # These daemons are about control, not latency: they play with the first release's 2048 x 3 lead (139 ms),
+        # which several daemons, trainers and a JACK server on a shared 2-core machine cannot starve. The choice
+        # `engine.latency: auto` makes is tested in test_choosing_latency.py and measured by benchmarks/latency.py.
+        sections = {"engine": {"latency": "fixed"},
+                    "osc": {"host": "127.0.0.1", "zeroconf": False, "wekinator_input_port": None,
                             "wekinator_outputs": False}, "midi": {"enabled": False},
-                    "log": {"stats_interval_s": 0}}
+                    "log": {"stats_interval_s": 0}, "web": {"port": 0}}
         for key, value in (config or {}).items():
             sections[key] = {**sections.get(key, {}), **value}
         self.config_path = write_config(tmp / f"serve-{self.port}.yaml", **sections)
@@ -118,8 +122,13 @@ class Daemon:
 
     def _wait_ready(self, timeout: float = 90) -> str:
         deadline = time.monotonic() + timeout
+        self.web_url: str | None = None
+        self.startup_lines: list[str] = []
         while time.monotonic() < deadline:
             line = self.proc.stdout.readline()
+            self.startup_lines.append(line)
+            if "control page on " in line:
+                self.web_url = line.split("control page on ", 1)[1].split()[0]
             if "OSC control on" in line:
                 return line
             if not line and self.proc.poll() is not None:

@@ -64,6 +64,18 @@ def test_the_rule_takes_the_smallest_block_that_keeps_up_and_a_lead_that_covers_
     assert (fixed.block, fixed.ahead_blocks, fixed.lead_s, fixed.auto) == (1024, 2, None, False)
 
 
+def test_a_size_slow_only_once_is_timed_again_and_kept_if_the_second_run_is_clean():
+    runs = {256: [0.020, 0.002], 512: [0.002]}  # worst times: 256 once hit by a 20 ms hiccup, then clean
+    seen = []
+
+    def measure(block: int) -> latency.BlockTiming:
+        seen.append(block)
+        return latency.BlockTiming(block, median_s=0.001, worst_s=runs[block].pop(0), calls=20)
+
+    choice = latency.choose(256, 48000, measure)
+    assert seen == [256, 256] and choice.block == 256 and choice.timing.worst_s == 0.002
+
+
 def test_a_model_that_never_keeps_up_gets_the_largest_block_tried():
     choice = latency.choose(2048, 44100, lambda b: latency.BlockTiming(b, 10.0, 10.0, 12))
     assert choice.block == latency.MAX_BLOCK

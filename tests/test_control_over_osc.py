@@ -3,6 +3,9 @@ a running `ravemap serve`."""
 
 from __future__ import annotations
 
+import json
+import time
+
 import numpy as np
 import pytest
 
@@ -159,7 +162,8 @@ def test_mapping_save_load_and_new_by_name(tmp_path, tiny_model, loop_file, peer
         assert peer.wait_for("/ravemap/mapping") == ["set-one"]
         peer.send("/ravemap/mapping/new", "blank")
         assert peer.status()["examples"] == 0
-        peer.send("/ravemap/mapping/load", "set-one")
+        peer.send("/ravemap/mapping/load", "set-one")  # read beside control: switched when it says so
+        assert peer.wait_for("/ravemap/mapping") == ["set-one"]
         assert peer.status()["examples"] == len(EXAMPLES)
         peer.send("/ravemap/mapping/load", "../etc/passwd")
         refusal = peer.wait_for("/ravemap/error")[0]
@@ -206,3 +210,92 @@ def test_a_model_swap_by_name_stays_inside_the_models_folder(tmp_path, tiny_mode
         assert peer.status()["model"] == "other.ts"
     finally:
         daemon.stop()
+
+
+def _swap_folders(tmp_path, tiny_model, streaming_model, loop_file):
+    import shutil
+
+    from tests.conftest import write_loop
+
+    models, loops = tmp_path / "models", tmp_path / "loops"
+    models.mkdir()
+    loops.mkdir()
+    shutil.copy(streaming_model, models / "other.ts")
+    shutil.copy(tiny_model, models / "tiny.ts")
+    shutil.copy(streaming_model, models / "third.ts")
+    shutil.copy(loop_file, loops / "first.wav")
+    write_loop(loops / "second.wav", seconds=1.7, seed=2)
+    write_loop(loops / "third.wav", seconds=1.1, seed=3)
+    return {"paths": {"models_dir": str(models), "loops_dir": str(loops)}}
+
+
+def test_a_loop_swap_right_after_a_model_swap_keeps_both_and_the_other_way_round(tmp_path, tiny_model,
+                                                                                streaming_model, loop_file, peer):
+    daemon = _start(tmp_path, tiny_model, loop_file, peer,
+                    config=_swap_folders(tmp_path, tiny_model, streaming_model, loop_file))
+    try:
+        for model, loop in (("other", "second"), ("tiny", "third"), ("other", "first")):
+            peer.send("/ravemap/model", model)
+            assert peer.wait_for("/ravemap/model", timeout=60) == [f"{model}.ts"]
+            peer.send("/ravemap/loop", loop)  # as soon as the model's confirmation arrives
+            assert peer.wait_for("/ravemap/loop", timeout=60) == [f"{loop}.wav"]
+            state = peer.status()
+            assert (state["model"], state["loop"]) == (f"{model}.ts", f"{loop}.wav"), state
+        for loop, model in (("second", "tiny"), ("third", "other")):
+            peer.send("/ravemap/loop", loop)
+            assert peer.wait_for("/ravemap/loop", timeout=60) == [f"{loop}.wav"]
+            peer.send("/ravemap/model", model)
+            assert peer.wait_for("/ravemap/model", timeout=60) == [f"{model}.ts"]
+            state = peer.status()
+            assert (state["model"], state["loop"]) == (f"{model}.ts", f"{loop}.wav"), state
+    finally:
+        assert daemon.stop() == 0, daemon.stderr()[-2000:]
+
+
+def test_swaps_sent_while_one_loads_are_kept_and_the_newest_of_each_kind_wins(tmp_path, tiny_model,
+                                                                             streaming_model, loop_file, peer):
+    daemon = _start(tmp_path, tiny_model, loop_file, peer,
+                    config=_swap_folders(tmp_path, tiny_model, streaming_model, loop_file))
+    try:
+        peer.drain()
+        peer.send("/ravemap/model", "other")  # loads for a while: the rest arrive meanwhile
+        peer.send("/ravemap/model", "tiny")
+        peer.send("/ravemap/loop", "second")
+        peer.send("/ravemap/model", "third")
+        confirmed: list[tuple[str, list]] = []
+        deadline = time.monotonic() + 120
+        while not (["third.ts"] in [a for k, a in confirmed if k == "/ravemap/model"]
+                   and ["second.wav"] in [a for k, a in confirmed if k == "/ravemap/loop"]):
+            assert time.monotonic() < deadline, confirmed
+            confirmed += [(k, a) for k, a in peer.receive(0.1) if k in ("/ravemap/model", "/ravemap/loop",
+                                                                          "/ravemap/error")]
+        errors = [a[0] for k, a in confirmed if k == "/ravemap/error"]
+        assert errors == ["/ravemap/model: replaced by a newer request before it started loading"], confirmed
+        assert [a for k, a in confirmed if k == "/ravemap/model"] == [["other.ts"], ["third.ts"]]
+        state = peer.status()
+        assert (state["model"], state["loop"]) == ("third.ts", "second.wav"), state
+    finally:
+        assert daemon.stop() == 0, daemon.stderr()[-2000:]
+
+
+def test_capturing_a_vector_encodes_beside_control(tmp_path, tiny_model, peer):
+    """The encode runs on the loader thread: a ping sent right after the capture is answered before
+    the vector is (it used to run on the session thread, so the pong waited for the encode)."""
+    from tests.conftest import write_loop
+
+    long_loop = write_loop(tmp_path / "long.wav", seconds=40.0, sr=44100, channels=1, seed=4)
+    daemon = _start(tmp_path, tiny_model, long_loop, peer)
+    try:
+        peer.drain()
+        peer.send("/ravemap/vector/capture", "whole")
+        peer.send("/ravemap/ping", peer.port)
+        order: list[str] = []
+        deadline = time.monotonic() + 120
+        while "/ravemap/vector" not in order:
+            assert time.monotonic() < deadline, order
+            order += [k for k, _ in peer.receive(0.1) if k in ("/ravemap/pong", "/ravemap/vector", "/ravemap/error")]
+        assert order[:2] == ["/ravemap/pong", "/ravemap/vector"], order
+        assert peer.last("/ravemap/vector")[0] == "whole"
+    finally:
+        assert daemon.stop() == 0, daemon.stderr()[-2000:]
+    assert "whole" in json.loads((daemon.mappings / "default.json").read_text())["extras"]["vectors"]

@@ -12,6 +12,7 @@ Only 127.0.0.x addresses are used.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
@@ -879,3 +880,57 @@ def test_a_ten_second_flood_of_ten_thousand_messages_a_second_keeps_audio_and_me
     assert max(rss_peak, rss_after) - rss_before < 50 * 1024, (rss_before, rss_peak, rss_after)
     print(f"flood: {sent} messages in {elapsed:.1f} s, events dropped {state['events_dropped']}, "
           f"ping {pings} ms, RSS {rss_before} -> {rss_peak} -> {rss_after} KiB")
+
+
+# ------------------------------------------------------------------------------------------------
+# Issue 11: what a second round of probing over UDP broke
+
+
+def saved_examples(peer: OscPeer, folders: Path) -> list:
+    peer.drain()
+    peer.send("/ravemap/mapping/save")
+    assert next_reply(peer, "/ravemap/mapping") == ["live"]
+    return json.loads((folders / "mappings" / "live.json").read_text())["examples"]
+
+
+def test_inputs_outside_a_routes_range_are_clamped_to_it_never_stored_raw(daemon, peer, folders):
+    peer.send_raw(message("/xy1", [("h", 2**62), ("d", 1e300)]))
+    peer.send("/ravemap/record/once")
+    assert peer.status()["inputs"] == [1.0, 1.0]
+    peer.send("/ravemap/xy", 1e6, 0.5)
+    peer.send("/ravemap/record/once")
+    assert peer.status()["inputs"] == [1.0, 0.5]
+    peer.send_raw(message("/xy", [("d", -1e300), ("f", -3.0)]))
+    peer.send("/ravemap/record/once")
+    assert peer.status()["inputs"] == [0.0, 0.0]
+    examples = saved_examples(peer, folders)
+    assert [e["input"] for e in examples[-3:]] == [[1.0, 1.0], [1.0, 0.5], [0.0, 0.0]]
+    assert all(0.0 <= v <= 1.0 for e in examples for v in e["input"])
+
+
+def test_a_name_holding_a_nul_byte_is_refused_not_cut_short(daemon, peer, folders):
+    peer.drain()
+    peer.send("/ravemap/mapping/save", "ab\x00cd")
+    error = next_reply(peer, "/ravemap/error")[0]
+    assert "holds a NUL byte" in error, error
+    time.sleep(0.06)
+    peer.send("/ravemap/mapping/save", "abc\x00xyz")  # the NUL where the string's padding would be
+    assert "after the last argument" in next_reply(peer, "/ravemap/error")[0]
+    peer.send("/ravemap/ping", peer.port)
+    next_reply(peer, "/ravemap/pong")
+    assert not list((folders / "mappings").glob("ab*.json"))
+    assert peer.status()["mapping"] == "live"
+
+
+def test_a_reply_port_that_is_ravemaps_own_control_port_is_refused(daemon, peer):
+    peer.send("/ravemap/latent", 0.5, 0.5, 0.5, 0.5)
+    before = peer.status()["targets"]
+    peer.drain()
+    for address in ("/ravemap/status", "/ravemap/ping"):
+        time.sleep(0.06)
+        peer.send(address, daemon.port)
+        error = next_reply(peer, "/ravemap/error")[0]
+        assert f"reply port {daemon.port} is ravemap's own control port" in error, error
+    peer.send("/ravemap/latent", 1.0, 1.0, 1.0, 1.0)  # a change its own /ravemap/latent reply could overwrite
+    state = peer.status()
+    assert state["targets"] == [1.0, 1.0, 1.0, 1.0] and before == [0.5, 0.5, 0.5, 0.5]

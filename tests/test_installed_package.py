@@ -111,6 +111,8 @@ def test_the_wheel_carries_the_embedded_default_and_the_layouts(installed):
     for layout, files in layout_files().items():
         for file in files:
             assert f"server/data/examples/{layout}/{file}" in names
+    for file in ("index.html", "app.js", "app.css"):  # the control page
+        assert f"server/web/static/{file}" in names
     metadata = zipfile.ZipFile(installed.wheel).read("ravemap-0.1.0.dist-info/METADATA").decode()
     assert "License-Expression: MIT" in metadata
     packaged = installed.site / "server" / "data"
@@ -138,7 +140,7 @@ def _serve(installed: Installed, cwd: Path, peer: OscPeer, *extra: str) -> tuple
     with open(log, "w") as err:
         proc = subprocess.Popen(
             installed.command("serve", "--audio", "none", "--osc-port", str(port), "--feedback-port", str(peer.port),
-                              *extra),
+                              "--web-port", "0", *extra),
             cwd=cwd, env=installed.env, stdout=subprocess.PIPE, stderr=err, text=True)
     deadline = time.monotonic() + 180
     while True:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -28,7 +29,7 @@ Intermediate files go to BUILD (default training/build/, git-ignored). The recip
 deterministic for a given --seed (up to floating-point differences between machines) as long
 as training finishes its --steps within --time-limit; on a busy machine the learning-rate
 schedule follows the clock instead and training stops at the limit with fewer steps.
-`all` takes about 15 minutes on an idle 2-core CPU, at most about 17.
+`all` takes at most about 20 minutes on a 2-core CPU, busy or not (training stops at --time-limit).
 """
 
 
@@ -53,6 +54,10 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    # Torch's OpenMP workers sleep instead of spinning while they wait: on a 2-core machine shared
+    # with other processes, spinning workers made each training step 2-4x slower. Must be set
+    # before torch loads.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     # Imported here so that --help answers without loading torch.
     from training import dataset, evaluate, export, loop, report, train
 

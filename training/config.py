@@ -24,13 +24,15 @@ class ModelConfig:
     """Architecture of the default model (see model.py)."""
 
     sr: int = SR
-    ratio: int = 1024  # samples per latent frame
+    ratio: int = 256  # samples per latent frame (5.8 ms at 44.1 kHz)
+    encoder_window: int = 2048  # samples the encoder sees per frame: the frame and the 1792 before it
+    rms_slices: int = 8  # log-RMS features: slices of 2 * ratio / rms_slices samples ending at the frame end
     latent_size: int = 8  # exported dims == full latent size
     hidden: int = 256
     n_harmonics: int = 64
     n_noise_bands: int = 32
-    noise_fir: int = 256  # taps of each fixed noise-band filter
-    substeps: int = 8  # amplitude envelope points per latent frame
+    noise_fir: int = 256  # taps of each fixed noise-band filter (at most ratio: one frame of tail)
+    substeps: int = 2  # amplitude envelope points per latent frame (one per 128 samples)
     f0_min: float = 30.0
     f0_max: float = 2000.0
 
@@ -48,17 +50,17 @@ class DataConfig:
 class TrainConfig:
     """Optimisation (see train.py)."""
 
-    steps: int = 5500  # about 12 min at 0.13 s per step on 2 idle cores
+    steps: int = 4000  # about 0.3 s of CPU per step: roughly 13 min on 2 idle cores (estimated, not measured)
     batch_size: int = 12
-    frames: int = 16  # latent frames per example that count in the loss
-    context_frames: int = 2  # frames decoded before them to warm up the streaming state
+    frames: int = 48  # latent frames per example that count in the loss (12288 samples)
+    context_frames: int = 4  # frames decoded before them to warm up the streaming state
     lr: float = 1e-3
     lr_final: float = 3e-5
     beta_kl: float = 0.005
     kl_warmup: float = 0.3  # fraction of steps over which beta ramps up from 0
     f0_weight: float = 1.0
     threads: int = 2
-    time_limit_s: float = 960.0  # the schedule finishes within this many seconds even on a busy machine (0: off)
+    time_limit_s: float = 1000.0  # the schedule finishes within this many seconds even on a busy machine (0: off)
 
 
 MODEL = ModelConfig()

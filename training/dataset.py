@@ -64,17 +64,18 @@ def build(out_dir: Path, seed: int, cfg: DataConfig = DATA, sr: int = SR) -> dic
 
 @dataclass
 class Batches:
-    """Random crops of the training stream: audio with one frame of encoder context, and labels."""
+    """Random crops of the training stream: audio with the encoder's context before it, and labels."""
 
     audio: torch.Tensor
     f0: torch.Tensor
     amp: torch.Tensor
     ratio: int
     frames: int  # frames decoded per example (context frames included)
+    context: int  # samples before the first frame that only the encoder sees
     generator: torch.Generator
 
     @classmethod
-    def load(cls, path: Path, ratio: int, frames: int, seed: int) -> Batches:
+    def load(cls, path: Path, ratio: int, frames: int, context: int, seed: int) -> Batches:
         data = np.load(path)
         gen = torch.Generator().manual_seed(seed)
         return cls(
@@ -83,15 +84,16 @@ class Batches:
             torch.from_numpy(data["amp"]),
             ratio,
             frames,
+            context,
             gen,
         )
 
     def sample(self, batch_size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """`x[B, (frames + 1) * ratio]` (first frame: encoder context only), and the f0 / amplitude
-        labels at the last sample of each decoded frame, `[B, frames]`."""
-        length = (self.frames + 1) * self.ratio
+        """`x[B, context + frames * ratio]` (the first `context` samples: encoder context only), and
+        the f0 / amplitude labels at the last sample of each decoded frame, `[B, frames]`."""
+        length = self.context + self.frames * self.ratio
         starts = torch.randint(0, len(self.audio) - length, (batch_size,), generator=self.generator)
         idx = starts[:, None] + torch.arange(length)[None, :]
         x = self.audio[idx]
-        ends = starts[:, None] + self.ratio * torch.arange(2, self.frames + 2)[None, :] - 1
+        ends = starts[:, None] + self.context + self.ratio * torch.arange(1, self.frames + 1)[None, :] - 1
         return x, self.f0[ends], self.amp[ends]

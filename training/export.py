@@ -4,13 +4,14 @@ Like RAVE's export, the latent space is rotated by a PCA of the training latents
 means) so that dim 0 carries the most variance, dim 1 the next, and so on; unlike RAVE, each
 rotated dim is also divided by its standard deviation, so that exported latents of the training
 data have unit scale and sweeping a dim by +-2 means two standard deviations. Mean, rotation and
-scales are buffers, applied inside `encode` / `decode`.
+scales are buffers, applied inside `encode` / `decode` as one precomputed affine map each.
 
 The wrapper keeps the streaming state in buffers (encoder context, decoder state), so that
 consecutive `encode` / `decode` calls on blocks of one stream play seamlessly. `reset()` clears
 it; a change of batch size clears it too.
 """
 
+import copy
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +20,7 @@ from torch import Tensor, nn
 
 from training.config import MODEL, ModelConfig
 from training.dataset import Batches
-from training.model import DefaultModel
+from training.model import DefaultModel, FoldedEncoder
 
 
 class NNTildeExport(nn.Module):
@@ -30,9 +31,12 @@ class NNTildeExport(nn.Module):
     latent_size: int
     full_latent_size: int
     ratio: int
+    context: int
 
     def __init__(self, model: DefaultModel, mean: Tensor, rotation: Tensor, scale: Tensor):
         super().__init__()
+        model = copy.deepcopy(model)
+        model.encoder = FoldedEncoder(model.encoder, model.latent)  # the same means, fewer ops per call
         self.model = model
         self.sr = model.sr
         self.n_channels = 1
@@ -42,10 +46,18 @@ class NNTildeExport(nn.Module):
         self.register_buffer("latent_mean", mean.float().clone())
         self.register_buffer("latent_pca", rotation.float().clone())  # rows: components
         self.register_buffer("latent_scale", scale.float().clone())
+        # The same as affine maps, one matmul and one add per call: exported = E @ latent + e and
+        # latent = D @ exported + d.
+        encode_matrix = rotation.float() / scale.float()[:, None]
+        self.register_buffer("encode_matrix", encode_matrix.contiguous())
+        self.register_buffer("encode_bias", -(encode_matrix @ mean.float())[:, None].contiguous())
+        self.register_buffer("decode_matrix", (rotation.float().T * scale.float()[None, :]).contiguous())
+        self.register_buffer("decode_bias", mean.float()[:, None].clone())
         self.register_buffer("encode_params", torch.tensor([1, 1, self.latent_size, self.ratio]))
         self.register_buffer("decode_params", torch.tensor([self.latent_size, self.ratio, 1, 1]))
         self.register_buffer("forward_params", torch.tensor([1, 1, 1, 1]))
-        self.register_buffer("encoder_context", torch.zeros(1, self.ratio))
+        self.context = model.encoder.context
+        self.register_buffer("encoder_context", torch.zeros(1, self.context))
         state = model.initial_state(1)
         self.register_buffer("latent_cache", state[0])
         self.register_buffer("last_f0", state[1])
@@ -72,7 +84,7 @@ class NNTildeExport(nn.Module):
         self._reset_decoder(self.last_f0.shape[0])
 
     def _reset_encoder(self, batch: int) -> None:
-        self.encoder_context = torch.zeros(batch, self.ratio)
+        self.encoder_context = torch.zeros(batch, self.context)
 
     def _reset_decoder(self, batch: int) -> None:
         state = self.model.initial_state(batch)
@@ -99,11 +111,9 @@ class NNTildeExport(nn.Module):
         if self.encoder_context.shape[0] != b:
             self._reset_encoder(b)
         audio = torch.cat([self.encoder_context, x[:, 0].to(torch.float32)], -1)
-        self.encoder_context = audio[:, -self.ratio :].clone()
-        mean, _ = self.model.encoder(audio)
-        centred = mean - self.latent_mean[None, :, None]
-        rotated = torch.einsum("ij,bjf->bif", self.latent_pca, centred)
-        return rotated / self.latent_scale[None, :, None]
+        self.encoder_context = audio[:, audio.shape[1] - self.context :].clone()
+        mean = self.model.encoder(audio)
+        return torch.matmul(self.encode_matrix, mean) + self.encode_bias
 
     @torch.jit.export
     def decode(self, z: Tensor) -> Tensor:
@@ -115,13 +125,10 @@ class NNTildeExport(nn.Module):
             raise RuntimeError(
                 "decode got " + str(n_dims) + " latent dims; this model has " + str(self.full_latent_size)
             )
-        z = z.to(torch.float32)
-        if n_dims < self.full_latent_size:
-            z = torch.cat([z, torch.zeros(b, self.full_latent_size - n_dims, z.shape[2])], 1)
         if self.last_f0.shape[0] != b:
             self._reset_decoder(b)
-        scaled = z * self.latent_scale[None, :, None]
-        latent = torch.einsum("ji,bjf->bif", self.latent_pca, scaled) + self.latent_mean[None, :, None]
+        # Missing dims are zeros: only the first n_dims columns of the map count.
+        latent = torch.matmul(self.decode_matrix[:, :n_dims], z.to(torch.float32)) + self.decode_bias
         state = [
             self.latent_cache,
             self.last_f0,
@@ -133,14 +140,15 @@ class NNTildeExport(nn.Module):
             self.noise_counter,
         ]
         y, new_state, _ = self.model.decode_frames(latent, state)
-        self.latent_cache = new_state[0].clone()
-        self.last_f0 = new_state[1].clone()
-        self.last_amp = new_state[2].clone()
-        self.last_noise_amp = new_state[3].clone()
-        self.last_harmonics = new_state[4].clone()
-        self.phase = new_state[5].clone()
-        self.noise_tail = new_state[6].clone()
-        self.noise_counter = new_state[7].clone()
+        # Fresh tensors (or views of them) that nothing writes to in place: no copies needed.
+        self.latent_cache = new_state[0]
+        self.last_f0 = new_state[1]
+        self.last_amp = new_state[2]
+        self.last_noise_amp = new_state[3]
+        self.last_harmonics = new_state[4]
+        self.phase = new_state[5]
+        self.noise_tail = new_state[6]
+        self.noise_counter = new_state[7]
         return y[:, None, :]
 
     def forward(self, x: Tensor) -> Tensor:
@@ -148,7 +156,7 @@ class NNTildeExport(nn.Module):
 
 
 @torch.no_grad()
-def latent_pca(model: DefaultModel, batches: Batches, n_batches: int = 40, batch_size: int = 16):
+def latent_pca(model: DefaultModel, batches: Batches, n_batches: int = 20, batch_size: int = 16):
     """Mean, rotation (rows sorted by explained variance) and per-component std of the posterior means."""
     means = []
     for _ in range(n_batches):
@@ -182,7 +190,7 @@ def export(checkpoint: Path, train_file: Path, out: Path, seed: int, cfg: ModelC
     model = DefaultModel(cfg)
     model.load_state_dict(torch.load(checkpoint, map_location="cpu"))
     model.eval()
-    batches = Batches.load(train_file, cfg.ratio, frames=16, seed=seed + 7)
+    batches = Batches.load(train_file, cfg.ratio, frames=64, context=cfg.encoder_window - cfg.ratio, seed=seed + 7)
     mean, rotation, std, explained = latent_pca(model, batches)
     scripted = script(model, mean, rotation, std)
     out.parent.mkdir(parents=True, exist_ok=True)

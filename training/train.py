@@ -49,7 +49,9 @@ def initial_model(
 ) -> tuple[DefaultModel, Batches]:
     """The model at step 0 (seeded weights, input standardisation fitted), and the batch sampler."""
     model = new_model(seed, mcfg)
-    batches = Batches.load(train_file, mcfg.ratio, cfg.context_frames + cfg.frames, seed)
+    batches = Batches.load(
+        train_file, mcfg.ratio, cfg.context_frames + cfg.frames, mcfg.encoder_window - mcfg.ratio, seed
+    )
     fit_feature_normalisation(model, batches)
     return model, batches
 
@@ -94,7 +96,7 @@ def train(
         counter = int(torch.randint(0, 2**31, (1,), generator=gen))
         y, _, f0 = model.decode_frames(z, model.initial_state(cfg.batch_size, counter), mean)
 
-        target = x[:, mcfg.ratio :]
+        target = x[:, mcfg.encoder_window - mcfg.ratio :]
         spec = spectral.loss(target[:, skip:], y[:, skip:])
         voiced = (amp_label[:, cfg.context_frames :] > 0.02).float()
         semitones = 12.0 * (torch.log2(f0[:, cfg.context_frames :]) - torch.log2(f0_label[:, cfg.context_frames :]))

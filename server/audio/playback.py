@@ -8,7 +8,9 @@ that order and stopped in reverse.
 Threads: `Playback.start/stop` on the daemon's main thread. `swap_model`/`swap_loop`
 load and encode on the calling thread (a control or loader thread), then hand the result
 to the engine thread, which switches between two blocks; if loading fails, the error is
-raised to the caller and the old model or loop keeps playing.
+raised to the caller and the old model or loop keeps playing. Each swap starts from the
+processor handed over last (`newest`), not the one the engine plays this instant, so a loop
+swap right after a model swap keeps the new model (and the other way round).
 """
 
 from __future__ import annotations
@@ -134,6 +136,7 @@ class Playback:
         self._processor = processor
         self._model = processor.model if processor is not None else model
         self._swap_lock = threading.Lock()  # one hot swap at a time; never touched by audio threads
+        self._newest: BlockProcessor | None = None  # handed over last (under _swap_lock)
         self._started = False
         self.abandoned: list = []  # lost streams PortAudio cannot close (see reopen_output)
 
@@ -155,6 +158,12 @@ class Playback:
             return self.engine.processor
         assert self._processor is not None
         return self._processor
+
+    @property
+    def newest(self) -> BlockProcessor:
+        """What plays from the next block on: the processor handed over last, else the playing one."""
+        newest = self._newest
+        return newest if newest is not None else self.processor
 
     def start(self) -> None:
         config = self.config
@@ -244,7 +253,7 @@ class Playback:
     def swap_model(self, path: Path) -> BlockProcessor:
         """Load `path` and play it from the next block; on any error the old model plays on."""
         with self._swap_lock:
-            current = self.processor
+            current = self.newest
             if isinstance(current.loop, LiveInput):
                 old = current.loop
                 model = load_model(path)
@@ -261,7 +270,7 @@ class Playback:
     def swap_loop(self, path: Path) -> BlockProcessor:
         """Load `path` as the loop for the current model; on any error the old loop plays on."""
         with self._swap_lock:
-            current = self.processor
+            current = self.newest
             if not current.loop.seekable:
                 raise ConfigError("the source is live input (engine.source: input); there is no loop to swap")
             # Same model, same cost per block: the latency chosen for it holds.
@@ -276,6 +285,8 @@ class Playback:
             self._processor = new
         else:
             self.engine.swap(new)
+            self._newest = new
+            self._processor, self._model = new, new.model  # the first model is not kept once replaced
 
     def underruns(self) -> int:
         return self.engine.ring.underruns if self.engine is not None else 0

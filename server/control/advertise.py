@@ -2,7 +2,9 @@
 
 The only module importing python-zeroconf. Registration runs in its own short-lived
 thread (it takes a second or two) and failing to advertise is one info line, never an
-error: the port works the same without it. `osc.zeroconf: false` turns it off, and so does
+error: the port works the same without it. Only addresses a controller can reach are
+advertised: with `osc.host` 0.0.0.0 (or ::) every LAN address of that family, with one
+address only that one, and with a loopback host nothing at all. `osc.zeroconf: false` turns it off, and so does
 the environment variable RAVEMAP_NO_ZEROCONF=1 (the test suite sets it: multicast must not
 leave a sandbox).
 
@@ -11,6 +13,7 @@ Threads: "ravemap-zeroconf" registers; `close` from the main thread.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import socket
@@ -51,10 +54,26 @@ def _lan_addresses() -> list[str]:
     return found
 
 
+def reachable_addresses(host: str, lan: list[str]) -> list[str]:
+    """Of this machine's LAN addresses `lan`, those a controller reaches the control port at when it
+    is bound to `host`: all of them (of its family) for a wildcard, `host` alone for one address,
+    none for loopback or a name."""
+    try:
+        bound = ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return []  # "localhost" and other names: not a LAN address
+    if bound.is_loopback:
+        return []
+    if bound.is_unspecified:
+        return [a for a in lan if ":" in a] if bound.version == 6 else [a for a in lan if ":" not in a]
+    return [host]
+
+
 class Advertiser:
-    def __init__(self, name: str, port: int):
+    def __init__(self, name: str, port: int, host: str = "0.0.0.0"):
         self.name = name
         self.port = port
+        self.host = host
         self._zc: Any = None
         self._info: Any = None
         self._thread: threading.Thread | None = None
@@ -70,9 +89,10 @@ class Advertiser:
         try:
             from zeroconf import Zeroconf
 
-            addresses = _lan_addresses()
+            addresses = reachable_addresses(self.host, _lan_addresses())
             if not addresses:
-                log.info("zeroconf: no network address to advertise; connect TouchOSC by host and port")
+                log.info("zeroconf: the control port on %s is reachable at no network address; not advertised "
+                         "(osc.host 0.0.0.0 opens it to the network)", self.host)
                 return
             self._info = service_info(self.name, self.port, addresses)
             self._zc = Zeroconf()

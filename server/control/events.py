@@ -174,3 +174,18 @@ class Inbox:
     def __len__(self) -> int:
         with self._cond:
             return len(self._queue) + len(self._overflow)
+
+
+@dataclass(frozen=True)
+class Finished(Event):
+    """Work the session handed to another thread (a save, a mapping read, a hot swap, a vector
+    capture) is done: `result`, or the exception it raised. Session-internal; never coalesced
+    into another and never dropped (each job has a key of its own, so a full inbox keeps it aside)."""
+
+    job: int
+    result: object = None
+    error: BaseException | None = None
+
+    @property
+    def coalesce_key(self) -> str | None:
+        return f"finished:{self.job}"

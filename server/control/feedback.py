@@ -11,6 +11,9 @@ Sending never blocks and never raises: sockets are non-blocking and errors are c
 Error replies are rate-limited per sender, so a flood of bad packets cannot turn ravemap
 into an amplifier.
 
+Listeners (the web page's server) get every broadcast too, `(address, args)`, on the
+thread that broadcast it: they must only hand it on (the web server posts it to its own loop).
+
 Threads: `send`/`reply`/`broadcast`/`error` from the session thread and the OSC threads,
 `wekinator_outputs` from the session thread;
 the latent feed runs in its own thread, "ravemap-feedback".
@@ -52,6 +55,18 @@ class Feedback:
         self._sockets: dict[int, socket.socket] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._listeners: tuple[Callable[[str, tuple[object, ...]], None], ...] = ()
+        self.listener_errors = 0
+
+    # -- listeners -----------------------------------------------------------------------
+    def add_listener(self, listener: Callable[[str, tuple[object, ...]], None]) -> None:
+        """Call `listener(address, args)` with every broadcast; it must return at once and not raise."""
+        with self._lock:
+            self._listeners = (*self._listeners, listener)
+
+    def remove_listener(self, listener: Callable[[str, tuple[object, ...]], None]) -> None:
+        with self._lock:
+            self._listeners = tuple(fn for fn in self._listeners if fn is not listener)
 
     # -- where to ------------------------------------------------------------------------
     def note_sender(self, host: str) -> None:
@@ -94,6 +109,11 @@ class Feedback:
     def broadcast(self, address: str, *args: object) -> None:
         for dest in self.destinations():
             self.send_to(dest, address, *args)
+        for listener in self._listeners:
+            try:
+                listener(address, args)
+            except Exception:  # a listener's bug must not stop the session or the feed
+                self.listener_errors += 1
 
     def wekinator_outputs(self, values: tuple[float, ...]) -> None:
         """`/wek/outputs f...` to Wekinator's output destination (if on), in `osc.wekinator_units`."""

@@ -8,8 +8,11 @@ decides: the session applies the events.
 
 Bad input never raises into this thread. A sender outside `osc.allow` is ignored and
 counted (no reply: strangers are not answered). A packet that does not parse, an unknown
-address, wrong argument counts or types, NaN or infinity, or an out-of-range index gets a
-rate-limited log line, a count, and an `/ravemap/error s` reply to the sender.
+address, wrong argument counts or types, NaN or infinity, a string holding a NUL byte, an
+out-of-range index, or a reply port that is ravemap's own control port gets a rate-limited
+log line, a count, and an `/ravemap/error s` reply to the sender. The values of a route that
+names its dims are clamped to its declared range (inputs 0..1); a whole-vector route such as
+`/wek/inputs` passes Wekinator's features in the sender's units.
 
 Wekinator's vocabulary (`/wek/inputs`, `/wekinator/control/*`) is translated here too, with
 Wekinator's meaning: `/wekinator/control/outputs` speaks 0..1 per output with
@@ -29,7 +32,7 @@ import math
 import re
 import socket
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 
 from pythonosc.osc_message_builder import OscMessageBuilder
@@ -92,8 +95,44 @@ def check_framing(data: bytes, depth: int = 0) -> None:
             tags = data[tags_at:tags_end if tags_end >= 0 else len(data)]
             if not _TYPE_TAGS.fullmatch(tags):
                 raise BadPacket(f"type tags {tags[:24]!r} are not ',' and i h f d s b r m t T F N [ ]")
+            if tags_end >= 0:
+                _check_strings(data, tags, tags_end + 4 - tags_end % 4)
     else:
         raise BadPacket("neither an OSC message (starts with '/') nor a bundle ('#bundle')")
+
+
+_ARG_SIZES = {ord(c): n for c, n in (("i", 4), ("f", 4), ("r", 4), ("m", 4), ("h", 8), ("d", 8), ("t", 8))}
+
+
+def _check_strings(data: bytes, tags: bytes, at: int) -> None:
+    """A string argument ends at its first NUL, and python-osc skips the rest of its padding unread:
+    "ab\\0cd" would arrive as "ab" (a name cut short, or a file saved under another name). Refuse a
+    string whose padding holds anything but NULs. Stops quietly where the data is cut short (the
+    parser reports that)."""
+    for index, tag in enumerate(tags[1:], 1):
+        if at >= len(data):
+            return
+        if tag in _ARG_SIZES:
+            at += _ARG_SIZES[tag]
+        elif tag == ord("s"):
+            end = data.find(b"\x00", at)
+            if end < 0:
+                return
+            padded = end + 4 - end % 4
+            if data[end:padded].strip(b"\x00"):
+                raise BadPacket(f"string argument {index} holds a NUL byte ({data[at:at + 40].rstrip(bytes(1))!r}); "
+                                "text never contains NUL")
+            at = padded
+        elif tag == ord("b"):
+            if at + 4 > len(data):
+                return
+            size = int.from_bytes(data[at:at + 4], "big", signed=True)
+            if size < 0:
+                return
+            at += 4 + size + (-size % 4)
+    if at < len(data):
+        raise BadPacket(f"{len(data) - at} bytes after the last argument (a string holding a NUL byte?): "
+                        f"{data[at:at + 24]!r}")
 
 
 def encode_message(address: str, *args: object) -> bytes:
@@ -197,13 +236,18 @@ def _names(address: str, args: Sequence[object]) -> tuple[str, ...]:
     return tuple(str(n) for n in args)
 
 
-def _reply_port(address: str, args: Sequence[object]) -> int | None:
+def _reply_port(address: str, args: Sequence[object], own: Collection[int] = ()) -> int | None:
+    """The port a reply goes to; never one of ravemap's own control ports (`own`): ravemap would
+    read its own replies as commands (`/ravemap/latent` would overwrite the sliders)."""
     _count(address, args, 0, 1, "no argument, or an int reply port")
     if not args:
         return None
     port = _number(address, args[0], "reply port")
     if port != int(port) or not 0 < port < 65536:
         raise BadMessage(f"{address}: reply port must be an int in 1..65535, got {args[0]!r}")
+    if int(port) in own:
+        raise BadMessage(f"{address}: reply port {int(port)} is ravemap's own control port; give the port your "
+                         "controller listens on")
     return int(port)
 
 
@@ -229,6 +273,7 @@ class OscTranslator:
                  latent_range: tuple[float, float] = (-3.0, 3.0), wekinator_units: str = "unit"):
         self.n_inputs = n_inputs
         self.n_targets = n_targets
+        self.own_ports: set[int] = set()  # the control port(s) ravemap listens on: never a reply port
         self.latent_range = latent_range
         self.wekinator_units = wekinator_units
         self.routes = {r.address: Route.from_config(r) for r in routes}
@@ -253,8 +298,8 @@ class OscTranslator:
             "/ravemap/gain": self._gain,
             "/ravemap/model": lambda a, x: Command("model", (_name(a, x, True),)),
             "/ravemap/loop": lambda a, x: Command("loop", (_name(a, x, True),)),
-            "/ravemap/status": lambda a, x: Command("status", (_reply_port(a, x),)),
-            "/ravemap/ping": lambda a, x: Command("ping", (_reply_port(a, x),)),
+            "/ravemap/status": lambda a, x: Command("status", (_reply_port(a, x, self.own_ports),)),
+            "/ravemap/ping": lambda a, x: Command("ping", (_reply_port(a, x, self.own_ports),)),
             "/ravemap/learn": self._learn,
             "/ravemap/vector/capture": lambda a, x: Command("vector_capture", (_name(a, x, True), None)),
             "/ravemap/vector/apply": self._vector_apply,
@@ -313,6 +358,10 @@ class OscTranslator:
         )
         if not all(math.isfinite(v) for _, v in values):
             raise BadMessage(f"{route.address}: a value is too far outside the range {route.low}..{route.high}")
+        if route.dims is not None:
+            # Outside the declared range: the nearest end of it (an example never holds what no gesture gives).
+            # A whole-vector route (Wekinator's /wek/inputs) carries features in the sender's own units.
+            values = tuple((dim, min(max(v, 0.0), 1.0)) for dim, v in values)
         return SetInputs(values, source=route.address, whole=route.dims is None)
 
     def _latent(self, address: str, args: Sequence[object]) -> SetTargets:
@@ -435,6 +484,7 @@ class OscServer:
         try:
             self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
             self._sock.bind((host, port if port is not None else config.osc.port))
+            self.translator.own_ports.add(int(self._sock.getsockname()[1]))
         except OSError as err:
             self._sock.close()
             raise DeviceError(

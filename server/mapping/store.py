@@ -20,13 +20,19 @@ An output value `null` is an output this example does not teach (recorded while 
 recording was off, or deleted for that output, as Wekinator does per output): `training_arrays`
 fills it from the nearest example that teaches that output.
 
-Saving is atomic (a temp file in the same folder, fsync, rename, fsync of the folder), so a crash
-or a full disk leaves the old file whole; the temp files of killed saves are removed by a later
-save once they are old. Every problem is a `MappingError` naming the file and
-what is wrong; loading never raises anything else for a bad file. Names are names, never paths.
+Examples are written one per line, so a file of 100k examples is written in a fraction of
+a second, and reads as a list in any editor. Saving is atomic (a temp file in the same folder,
+fsync, rename, fsync of the folder), so a crash or a full disk leaves the old file whole; the
+temp files of killed saves are removed by a later save once they are old. A file larger than
+`MAX_FILE_BYTES` is refused before it is read. Every problem is a `MappingError` naming the file
+and what is wrong; loading never raises anything else for a bad file. Names are names, never paths.
 
-Threads: any; nothing here keeps state. Two threads saving the same name at once each write a
-whole file; the last rename wins.
+One process at a time holds a mapping: `MappingLock` takes an OS lock (flock, or msvcrt's
+locking on Windows) on `<folder>/.<name>.lock`, which the OS releases when the process ends
+however it ends, so a crashed daemon never leaves a mapping locked.
+
+Threads: any; nothing here keeps state but a `MappingLock`. Two threads saving the same name at
+once each write a whole file; the last rename wins (ravemap's session saves from one thread).
 """
 
 from __future__ import annotations
@@ -39,7 +45,7 @@ import re
 import stat
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +61,10 @@ SUFFIX = ".json"
 MAX_SIZE = 1024  # inputs, or output dims
 MAX_EXAMPLES = 1_000_000
 STALE_TEMP_S = 600.0  # a temp file this old is a save that was killed, never one still running
+# 1,000,000 examples of 2 inputs and 4 outputs take about 150 MB; a file larger than this is
+# not a mapping ravemap wrote, and parsing it would take seconds and gigabytes.
+MAX_FILE_BYTES = 256 << 20
+LOCK_SUFFIX = ".lock"
 
 
 @dataclass(frozen=True)
@@ -371,12 +381,87 @@ def _reject_constant(name: str) -> Any:
 
 
 _NUMBER_LIST = re.compile(r"\[\n\s*([^\s\[\]{}\"]+(?:,\n\s*[^\s\[\]{}\"]+)*)\n\s*\]")
+_EXAMPLES_SLOT = '"examples": "@examples@"'
 
 
 def _dumps(d: dict) -> str:
     """Indented JSON with lists of plain values kept on one line (raw newlines occur in no JSON string)."""
     text = json.dumps(d, indent=1, allow_nan=False, ensure_ascii=False)
     return _NUMBER_LIST.sub(lambda m: "[" + ", ".join(v.strip() for v in m.group(1).split(",\n")) + "]", text) + "\n"
+
+
+EXAMPLES_PER_CHUNK = 500  # written per json call: each holds the GIL for a few milliseconds at most
+
+
+def _example_lines(mapping: Mapping, where: str) -> list[str]:
+    """The examples as JSON, one per line, in chunks of lines.
+
+    MappingError for anything `from_json` would not read back."""
+    examples = mapping.examples
+    if len(examples) > MAX_EXAMPLES:
+        raise MappingError(f"{where}: {len(examples)} examples, more than a mapping holds ({MAX_EXAMPLES})")
+    n_in, n_out = mapping.input_size, len(mapping.output_dims)
+    lines: list[str] = []
+    for start in range(0, len(examples), EXAMPLES_PER_CHUNK):
+        chunk = examples[start:start + EXAMPLES_PER_CHUNK]
+        for i, e in enumerate(chunk, start):
+            for label, values, size in (("input", e.input, n_in), ("output", e.output, n_out)):
+                if len(values) != size:
+                    raise MappingError(f"{where}: field 'examples[{i}].{label}' must hold {size} numbers, "
+                                       f"got {len(values)}")
+        if any(all(v is None for v in e.output) for e in chunk):
+            raise _bad_example(chunk, start, where)
+        rows: list[dict[str, Any]]
+        if ({type(v) for e in chunk for v in e.input} <= {float}
+                and {type(v) for e in chunk for v in e.output} <= {float, type(None)}):
+            rows = [{"input": e.input, "output": e.output} for e in chunk]  # None is an untaught output: null
+        else:  # numpy scalars, ints: written as floats, as `to_json` writes them
+            try:
+                rows = [{"input": [float(v) for v in e.input],
+                         "output": [None if v is None else float(v) for v in e.output]} for e in chunk]
+            except (TypeError, ValueError):
+                raise _bad_example(chunk, start, where) from None
+        try:  # the C encoder: float.__repr__ for every value, and no NaN or infinity
+            text = json.dumps(rows, allow_nan=False)
+        except ValueError:
+            raise _bad_example(chunk, start, where) from None
+        lines.append(text[1:-1].replace("}, {", "},\n  {"))  # no strings inside: "}, {" is between examples
+    return lines
+
+
+def _bad_example(chunk: list[Example], start: int, where: str) -> MappingError:
+    """The error `from_json` would give for the first bad value in `chunk` (examples from `start`)."""
+    reader = _Reader(where)
+    for i, e in enumerate(chunk, start):
+        for label, values in (("input", e.input), ("output", e.output)):
+            try:
+                numbers = [None if v is None and label == "output" else float(v) for v in values]  # type: ignore[arg-type]
+            except (TypeError, ValueError):
+                return reader.fail(f"field examples[{i}].{label} holds {_short(values)}, not numbers")
+            try:
+                if label == "output":
+                    reader.outputs(numbers, f"examples[{i}].{label}", len(numbers))
+                else:
+                    reader.numbers(numbers, f"examples[{i}].{label}")
+            except MappingError as err:
+                return err
+    return reader.fail(f"an example in {start}..{start + len(chunk) - 1} holds a value that is not a finite number")
+
+
+def encode_mapping(mapping: Mapping, where: str) -> str:
+    """The file's text: `_dumps` of everything but the examples, which go one per line.
+
+    Everything is checked as `from_json` would read it back (MappingError otherwise), so a file
+    that would not load is never written. Runs on any thread; `mapping` must not change meanwhile
+    (the session passes an immutable snapshot)."""
+    lines = _example_lines(mapping, where)
+    data = to_json(replace(mapping, examples=[]))
+    from_json(data, where)
+    data["examples"] = "@examples@"
+    head, tail = _dumps(data).split(_EXAMPLES_SLOT)
+    if not lines:
+        return head + '"examples": []' + tail
+    return head + '"examples": [\n  ' + ",\n  ".join(lines) + "\n ]" + tail
 
 
 # ----------------------------------------------------------------------------------------------
@@ -395,9 +480,7 @@ def save_mapping(folder: Path, mapping: Mapping) -> Path:
         raise MappingError(f"cannot save mapping {name!r}: cannot create the folder {folder}: {_reason(err)}") from err
     path = mapping_path(folder, name)
     try:
-        data = to_json(mapping)
-        from_json(data, str(path))  # never write a file that would not load
-        text = _dumps(data)
+        text = encode_mapping(mapping, str(path))  # never writes a file that would not load
     except MappingError as err:
         raise MappingError(f"refusing to save mapping {name!r}: {err}") from None
     except (TypeError, ValueError, AttributeError) as err:
@@ -461,7 +544,12 @@ def load_mapping(folder: Path, name: str) -> Mapping:
     The file's name wins over the name inside it (renaming the file renames the mapping)."""
     path = mapping_path(folder, name)
     try:
-        raw = path.read_bytes()
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            if size > MAX_FILE_BYTES:
+                raise MappingError(f"{path}: {size / (1 << 20):.0f} MB is too large for a mapping file (at most "
+                                   f"{MAX_FILE_BYTES >> 20} MB, more than {MAX_EXAMPLES} examples need); not read")
+            raw = f.read(MAX_FILE_BYTES + 1)
     except FileNotFoundError:
         raise MappingError(f"no mapping named {name!r}: {path} does not exist") from None
     except OSError as err:
@@ -482,3 +570,64 @@ def load_mapping(folder: Path, name: str) -> Mapping:
     mapping = from_json(data, where)
     mapping.name = name
     return mapping
+
+
+# ----------------------------------------------------------------------------------------------
+# One process per mapping
+
+
+class MappingLock:
+    """An OS lock on `<folder>/.<name>.lock`, so two ravemaps never hold one mapping at once.
+
+    `MappingLock(folder, name)` takes it or raises MappingError naming the process that holds it.
+    The lock files stay (removing one would race with a process taking it); the OS lock goes
+    with the process, however it ends. A folder where no lock file can be made (read-only, full)
+    gives a lock that holds nothing: nothing can be saved there either, and the save says why.
+    """
+
+    def __init__(self, folder: Path, name: str):
+        self.name = check_name(name)
+        self.path = Path(folder) / f".{name}{LOCK_SUFFIX}"
+        self._file: Any = None
+        try:
+            Path(folder).mkdir(parents=True, exist_ok=True)
+            f = open(self.path, "a+b")  # noqa: SIM115 - held open while the lock is held
+        except OSError:
+            return
+        try:
+            _lock_file(f)
+        except OSError:
+            f.seek(0)
+            holder = f.read(64).decode("ascii", "replace").strip() or "unknown"
+            f.close()
+            raise MappingError(f"mapping {name!r} is in use by another ravemap (process {holder}, lock {self.path}); "
+                               "stop that one, or choose another mapping name") from None
+        with contextlib.suppress(OSError):
+            f.seek(0)
+            f.truncate()
+            f.write(f"{os.getpid()}\n".encode())
+            f.flush()
+        self._file = f
+
+    @property
+    def held(self) -> bool:
+        return self._file is not None
+
+    def release(self) -> None:
+        f, self._file = self._file, None
+        if f is not None:
+            with contextlib.suppress(OSError):
+                f.close()  # closing the file drops the OS lock
+
+
+def _lock_file(f: Any) -> None:
+    """Lock the whole of an open file without waiting; OSError if another process holds it."""
+    if os.name == "nt":
+        import msvcrt
+
+        f.seek(0)
+        msvcrt.locking(f.fileno(), msvcrt.LK_NBLCK, 1)  # type: ignore[attr-defined]
+    else:
+        import fcntl
+
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
