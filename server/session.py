@@ -552,20 +552,27 @@ class Session:
             self._apply_training(result)  # the same mapping, reopened
             return None
         try:
-            stored = load_mapping(self.mappings_dir, name)
+            hold = MappingLock(self.mappings_dir, name)  # another ravemap may have opened it since
         except MappingError as err:
-            return f"{dropped}, and its file cannot be read back ({err}): the result is dropped"
-        if stored.examples != trained.examples:
-            return (f"{dropped}, and {name}.json no longer holds the examples it was trained on: the result "
-                    f"is dropped; load {name!r} and train again")
-        stored.regressor = result.regressor
-        stored.training = training_report(result)
-        if not all(self._training_taught):
-            stored.training["taught"] = list(self._training_taught)
+            return f"{dropped}, and {err}: the result is dropped"
         try:
-            path = save_mapping(self.mappings_dir, stored)
-        except MappingError as err:
-            return f"{dropped}, and saving the result failed ({err}): the result is dropped"
+            try:
+                stored = load_mapping(self.mappings_dir, name)
+            except MappingError as err:
+                return f"{dropped}, and its file cannot be read back ({err}): the result is dropped"
+            if stored.examples != trained.examples:
+                return (f"{dropped}, and {name}.json no longer holds the examples it was trained on: the result "
+                        f"is dropped; load {name!r} and train again")
+            stored.regressor = result.regressor
+            stored.training = training_report(result)
+            if not all(self._training_taught):
+                stored.training["taught"] = list(self._training_taught)
+            try:
+                path = save_mapping(self.mappings_dir, stored)
+            except MappingError as err:
+                return f"{dropped}, and saving the result failed ({err}): the result is dropped"
+        finally:
+            hold.release()
         log.info("trained %r on %d examples in %.2f s: loss %.5f; it is no longer the current mapping, "
                  "so the result was saved to %s", name, result.examples, result.seconds, result.loss, path)
         self.feedback.broadcast("/ravemap/train/progress", 1.0, float(result.loss))
