@@ -81,7 +81,7 @@ def rss_kib(pid: int | None) -> int | None:
 
 
 def trainer_pid(pid: int) -> int | None:
-    """The daemon's trainer process (a multiprocessing 'spawn' child; not its resource tracker)."""
+    """The daemon's trainer process (its child running `python -m server.mapping.trainer_worker`)."""
     try:
         children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
     except OSError:
@@ -91,7 +91,7 @@ def trainer_pid(pid: int) -> int | None:
             cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
         except OSError:
             continue
-        if b"spawn_main" in cmdline:
+        if b"server.mapping.trainer_worker" in cmdline:
             return int(child)
     return None
 

@@ -6,6 +6,7 @@
     rm.set_offsets([1.5, 0, 0, 0])        # move through the latent space
     rm.set_inputs([0.2, 0.8]); rm.record_once()
     result = rm.train()                   # in the trainer process; returns the FitResult
+    rm.train(wait=False); rm.cancel_training()   # or start one and stop it
     rm.run(True); rm.set_inputs([0.5, 0.5])
     rm.stop()
 
@@ -182,8 +183,13 @@ class Ravemap:
                 raise TimeoutError(f"training did not end within {timeout} s")
             result, error = session.last_fit
         if error is not None:
-            raise RuntimeError(f"training failed, the previous mapping stays: {error}")
+            raise RuntimeError(error)  # what went wrong, and that the previous mapping stays
         return result
+
+    def cancel_training(self) -> bool:
+        """Stop the running training (the mapping keeps what it had; a `train()` waiting on it
+        raises "training cancelled ..."). False when no training was running."""
+        return bool(self._call("train_cancel"))
 
     def run(self, on: bool) -> None:
         """The regressor drives the latent (True) or the manual targets do (False)."""

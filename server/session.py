@@ -25,8 +25,9 @@ Threads:
 - loader thread, "ravemap-loader" (owned here, one at a time): hot swaps of model or loop and
   vector captures from files, which take seconds. Requests that come while one runs wait, the
   newest of each kind, and run in order once it ends.
-- trainer: fits run in the trainer's child process; its listener thread only posts
-  `TrainingProgress` / `TrainingDone` events into the inbox.
+- trainer: fits run in the trainer's child process; its listener and watchdog threads only post
+  `TrainingProgress` / `TrainingDone` events into the inbox. A result is applied here, to the
+  mapping it was trained from (see `_training_done`).
 Anyone may call `status()` (it reads immutable snapshots).
 
 The mapping is held by this process alone (`MappingLock`), from start to stop, and each
@@ -80,7 +81,7 @@ from server.mapping.store import (
     training_arrays,
     training_report,
 )
-from server.mapping.trainer import Trainer
+from server.mapping.trainer import CANCELLED, Trainer
 from server.names import resolve_in
 from server.ratelimit import RateLimitedLog
 
@@ -197,6 +198,7 @@ class Session:
         self.training_ended = threading.Condition()
         self.finished_generation = 0
         self.last_fit: tuple[FitResult | None, str | None] = (None, None)
+        self._training_for: Mapping | None = None  # the mapping object the running training belongs to
         self._dirty_since: float | None = None
         self._save_after = 0.0
         self._stop = threading.Event()
@@ -477,44 +479,104 @@ class Session:
         except RuntimeError as err:  # busy, or no trainer process could be started
             raise CommandError(f"/ravemap/train: {err}") from None
         self.training = True
+        self._training_for = self.mapping
         self.train_progress = (0.0, float("nan"))
-        return generation
         self.feedback.broadcast("/ravemap/train/progress", 0.0, float("nan"))
-        log.info("training %s on %d examples", settings.kind, len(examples))
+        log.info("training %s on %d examples of mapping %r", settings.kind, len(examples), self.mapping.name)
+        return generation
+
+    def _cmd_train_cancel(self, event: Command) -> bool:
+        """Stop the running training; every mapping keeps what it had. False when none was running
+        (a cancel that crosses the end of a training is no error)."""
+        cancelled = self.trainer.cancel()
+        if cancelled:
+            log.info("cancelling the training of mapping %r", getattr(self._training_for, "name", "?"))
+        return cancelled
 
     def _training_done(self, event: TrainingDone) -> None:
+        """The result goes to the mapping it was trained from: the current one, or, when another
+        mapping was loaded or started meanwhile, that mapping's file. What cannot go there is
+        dropped, saying why."""
         if event.generation != self._generation:
             return
         self.training = False
+        trained, self._training_for = self._training_for, None
+        result: FitResult | None = event.result if event.error is None else None  # type: ignore[assignment]
+        if result is None:
+            error = event.error or "the trainer returned nothing"
+            text: str | None = (f"{error}, the previous mapping stays" if error.startswith(CANCELLED)
+                                else f"training failed, the previous mapping stays: {error}")
+        elif trained is None or trained is self.mapping:
+            text = None
+            self._apply_training(result)
+        else:
+            text = self._save_training_of(trained, result)
+        if text is not None:
+            result = None
         with self.training_ended:
             self.finished_generation = event.generation
-            self.last_fit = (event.result if event.error is None else None, event.error)  # type: ignore[assignment]
+            self.last_fit = (result, text)
             self.training_ended.notify_all()
-        if event.error is not None or event.result is None:
-            text = (f"{event.error}, the previous mapping stays" if event.error == "training cancelled"
-                    else f"training failed, the previous mapping stays: {event.error}")
+        if text is not None:
             self.last_error = text
-            log.warning("%s", text)
+            if text.startswith(CANCELLED):
+                log.info("%s", text)
+            else:
+                log.warning("%s", text)
             self.feedback.broadcast("/ravemap/error", text)
-            return
-        result: FitResult = event.result  # type: ignore[assignment]
+
+    def _apply_training(self, result: FitResult) -> None:
         self.mapping.regressor = result.regressor
         self.mapping.training = training_report(result)
         if not all(self._training_taught):
             self.mapping.training["taught"] = list(self._training_taught)
         self._changed()
-        log.info("trained on %d examples in %.2f s: loss %.5f (%s)", result.examples, result.seconds,
-                 result.loss, result.reason)
+        log.info("trained %r on %d examples in %.2f s: loss %.5f (%s)", self.mapping.name, result.examples,
+                 result.seconds, result.loss, result.reason)
         self.feedback.broadcast("/ravemap/train/done", float(result.loss), int(result.examples),
                                 float(result.seconds))
         if self.running:
             self._predict()
 
-    def _cmd_train_cancel(self, event: Command) -> None:
-        """Stop the training in progress; its result is dropped and the previous regressor stays."""
-        if not self.training:
-            raise CommandError("cancelTrain: no training is running")
-        self.trainer.cancel()  # the trainer then reports "training cancelled" through _training_done
+    def _save_training_of(self, trained: Mapping, result: FitResult) -> str | None:
+        """Training of a mapping that is no longer the current one ended. Its result goes into that
+        mapping's file while the file still holds the examples it had when it was closed, or into the
+        current mapping when that is the same one reopened with the same examples. Otherwise it is
+        dropped: returns why (None when kept)."""
+        name = trained.name
+        dropped = f"training of mapping {name!r} ended after another mapping was opened"
+        if self.mapping.name == name:
+            if self.mapping.examples != trained.examples:
+                return (f"{dropped} under the same name, with other examples: the result is dropped; "
+                        "train again")
+            self._apply_training(result)  # the same mapping, reopened
+            return None
+        try:
+            hold = MappingLock(self.mappings_dir, name)  # another ravemap may have opened it since
+        except MappingError as err:
+            return f"{dropped}, and {err}: the result is dropped"
+        try:
+            try:
+                stored = load_mapping(self.mappings_dir, name)
+            except MappingError as err:
+                return f"{dropped}, and its file cannot be read back ({err}): the result is dropped"
+            if stored.examples != trained.examples:
+                return (f"{dropped}, and {name}.json no longer holds the examples it was trained on: the result "
+                        f"is dropped; load {name!r} and train again")
+            stored.regressor = result.regressor
+            stored.training = training_report(result)
+            if not all(self._training_taught):
+                stored.training["taught"] = list(self._training_taught)
+            try:
+                path = save_mapping(self.mappings_dir, stored)
+            except MappingError as err:
+                return f"{dropped}, and saving the result failed ({err}): the result is dropped"
+        finally:
+            hold.release()
+        log.info("trained %r on %d examples in %.2f s: loss %.5f; it is no longer the current mapping, "
+                 "so the result was saved to %s", name, result.examples, result.seconds, result.loss, path)
+        self.feedback.broadcast("/ravemap/train/progress", 1.0, float(result.loss))
+        return None
 
     def _cmd_delete_output(self, event: Command, output: int) -> None:
         """Wekinator's deleteExamplesForOutput: examples stop teaching `output` (0-based); an example

@@ -102,7 +102,8 @@ ADDRESSES = [
     "/ravemap/latent/3", "/ravemap/latent/4", "/ravemap/latent/-1", "/ravemap/latent/", "/ravemap/latent/x",
     "/ravemap/latent/\u00b2", "/ravemap/latent/\u0663", "/ravemap/latent/" + "9" * 5000, "/ravemap/latent/00",
     "/ravemap/record", "/ravemap/record/once", "/ravemap/examples/clear", "/ravemap/examples/undo",
-    "/ravemap/train", "/ravemap/run", "/ravemap/mapping/save", "/ravemap/mapping/load", "/ravemap/mapping/new",
+    "/ravemap/train", "/ravemap/train/cancel", "/ravemap/run", "/ravemap/mapping/save", "/ravemap/mapping/load",
+    "/ravemap/mapping/new",
     "/ravemap/transfer", "/ravemap/engine", "/ravemap/gain", "/ravemap/model", "/ravemap/loop", "/ravemap/status",
     "/ravemap/ping",
     "/ravemap/learn", "/wekinator/control/startRecording", "/wekinator/control/stopRecording",
@@ -267,7 +268,8 @@ def harness():
 
 
 MOMENTARY = {"/ravemap/record/once", "/ravemap/examples/clear", "/ravemap/examples/undo", "/ravemap/train",
-             "/wekinator/control/train", "/wekinator/control/cancelTrain", "/wekinator/control/deleteAllExamples",
+             "/ravemap/train/cancel", "/wekinator/control/train", "/wekinator/control/cancelTrain",
+             "/wekinator/control/deleteAllExamples",
              "/wekinator/control/deleteExamplesForOutput", "/wekinator/control/runNewProject"}
 COMMANDS = {"record", "run", "transfer", "engine", "record_once", "clear", "undo", "train", "save", "new", "load",
             "model", "loop", "status", "ping", "gain", "learn", "train_cancel", "delete_output", "outputs_enabled",

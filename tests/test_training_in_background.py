@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import threading
@@ -179,3 +180,74 @@ def test_closing_stops_the_process_and_the_running_job_reports(own_trainer):
         os.kill(pid, 0)
     assert not own_trainer.busy and own_trainer.worker_pid is None
     own_trainer.close()  # twice is fine
+
+
+def test_ordinary_stops_end_the_process_without_a_warning(caplog):
+    """Two threads used to reap the child at once; the loser took it for alive and warned (and
+    signalled a pid already reaped) in about a third of stops."""
+    caplog.set_level(logging.INFO, logger="ravemap.trainer")
+    for _ in range(4):
+        t = Trainer()
+        t.start()
+        pid = t.worker_pid
+        t.close(timeout=0.5)
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+    assert not [r for r in caplog.records if "did not stop" in r.getMessage()]
+
+
+def test_a_trainer_process_that_stops_answering_is_reported_and_replaced():
+    t = Trainer(stall_timeout=1.5)
+    t.start()
+    try:
+        stuck = t.worker_pid
+        report = train(t, *poses(), LONG)
+        assert report.started.wait(30)
+        os.kill(stuck, signal.SIGSTOP)
+        report.wait(30)
+        assert report.result is None and f"trainer process {stuck} answered nothing" in report.message
+        assert "a new one started" in report.message and not t.busy
+        again = train(t, *poses(), RegressorSettings(kind="linear")).wait(60)
+        assert again.result is not None and t.worker_pid not in (None, stuck)
+        with pytest.raises(ProcessLookupError):
+            os.kill(stuck, 0)
+    finally:
+        t.close()
+
+
+def test_cancel_ends_the_job_even_when_the_trainer_process_does_not_listen():
+    t = Trainer(stall_timeout=60.0, cancel_timeout=1.0)
+    t.start()
+    try:
+        stuck = t.worker_pid
+        report = train(t, *poses(), LONG)
+        assert report.started.wait(30)
+        os.kill(stuck, signal.SIGSTOP)
+        assert t.cancel() is True
+        report.wait(30)
+        assert report.result is None and report.message.startswith("training cancelled")
+        assert f"trainer process {stuck} did not stop within 1 s" in report.message and not t.busy
+        assert train(t, *poses(), RegressorSettings(kind="linear")).wait(60).result is not None
+        assert t.worker_pid != stuck
+        assert t.cancel() is False, "nothing running"
+    finally:
+        t.close()
+
+
+def test_a_big_job_for_a_stopped_trainer_process_never_blocks_the_caller():
+    """The job's frame (about 50 MB) is far bigger than a pipe holds; the caller only queues it."""
+    t = Trainer(stall_timeout=60.0, cancel_timeout=1.0)
+    t.start()
+    try:
+        os.kill(t.worker_pid, signal.SIGSTOP)
+        x, y = poses(1_000_000)
+        report = Report()
+        returned = threading.Event()
+        caller = threading.Thread(target=lambda: (t.train(x, y, LONG, report.on_progress, report.on_done),
+                                                  returned.set()))
+        caller.start()
+        assert returned.wait(30), "train() waited for the stopped process"
+        t.cancel()
+        assert report.wait(30).message.startswith("training cancelled")
+    finally:
+        t.close()

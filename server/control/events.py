@@ -11,7 +11,7 @@ continuous kind waits beside the queue (one per kind, so still bounded) until th
 room: after a flood the controls end where the performer left them.
 
 Threads: `Inbox.put` from any transport thread (OSC, MIDI's callback thread, the
-trainer's listener); `Inbox.get` from the session thread only.
+trainer's listener and watchdog); `Inbox.get` from the session thread only.
 """
 
 from __future__ import annotations
@@ -77,7 +77,8 @@ class SetTarget(Event):
 
 @dataclass(frozen=True)
 class Command(Event):
-    """A discrete action: record, train, run, save, ... with its already-checked arguments."""
+    """A discrete action, applied by `Session._cmd_<name>`: record, train, train_cancel, run, save, ...
+    with its already-checked arguments. Any translator may emit any of them (Wekinator's addresses do)."""
 
     name: str
     args: tuple[object, ...] = ()

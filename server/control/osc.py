@@ -288,6 +288,7 @@ class OscTranslator:
             "/ravemap/examples/clear": lambda a, x: Command("clear") if _pressed(a, x) else None,
             "/ravemap/examples/undo": lambda a, x: Command("undo") if _pressed(a, x) else None,
             "/ravemap/train": self._train,
+            "/ravemap/train/cancel": lambda a, x: Command("train_cancel") if _pressed(a, x) else None,
             "/ravemap/run": lambda a, x: Command("run", (_flag(a, x),)),
             "/ravemap/mapping/save": lambda a, x: Command("save", (_name(a, x, False),)),
             "/ravemap/mapping/load": lambda a, x: Command("load", (_name(a, x, True),)),
