@@ -84,9 +84,10 @@ class Ravemap:
     def start(self) -> None:
         """Start the engine thread and the audio output (`audio="none"`: a real-time clock)."""
         if not self._playing:
+            # Before the first block: a full collection holds the GIL far longer than a small block lasts.
+            realtime.freeze_startup_objects()
             self.playback.start()
             self._playing = self._started = True
-            realtime.freeze_startup_objects()
 
     def stop(self, *, save: bool | None = None) -> Path | None:
         """Stop audio, session and trainer, save the mapping (atomically) and let go of it.

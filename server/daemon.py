@@ -20,6 +20,8 @@ trainer threads to the modules named above; the web page's threads to `server.we
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import logging
 import os
 import signal
@@ -30,6 +32,7 @@ from typing import TYPE_CHECKING
 
 from server.audio.playback import Playback
 from server.config import Config
+from server.control import advertise
 from server.control.advertise import Advertiser
 from server.control.feedback import Feedback
 from server.control.midi import MidiInput
@@ -102,6 +105,7 @@ class Daemon:
         config = self.config
         started = time.perf_counter()
         self.core = Ravemap(config)  # model load, loop encode, warm-up, mapping, session, trainer
+        _import_control_side(config)
         self.core.start()  # engine thread and audio output
         playback = self.core.playback
         processor = playback.processor
@@ -273,6 +277,25 @@ class Daemon:
                 log.info("stopped: %s%s", self.playback.status_line(), self._control_status())
         finally:
             deadline.cancel()
+
+
+def _import_control_side(config: Config) -> None:
+    """Import what the control inputs will need before the audio starts, not while its first blocks play.
+
+    Importing a big package (aiohttp, zeroconf, rtmidi's backend) runs module code that holds the
+    GIL for tens of milliseconds at a time, longer than a small block lasts. A package that cannot
+    be imported is reported where it is used, as before.
+    """
+    names = []
+    if config.web.enabled:
+        names.append("server.web.server")
+    if config.osc.zeroconf and not advertise.disabled_by_environment():
+        names += ["zeroconf", "ifaddr"]
+    if config.midi.enabled:
+        names.append("rtmidi")
+    for name in names:
+        with contextlib.suppress(ImportError):
+            importlib.import_module(name)
 
 
 def serve(config: Config, qr: bool = False) -> int:
