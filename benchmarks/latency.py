@@ -41,7 +41,7 @@ from pathlib import Path
 
 import numpy as np
 import yaml
-from pythonosc.osc_message_builder import OscMessageBuilder
+from jackbench import free_udp_port, osc, start_jack
 from pythonosc.osc_packet import OscPacket
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -49,19 +49,6 @@ FIXTURES = Path(os.environ.get("RAVEMAP_FIXTURES", ROOT.parent / "shared" / "fix
 RATE = 44100
 PERIOD = 256
 FIRST_RELEASE = {"latency": "fixed", "block_size": 2048, "ahead_blocks": 3}
-
-
-def osc(address: str, *args: float | int | str) -> bytes:
-    builder = OscMessageBuilder(address=address)
-    for arg in args:
-        builder.add_arg(arg)
-    return builder.build().dgram
-
-
-def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def ms(frames: float) -> float:
@@ -92,14 +79,9 @@ class Jack:
     """A private dummy JACK server with the feed and capture clients."""
 
     def __init__(self, name: str, log: Path):
-        jackd = shutil.which("jackd")
-        if jackd is None:
-            raise SystemExit("latency: jackd is not installed (apt-get install jackd2)")
         os.environ["JACK_DEFAULT_SERVER"] = name
         os.environ["JACK_NO_START_SERVER"] = "1"
-        with open(log, "w") as out:
-            self.proc = subprocess.Popen([jackd, "-n", name, "--no-realtime", "-d", "dummy", "-r", str(RATE),
-                                          "-p", str(PERIOD)], stdout=out, stderr=subprocess.STDOUT)
+        self.proc = start_jack(name, log, RATE, PERIOD, "latency")
         import jack  # the JACK-Client package
 
         deadline = time.monotonic() + 10

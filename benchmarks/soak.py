@@ -45,7 +45,7 @@ from pathlib import Path
 import numpy as np
 import soundfile
 import yaml
-from pythonosc.osc_message_builder import OscMessageBuilder
+from jackbench import free_udp_port, osc, start_jack
 from pythonosc.osc_packet import OscPacket
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -54,19 +54,6 @@ RATE = 44100  # the RAVE fixtures' rate: no resampling to the device
 MESSAGES_PER_SECOND = 200
 RETRAIN_S = 30.0
 REPORT_S = 30.0
-
-
-def osc(address: str, *args: float | int | str) -> bytes:
-    builder = OscMessageBuilder(address=address)
-    for arg in args:
-        builder.add_arg(arg)
-    return builder.build().dgram
-
-
-def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def rss_kib(pid: int | None) -> int | None:
@@ -209,23 +196,6 @@ def write_big_mapping(folder: Path, name: str, n: int) -> Path:
     return save_mapping(folder, Mapping(name, 2, (0, 1, 2, 3), (-3.0, 3.0), examples=examples))
 
 
-def start_jack(name: str, log: Path, period: int = 512) -> subprocess.Popen:
-    jackd = shutil.which("jackd")
-    if jackd is None:
-        raise SystemExit("soak: jackd is not installed (apt-get install jackd2)")
-    with open(log, "w") as out:
-        proc = subprocess.Popen([jackd, "-n", name, "--no-realtime", "-d", "dummy", "-r", str(RATE), "-p", str(period)],
-                                stdout=out, stderr=subprocess.STDOUT)
-    waiter = shutil.which("jack_wait")
-    if waiter:
-        subprocess.run([waiter, "-s", name, "-w", "-t", "10"], capture_output=True, timeout=15)
-    else:
-        time.sleep(2.0)
-    if proc.poll() is not None:
-        raise SystemExit(f"soak: jackd did not start: {log.read_text()[-2000:]}")
-    return proc
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--minutes", type=float, default=10.0, help="how long to play (default 10)")
@@ -250,7 +220,7 @@ def main() -> int:
     jack_name = f"ravemap-soak-{os.getpid()}"
     env = {**os.environ, "JACK_DEFAULT_SERVER": jack_name, "JACK_NO_START_SERVER": "1", "RAVEMAP_NO_ZEROCONF": "1"}
     os.environ.update({"JACK_DEFAULT_SERVER": jack_name, "JACK_NO_START_SERVER": "1"})
-    jack = start_jack(jack_name, tmp / "jackd.log", period=256 if args.shipped else 512)
+    jack = start_jack(jack_name, tmp / "jackd.log", RATE, 256 if args.shipped else 512, "soak")
     listener = Listener()
     daemon: subprocess.Popen | None = None
     daemon_log = tmp / "serve.log"
