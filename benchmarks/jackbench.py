@@ -27,13 +27,20 @@ def free_udp_port() -> int:
         return s.getsockname()[1]
 
 
-def start_jack(name: str, log: Path, rate: int, period: int, who: str) -> subprocess.Popen:
-    """`jackd --no-realtime -d dummy` under `name`, ready when this returns; SystemExit if it cannot start."""
+def start_jack(name: str, log: Path, rate: int, period: int, who: str, realtime: bool = False) -> subprocess.Popen:
+    """`jackd -d dummy` under `name`, ready when this returns; SystemExit if it cannot start.
+
+    `realtime`: the server (and the process thread libjack gives each client, ravemap's callback
+    thread included) runs SCHED_FIFO, as JACK runs on a musician's machine; it needs the right to
+    (root, or an `audio` group with rtprio). Otherwise `--no-realtime`: ordinary threads, which
+    any busy process on the machine can delay, so the server itself misses cycles (xruns).
+    """
     jackd = shutil.which("jackd")
     if jackd is None:
         raise SystemExit(f"{who}: jackd is not installed (apt-get install jackd2)")
+    mode = ["-R", "-P", "70"] if realtime else ["--no-realtime"]
     with open(log, "w") as out:
-        proc = subprocess.Popen([jackd, "-n", name, "--no-realtime", "-d", "dummy", "-r", str(rate), "-p", str(period)],
+        proc = subprocess.Popen([jackd, "-n", name, *mode, "-d", "dummy", "-r", str(rate), "-p", str(period)],
                                 stdout=out, stderr=subprocess.STDOUT)
     waiter = shutil.which("jack_wait")
     if waiter:

@@ -207,6 +207,9 @@ def main() -> int:
     parser.add_argument("--shipped", action="store_true",
                         help="play what a fresh checkout plays: config.yaml's engine settings (engine.latency: auto), "
                              "the embedded model and loop, JACK at 256-frame periods")
+    parser.add_argument("--jack-realtime", action="store_true",
+                        help="run the JACK server realtime (SCHED_FIFO), as on a musician's machine; needs the "
+                             "right to (root or rtprio); default --no-realtime")
     args = parser.parse_args()
     big = args.phase == "big-mapping"
     if args.shipped:
@@ -220,7 +223,8 @@ def main() -> int:
     jack_name = f"ravemap-soak-{os.getpid()}"
     env = {**os.environ, "JACK_DEFAULT_SERVER": jack_name, "JACK_NO_START_SERVER": "1", "RAVEMAP_NO_ZEROCONF": "1"}
     os.environ.update({"JACK_DEFAULT_SERVER": jack_name, "JACK_NO_START_SERVER": "1"})
-    jack = start_jack(jack_name, tmp / "jackd.log", RATE, 256 if args.shipped else 512, "soak")
+    jack = start_jack(jack_name, tmp / "jackd.log", RATE, 256 if args.shipped else 512, "soak",
+                      realtime=args.jack_realtime)
     listener = Listener()
     daemon: subprocess.Popen | None = None
     daemon_log = tmp / "serve.log"
@@ -356,7 +360,9 @@ def main() -> int:
         received = field("OSC messages")
         worst = re.search(r"worst ([\d.]+) ms \(budget ([\d.]+) ms\)", stop_line)
         print()
-        print(f"soak: played {played / 60:.1f} min on {args.model.name}, 2048-sample blocks, JACK dummy at {RATE} Hz")
+        blocks = "the shipped engine settings" if args.shipped else "2048-sample blocks"
+        server = "realtime" if args.jack_realtime else "--no-realtime"
+        print(f"soak: played {played / 60:.1f} min on {args.model.name}, {blocks}, JACK dummy ({server}) at {RATE} Hz")
         print(f"  underruns          {field('underruns')}   (status said {final.get('underruns')})")
         print(f"  xruns              {field('xruns')}")
         if worst:

@@ -18,8 +18,9 @@ target and, when it has grown, drops the oldest input with a short crossfade
 
 Threads and what each may do here:
 - engine thread (owned by `Engine`, named "ravemap-engine"): the only thread that runs
-  the model while playing. It polls the ring every `NAP_S` (no lock to share with the
-  callback), calls `BlockProcessor.next_block()`, resamples to the device's rate with a soxr
+  the model while playing. It sleeps on the ring's doorbell, which the callback rings each
+  time it takes a period (no lock to share with the callback; `WAIT_S` at most, for swaps and
+  stop), calls `BlockProcessor.next_block()`, resamples to the device's rate with a soxr
   stream, maps to the device's channels and writes the ring.
   It swaps in a new processor (hot swap of model or loop) only between blocks. An
   exception in a block is counted and that block plays as silence; the thread never dies.
@@ -27,8 +28,8 @@ Threads and what each may do here:
 - control threads: publish values on `EngineControls`, and hand a ready-built processor
   to `Engine.swap` (building it, which loads and encodes, happens on their thread).
 
-Nothing here blocks the callback: the ring has no lock, and the engine sleeps in short
-steps when the ring is full.
+Nothing here blocks the callback: the ring has no lock, and the engine sleeps on the
+doorbell when the ring is full.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ from server.ratelimit import RateLimitedLog
 
 log = logging.getLogger("ravemap.engine")
 
-NAP_S = 0.0005  # how often the engine looks at the ring while it is full
+WAIT_S = 0.002  # longest sleep on the doorbell: how soon a swap, a stop or a silent device is seen
 RESAMPLER_HEADROOM = 64  # frames a soxr stream may release beyond a block's share
 MIN_RING_FRAMES = 1 << 17  # the ring is allocated once; room for any block auto may choose
 
@@ -217,8 +218,9 @@ class Engine:
                     self._update_target(self.processor)
                 if self.ring.underruns != self._underruns_seen:
                     self._after_underrun()
+                self.ring.doorbell.clear()  # before looking: a period taken from now on wakes the wait
                 if self.ring.available() >= self.target_fill:
-                    time.sleep(NAP_S)
+                    self.ring.wait_for_reader(WAIT_S)
                     continue
                 self.render_into_ring()
 
