@@ -7,6 +7,7 @@ however busy: a model that takes 30 ms a call can never be given blocks shorter 
 
 from __future__ import annotations
 
+import threading
 import time
 
 import numpy as np
@@ -223,3 +224,50 @@ def test_a_realignment_crossfades_from_what_would_have_played_instead_of_jumping
     assert np.abs(np.diff(out)).max() < 0.035
     assert np.allclose(second[0, 64:], tone[256 + 100 + 64 : 256 + 100 + 256, 0]), "then the newest input"
     assert live.realignments == 1
+
+
+def test_blocks_are_timed_at_the_pace_playback_calls_them():
+    """A block that follows a sleep is slower than one that follows another block; auto must see
+    the slow one, so timing leaves a block's duration between calls as playback does."""
+    calls: list[float] = []
+    timing = latency.time_blocks(lambda: calls.append(time.perf_counter()), block=441, sr=44100)  # 10 ms blocks
+    timed = calls[latency.UNTIMED_CALLS:]
+    assert len(timed) == timing.calls
+    assert timed[-1] - timed[0] >= 0.010 * (len(timed) - 1) * 0.99, "one call per block's duration, not back to back"
+
+
+def test_the_engine_sleeps_until_the_callback_takes_frames_and_then_renders_at_once(standin, loop_file):
+    """No polling: the engine waits on the ring's doorbell, and a period taken wakes it."""
+    config = _config(standin, loop_file)
+    processor = prepare_processor(config, make_controls(config))
+    engine = Engine(processor, 48000, 1, period_hint=256)
+    engine.start()
+    try:
+        engine.ring.started = True
+        blocks = engine.stats.blocks
+        time.sleep(0.1)
+        assert engine.stats.blocks == blocks, "a full ring: the engine renders nothing while it waits"
+        engine.ring.fill(np.zeros((engine.target_fill, 1), dtype=np.float32))  # the callback takes the lead
+        deadline = time.monotonic() + 5
+        while engine.ring.available() < engine.target_fill:
+            assert time.monotonic() < deadline, "the engine did not wake when the callback took frames"
+            time.sleep(0.001)
+        assert engine.ring.underruns == 0
+    finally:
+        engine.stop()
+
+
+def test_the_doorbell_wakes_a_waiting_thread_once_for_any_number_of_rings():
+    bell = FrameRing(16, 1).doorbell
+    assert bell.wait(0.0) is False
+    for _ in range(1000):  # more rings than a pipe would hold, where there is no eventfd
+        bell.ring()
+    assert bell.wait(0.0) is True
+    assert bell.wait(0.0) is False, "one wait takes every ring so far"
+    woke = []
+    waiter = threading.Thread(target=lambda: woke.append(bell.wait(5.0)))
+    waiter.start()
+    time.sleep(0.05)
+    bell.ring()
+    waiter.join(5.0)
+    assert woke == [True]
