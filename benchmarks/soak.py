@@ -6,7 +6,7 @@ Not a test and not run in CI: it takes as long as it is told to. It starts a JAC
 the dummy driver under a name of its own (real-time paced callbacks, no sound card needed),
 runs `ravemap serve` through it on `rave_v2_full.ts` with 2048-sample blocks, and plays the
 performer from 127.0.0.1: 200 control messages a second (XY moves, slider moves and a recorded
-example now and then), a retrain every 30 s, run mode once a mapping is trained. Every 30 s it
+example now and then; `--rate` changes it), a retrain every 30 s, run mode once a mapping is trained. Every 30 s it
 prints a line; at the end it stops the daemon with SIGTERM and prints underruns, xruns, dropped
 messages (in the kernel and in ravemap's inbox), trainings, and the daemon's resident memory
 (VmRSS) at start, at its peak and at the end, plus the trainer process's.
@@ -210,7 +210,12 @@ def main() -> int:
     parser.add_argument("--jack-realtime", action="store_true",
                         help="run the JACK server realtime (SCHED_FIFO), as on a musician's machine; needs the "
                              "right to (root or rtprio); default --no-realtime")
+    parser.add_argument("--rate", type=float, default=MESSAGES_PER_SECOND,
+                        help=f"control messages a second (default {MESSAGES_PER_SECOND}; "
+                             "a finger on a phone's XY pad sends about 60)")
     args = parser.parse_args()
+    if args.rate <= 0:
+        parser.error("--rate must be above 0")
     big = args.phase == "big-mapping"
     if args.shipped:
         args.model = ROOT / "models" / "default.ts"
@@ -263,10 +268,10 @@ def main() -> int:
         threading.Thread(target=lambda: [None for _ in daemon.stdout], daemon=True).start()  # keep stdout drained
         if big:
             print(f"soak: ready in {time.monotonic() - started:.1f} s; playing {args.minutes:g} min with "
-                  f"{MESSAGES_PER_SECOND} messages/s, recording all the time, a ping every 100 ms")
+                  f"{args.rate:g} messages/s, recording all the time, a ping every 100 ms")
         else:
             print(f"soak: ready in {time.monotonic() - started:.1f} s; playing {args.minutes:g} min with "
-                  f"{MESSAGES_PER_SECOND} messages/s and a retrain every {RETRAIN_S:.0f} s")
+                  f"{args.rate:g} messages/s and a retrain every {RETRAIN_S:.0f} s")
 
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         sock.bind(("127.0.0.1", 0))
@@ -307,7 +312,7 @@ def main() -> int:
             for k in range(10):
                 i = paced
                 paced += 1
-                t = i / MESSAGES_PER_SECOND
+                t = i / args.rate
                 if k == 9 and (i // 10) % 4 == 0 and not big:
                     send(osc("/ravemap/record/once"))
                 elif k % 2 == 0:
@@ -334,7 +339,7 @@ def main() -> int:
                 print(f"soak: {now - begin:5.0f} s: sent {sent}, underruns {state.get('underruns')}, "
                       f"events dropped {state.get('events_dropped')}, examples {state.get('examples')}, "
                       f"trainings {len(listener.trained)}/{trains_asked}, RSS {mib(rss)}{pings}", flush=True)
-            delay = begin + paced / MESSAGES_PER_SECOND - time.perf_counter()
+            delay = begin + paced / args.rate - time.perf_counter()
             if delay > 0:
                 time.sleep(delay)
         played = time.perf_counter() - begin
