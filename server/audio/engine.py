@@ -218,9 +218,8 @@ class Engine:
                     self._update_target(self.processor)
                 if self.ring.underruns != self._underruns_seen:
                     self._after_underrun()
-                self.ring.doorbell.clear()  # before looking: a period taken from now on wakes the wait
                 if self.ring.available() >= self.target_fill:
-                    self.ring.wait_for_reader(WAIT_S)
+                    self.ring.wait_below(self.target_fill, WAIT_S)
                     continue
                 self.render_into_ring()
 

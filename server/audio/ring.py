@@ -12,7 +12,7 @@ doorbell and returns. It never blocks, never logs, never raises.
 
 The doorbell wakes the engine as soon as the reader has taken frames, instead of the engine
 polling: one non-blocking write to an eventfd (a pipe where there is none) per callback, and a
-wait on it in the engine thread (`wait_for_reader`). Polling every half millisecond cost a
+wait on it in the engine thread (`wait_below`). Polling every half millisecond cost a
 fifth of a core in wake-ups and GIL hand-overs on a 2-core machine; the doorbell costs one
 wake-up per period.
 """
@@ -171,9 +171,15 @@ class FrameRing:
             self.tap.capture(out)
         self.doorbell.ring()
 
-    def wait_for_reader(self, timeout: float) -> bool:
-        """Engine thread: sleep until the reader takes frames (True) or `timeout` seconds pass."""
-        return self.doorbell.wait(timeout)
+    def wait_below(self, fill: int, timeout: float) -> None:
+        """Engine thread: return once the ring holds less than `fill` frames, or after `timeout` seconds.
+
+        The doorbell is cleared before the ring is looked at, so a period taken between the look
+        and the sleep still wakes it."""
+        self.doorbell.clear()
+        if self._written - self._read < fill:
+            return
+        self.doorbell.wait(timeout)
 
 
 class Tap:
