@@ -120,6 +120,18 @@ def jack_server(tmp_path_factory: pytest.TempPathFactory):
         proc.kill()
 
 
+@pytest.fixture(scope="module")
+def peer():
+    """A controller on loopback (tests/osc_peer.py) shared by a module's tests, beside a module's daemon.
+
+    Modules whose tests each want a fresh one define their own `peer`."""
+    from tests.osc_peer import OscPeer  # osc_peer imports this module
+
+    p = OscPeer(0)
+    yield p
+    p.close()
+
+
 def ravemap(*args: str, env: dict | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
     """Run the real command line in a subprocess."""
     return subprocess.run(

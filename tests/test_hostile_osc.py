@@ -613,13 +613,6 @@ def folders(tmp_path_factory, tiny_model):
 
 
 @pytest.fixture(scope="module")
-def peer():
-    p = OscPeer(0)
-    yield p
-    p.close()
-
-
-@pytest.fixture(scope="module")
 def daemon(folders, tiny_model, loop_file, peer):
     d = Daemon(folders, tiny_model, loop_file, peer.port, "--mapping", "live", config={
         "osc": {"allow": ["127.0.0.1/32"]},

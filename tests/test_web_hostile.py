@@ -22,19 +22,12 @@ import time
 
 import pytest
 
-from tests.osc_peer import Daemon, OscPeer
+from tests.osc_peer import Daemon
 
 aiohttp = pytest.importorskip("aiohttp")
 
 ALLOWED = "127.0.0.1"
 STRANGER = "127.0.0.2"  # on loopback, but outside this daemon's osc.allow
-
-
-@pytest.fixture(scope="module")
-def peer():
-    p = OscPeer(0)
-    yield p
-    p.close()
 
 
 @pytest.fixture(scope="module")

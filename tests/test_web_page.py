@@ -38,13 +38,6 @@ FADER_KEYS = [  # per example: (fader, key, presses), all through the keyboard (
 
 
 @pytest.fixture(scope="module")
-def peer():
-    p = OscPeer(0)
-    yield p
-    p.close()
-
-
-@pytest.fixture(scope="module")
 def daemon(tmp_path_factory, tiny_model, loop_file, peer):
     d = Daemon(tmp_path_factory.mktemp("web"), tiny_model, loop_file, peer.port,
                config={"mapping": {"regressor": "knn"}})
