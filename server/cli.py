@@ -16,7 +16,7 @@ from pathlib import Path
 from server import locations
 from server.config import Config, load_config, with_overrides
 from server.errors import ConfigError, RavemapError
-from server.userfiles import version
+from server.userfiles import Written, version
 
 log = logging.getLogger("ravemap")
 
@@ -256,10 +256,7 @@ def cmd_init(args: argparse.Namespace) -> int:
         print(f"ravemap init: nothing changed: {config} and its folders {', '.join(locations.FOLDERS)} "
               "are already there (kept as they are)")
         return 0
-    for path in written.made:
-        print(f"ravemap init: made {path}{'/' if path.is_dir() else ''}")
-    for path in written.kept:
-        print(f"ravemap init: kept {path}{'/' if path.is_dir() else ''} (already there)")
+    _say_written("init", written)
     print(f"ravemap init: edit {config}, then: ravemap serve --config {config}")
     return 0
 
@@ -306,11 +303,15 @@ def cmd_layouts(args: argparse.Namespace) -> int:
         print(f"ravemap layouts: nothing changed: all {len(written.kept)} files are already in {out} "
               "(kept as they are)")
         return 0
-    for path in written.made:
-        print(f"ravemap layouts: made {path}")
-    for path in written.kept:
-        print(f"ravemap layouts: kept {path} (already there)")
+    _say_written("layouts", written)
     return 0
+
+
+def _say_written(command: str, written: Written) -> None:
+    """A line for each file or folder made, then each kept as it was (folders end in /)."""
+    for verb, paths, note in (("made", written.made, ""), ("kept", written.kept, " (already there)")):
+        for path in paths:
+            print(f"ravemap {command}: {verb} {path}{'/' if path.is_dir() else ''}{note}")
 
 
 COMMANDS = {"serve": cmd_serve, "render": cmd_render, "devices": cmd_devices, "send": cmd_send,
