@@ -10,8 +10,12 @@ order, saving the mapping last. A failure while starting logs one line and exits
 mapping file. A mapping that cannot be saved at exit goes to a recovery copy (named in the
 log); when nothing could be written the exit code is 5.
 
-Signals: SIGINT / SIGTERM only set a flag; the main thread then stops everything within
-`SHUTDOWN_TIMEOUT_S`. A second signal while stopping forces an immediate exit.
+Signals: SIGINT / SIGTERM only count themselves; the main thread then stops everything within
+`SHUTDOWN_TIMEOUT_S`. A second signal while stopping forces an immediate exit. The main thread
+waits on a socket that the interpreter writes to when a signal arrives (`signal.set_wakeup_fd`),
+not on a `threading.Event`: a handler runs on the main thread, between any two bytecodes, and
+`Event.set` there deadlocks when it interrupts the main thread's own `Event.wait` while that
+holds the event's lock (it did, about one SIGTERM in 20).
 
 Threads: the main thread runs this module (start, status lines, stop). The engine thread
 and the audio callback belong to `server.audio`; the session, OSC, MIDI, feedback and
@@ -24,7 +28,9 @@ import contextlib
 import importlib
 import logging
 import os
+import select
 import signal
+import socket
 import sys
 import threading
 import time
@@ -58,7 +64,9 @@ class Daemon:
         self.config = config
         self.qr = qr
         self.web: WebServer | None = None
-        self.stopping = threading.Event()
+        self._wake_r, self._wake_w = socket.socketpair()  # a signal wakes the main thread through it
+        for end in (self._wake_r, self._wake_w):
+            end.setblocking(False)
         self.midi: MidiInput | None = None
         self.osc: OscServer | None = None
         self.wekinator_osc: OscServer | None = None
@@ -92,11 +100,23 @@ class Daemon:
         if self._signals > 1:
             os.write(2, b"ravemap: second signal, exiting now\n")
             os._exit(130)
-        self.stopping.set()
+
+    @property
+    def stop_requested(self) -> bool:
+        return self._signals > 0
 
     def install_signal_handlers(self) -> None:
+        signal.set_wakeup_fd(self._wake_w.fileno(), warn_on_full_buffer=False)
         signal.signal(signal.SIGINT, self._on_signal)
         signal.signal(signal.SIGTERM, self._on_signal)
+
+    def _wait_for_signal(self, timeout: float) -> bool:
+        """Sleep until a signal arrives (True) or `timeout` passes; lock-free, see the module notes."""
+        if not self.stop_requested:
+            select.select([self._wake_r], [], [], timeout)
+            with contextlib.suppress(BlockingIOError):
+                self._wake_r.recv(4096)
+        return self.stop_requested
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
@@ -183,7 +203,7 @@ class Daemon:
         interval = self.config.log.stats_interval_s
         last_underruns = 0
         next_status = time.monotonic() + interval
-        while not self.stopping.wait(DEVICE_CHECK_S):
+        while not self._wait_for_signal(DEVICE_CHECK_S):
             if self.playback is None:
                 continue
             self._watch_device()
