@@ -14,6 +14,10 @@ messages (in the kernel and in ravemap's inbox), trainings, and the daemon's res
 `--shipped` plays what a fresh checkout plays instead: config.yaml's engine settings
 (`engine.latency: auto`), the embedded model and loop, JACK at 256-frame periods.
 
+`--probe` runs `machine_probe.py` beside the daemon for the same minutes: a lone process doing
+the engine's work (same model, block and lead, no GIL to share) that counts the blocks this
+machine would have made late anyway, so ravemap's underruns can be read against the machine's.
+
 `--phase big-mapping` plays a performer recording all the time into a big mapping instead: the
 daemon starts on a mapping of `--examples` (100k) examples, record mode is on, and the same 200
 messages a second each add an example (no training). A ping every 100 ms on a socket of its own
@@ -46,6 +50,7 @@ import numpy as np
 import soundfile
 import yaml
 from jackbench import free_udp_port, osc, start_jack
+from machine_probe import describe as describe_probe
 from pythonosc.osc_packet import OscPacket
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -213,6 +218,9 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=MESSAGES_PER_SECOND,
                         help=f"control messages a second (default {MESSAGES_PER_SECOND}; "
                              "a finger on a phone's XY pad sends about 60)")
+    parser.add_argument("--probe", action="store_true",
+                        help="run benchmarks/machine_probe.py beside the daemon: how many blocks a lone process "
+                             "doing the engine's work finishes later than the lead on this machine meanwhile")
     args = parser.parse_args()
     if args.rate <= 0:
         parser.error("--rate must be above 0")
@@ -232,6 +240,7 @@ def main() -> int:
                       realtime=args.jack_realtime)
     listener = Listener()
     daemon: subprocess.Popen | None = None
+    probe: subprocess.Popen | None = None
     daemon_log = tmp / "serve.log"
     try:
         port = free_udp_port()
@@ -257,9 +266,11 @@ def main() -> int:
             daemon = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=err, text=True, env=env)
         assert daemon.stdout is not None
         started = time.monotonic()
+        chosen = None
         for line in daemon.stdout:
             if "playing on" in line:
                 print(f"soak: {line.strip()}")
+                chosen = re.search(r"block (\d+) samples, lead (\d+) frames", line)
             if "OSC control on" in line:
                 break
         else:
@@ -298,6 +309,11 @@ def main() -> int:
         trainer_start = rss_kib(trainer)
         rss_peak = rss_start or 0
         load_start = os.getloadavg()[0]
+        if args.probe:
+            block, lead = (chosen.group(1), chosen.group(2)) if chosen else ("2048", "6144")
+            probe = subprocess.Popen([sys.executable, str(ROOT / "benchmarks" / "machine_probe.py"), "--seconds",
+                                      str(seconds), "--model", str(args.model.resolve()), "--block", block,
+                                      "--lead", lead], stdout=subprocess.PIPE, text=True)
         print(f"soak: start: ravemap RSS {mib(rss_start)}, trainer RSS {mib(trainer_start)}, "
               f"underruns {first and first['underruns']}, load average {load_start:.2f} on {os.cpu_count()} cores")
         begin = time.perf_counter()
@@ -343,6 +359,11 @@ def main() -> int:
             if delay > 0:
                 time.sleep(delay)
         played = time.perf_counter() - begin
+        probed = None
+        if probe is not None:
+            out, _ = probe.communicate(timeout=60)
+            lines = out.strip().splitlines()
+            probed = json.loads(lines[-1]) if probe.returncode == 0 and lines else None
         if pinger is not None:
             pinger.close()
         time.sleep(0.5)
@@ -390,6 +411,8 @@ def main() -> int:
                   f"{max(pinger.rtt_ms, default=math.nan):.1f} ms")
             print(f"  mapping file       written {writes} times while recording "
                   f"({mapping_file.stat().st_size / 1e6:.1f} MB at the end)")
+        if probe is not None:
+            print("  " + (describe_probe(probed) if probed else f"machine probe failed (exit code {probe.returncode})"))
         print(f"  ravemap RSS        start {mib(rss_start)}, peak {mib(rss_peak)}, end {mib(rss_end)}")
         print(f"  trainer RSS        start {mib(trainer_start)}, end {mib(trainer_end)}")
         print(f"  stop               exit code {code} in {stop_took:.2f} s")
@@ -397,6 +420,9 @@ def main() -> int:
               f"{os.getloadavg()[0]:.2f} at the end (this run's own processes included)")
         return 0 if code == 0 else 1
     finally:
+        if probe is not None and probe.poll() is None:
+            probe.kill()
+            probe.wait()
         if daemon is not None and daemon.poll() is None:
             daemon.kill()
             daemon.wait()

@@ -653,17 +653,28 @@ def next_reply(peer: OscPeer, address: str, timeout: float = 5.0) -> list:
     raise AssertionError(f"no {address} within {timeout} s")
 
 
-def ping_ms(port: int, timeout: float = 5.0) -> float:
-    """Milliseconds from sending `/ravemap/ping` to its `/ravemap/pong`, on a socket of its own."""
+def ping_ms(port: int, timeout: float = 5.0, resend_s: float = 1.0) -> float:
+    """Milliseconds from the first `/ravemap/ping` to a `/ravemap/pong`, on a socket of its own.
+
+    Sent again every `resend_s` until answered, as an OSC client would: right after a flood the
+    daemon's receive buffer can be full, and the kernel drops a datagram that finds no room. The
+    time counts from the first send, so a lost ping shows as a slow one."""
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.bind(("127.0.0.1", 0))
-        sock.settimeout(timeout)
+        ping = build("/ravemap/ping", sock.getsockname()[1])
         sent = time.perf_counter()
-        sock.sendto(build("/ravemap/ping", sock.getsockname()[1]), ("127.0.0.1", port))
-        while True:
-            data, _ = sock.recvfrom(2048)
-            if data.startswith(b"/ravemap/pong\x00"):
-                return 1000 * (time.perf_counter() - sent)
+        deadline = sent + timeout
+        while (left := deadline - time.perf_counter()) > 0:
+            sock.sendto(ping, ("127.0.0.1", port))
+            sock.settimeout(min(resend_s, left))
+            try:
+                while True:
+                    data, _ = sock.recvfrom(2048)
+                    if data.startswith(b"/ravemap/pong\x00"):
+                        return 1000 * (time.perf_counter() - sent)
+            except TimeoutError:
+                continue
+        raise TimeoutError(f"no /ravemap/pong within {timeout} s")
 
 
 def bad_osc_lines(daemon: Daemon) -> list[str]:
