@@ -1,15 +1,17 @@
-"""The `ravemap` command: `serve`, `render`, `devices`, `send`, `status`, `train`, `plot`, and the
-set-up commands `init`, `paths`, `layouts`.
+"""The `ravemap` command: `serve`, `render`, `devices`, `send`, `status`, `train`, `plot`, `check`,
+and the set-up commands `init`, `paths`, `layouts`.
 
 Every error ravemap raises on purpose (`RavemapError`) ends as one line on stderr and a
 distinct exit code: 2 config or command line, 3 model or loop file, 4 audio device,
-5 mapping. Anything else is a bug and shows its traceback.
+5 mapping. Anything else is a bug and shows its traceback. `check` exits 1 when the machine
+stalled a block for longer than the lead (a verdict, not an error).
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import math
 import sys
 from pathlib import Path
 
@@ -96,6 +98,18 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("--out", type=Path, required=True, help="PNG file to write")
     _add_mappings(plot)
 
+    check = sub.add_parser("check", help="does this machine stall the engine's work for longer than its lead?")
+    check.add_argument("--seconds", type=float, default=60.0, help="how long to check (default 60)")
+    check.add_argument("--config", type=Path, help=CONFIG_HELP)
+    check.add_argument("--model", type=Path, help="RAVE / nn~ TorchScript export (overrides engine.model)")
+    check.add_argument("--block", type=int, metavar="N",
+                       help="samples per block, a multiple of the model's ratio (default: the smallest that "
+                            "fills a period)")
+    check.add_argument("--period", type=int, default=256, metavar="N",
+                       help="the sound card's period in frames (default 256)")
+    check.add_argument("--lead", type=int, metavar="FRAMES",
+                       help="frames the engine keeps ready (default: one block and one period)")
+
     init = sub.add_parser("init", help="write a commented config and models/, loops/, mappings/ folders to edit")
     init.add_argument("dir", nargs="?", type=Path, default=Path("."), metavar="DIR",
                       help="folder to set up (default: the current folder); files already there are kept")
@@ -162,6 +176,45 @@ def cmd_render(args: argparse.Namespace) -> int:
         f"peak {result.peak:.3f}, {result.speed:.1f}x realtime"
     )
     return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    config = _config(args)
+    _setup_logging(config, args.verbose)
+    from server.audio.engine import configure_torch
+    from server.audio.machine_check import check, default_block, model_block
+    from server.audio.model import load_model
+
+    if not 0 < args.seconds <= 3600:
+        raise ConfigError(f"--seconds {args.seconds:g}: give a duration above 0 and at most 3600")
+    if args.period <= 0:
+        raise ConfigError(f"--period {args.period}: give the sound card's period in frames, above 0")
+    configure_torch(config.engine.torch_threads)  # the engine's torch threads, as `serve` plays
+    model = load_model(config.engine.model)
+    ratio, sr = model.info.ratio, model.info.sr
+    block = args.block if args.block is not None else default_block(ratio, args.period)
+    if block <= 0 or block % ratio:
+        raise ConfigError(f"--block {block}: {model.info.path.name} needs a multiple of its ratio {ratio}, "
+                          f"e.g. {default_block(ratio, args.period)}")
+    lead = args.lead if args.lead is not None else block + args.period
+    if lead <= 0:
+        raise ConfigError(f"--lead {lead}: give the frames kept ready, above 0")
+    print(f"ravemap check: {model.info.describe()}")
+    print(f"ravemap check: a block of {block} samples every {args.period}-frame period "
+          f"({1000 * args.period / sr:.1f} ms) for {args.seconds:g} s; lead {lead} frames ({1000 * lead / sr:.1f} ms)",
+          flush=True)
+    result = check(model_block(model, block), args.seconds, args.period / sr, lead / sr)
+    print(f"ravemap check: {result.describe()}")
+    if result.missed == 0:
+        print("ravemap check: this machine kept every block inside the lead")
+        return 0
+    worst_s = result.late_ms[3] / 1000.0
+    ahead = math.floor(worst_s * sr / block) + 1
+    print(f"ravemap check: this machine stopped the engine's work for up to {result.late_ms[3]:.1f} ms: expect "
+          f"underruns at a {1000 * lead / sr:.1f} ms lead. engine.latency: auto adds a period to the lead after "
+          f"each; engine.ahead_blocks: {ahead} (block_size {block}) would cover the worst, at "
+          f"{1000 * ahead * block / sr:.1f} ms of lead")
+    return 1
 
 
 def cmd_devices(args: argparse.Namespace) -> int:
@@ -315,8 +368,8 @@ def _say_written(command: str, written: Written) -> None:
 
 
 COMMANDS = {"serve": cmd_serve, "render": cmd_render, "devices": cmd_devices, "send": cmd_send,
-            "status": cmd_status, "train": cmd_train, "plot": cmd_plot, "init": cmd_init, "paths": cmd_paths,
-            "layouts": cmd_layouts}
+            "status": cmd_status, "train": cmd_train, "plot": cmd_plot, "check": cmd_check, "init": cmd_init,
+            "paths": cmd_paths, "layouts": cmd_layouts}
 
 
 def main(argv: list[str] | None = None) -> int:
