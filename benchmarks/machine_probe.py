@@ -4,9 +4,9 @@
 
 Not a test and not run in CI. `ravemap check` (server/audio/machine_check.py) in a process of
 its own: no JACK, no OSC, no other Python thread (so no GIL to share), one torch thread, the
-engine's priority. Every device period (256 frames at the model's rate) it sleeps to the next
-tick of a clock, then encodes and decodes one block of the model, as the engine does after each
-audio callback. A block that ends later than `--lead` frames after its tick is one the engine,
+engine's priority. At every tick of a clock (a 256-frame device period at the model's rate, or a
+block where blocks are longer) it encodes and decodes the model's work for that tick, as the
+engine does after an audio callback. A block that ends later than `--lead` frames after its tick is one the engine,
 on the same machine at the same moment, could not have had ready in time: the callback would
 have found the ring short. `soak.py --probe` runs it beside the daemon, so the two counts come
 from the same minutes.
@@ -33,13 +33,13 @@ def probe(model_path: Path, seconds: float, block: int, lead: int, period: int =
     sys.path.insert(0, str(ROOT))
     import torch
 
-    from server.audio.machine_check import check, model_block
+    from server.audio.machine_check import check, model_block, tick_frames
     from server.audio.model import load_model
 
     torch.set_num_threads(1)
     model = load_model(model_path)
     sr = model.info.sr
-    result = check(model_block(model, block), seconds, period / sr, lead / sr)
+    result = check(model_block(model, block, period), seconds, tick_frames(block, period) / sr, lead / sr)
     median, p99, p999, worst = result.late_ms
     return {"blocks": result.blocks, "block": block, "lead": lead, "lead_ms": 1000.0 * lead / sr,
             "priority": result.priority, "p50_ms": median, "p99_ms": p99, "p999_ms": p999, "worst_ms": worst,

@@ -182,7 +182,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     config = _config(args)
     _setup_logging(config, args.verbose)
     from server.audio.engine import configure_torch
-    from server.audio.machine_check import check, default_block, model_block
+    from server.audio.machine_check import check, default_block, model_block, tick_frames
     from server.audio.model import load_model
 
     if not 0 < args.seconds <= 3600:
@@ -200,10 +200,11 @@ def cmd_check(args: argparse.Namespace) -> int:
     if lead <= 0:
         raise ConfigError(f"--lead {lead}: give the frames kept ready, above 0")
     print(f"ravemap check: {model.info.describe()}")
-    print(f"ravemap check: a block of {block} samples every {args.period}-frame period "
-          f"({1000 * args.period / sr:.1f} ms) for {args.seconds:g} s; lead {lead} frames ({1000 * lead / sr:.1f} ms)",
+    tick = tick_frames(block, args.period)
+    print(f"ravemap check: blocks of {block} samples, rendered every {tick} frames ({1000 * tick / sr:.1f} ms) "
+          f"for {args.seconds:g} s, {args.period}-frame periods; lead {lead} frames ({1000 * lead / sr:.1f} ms)",
           flush=True)
-    result = check(model_block(model, block), args.seconds, args.period / sr, lead / sr)
+    result = check(model_block(model, block, args.period), args.seconds, tick / sr, lead / sr)
     print(f"ravemap check: {result.describe()}")
     if result.missed == 0:
         print("ravemap check: this machine kept every block inside the lead")

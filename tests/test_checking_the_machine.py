@@ -11,7 +11,7 @@ import re
 import threading
 import time
 
-from server.audio.machine_check import CheckResult, check, default_block
+from server.audio.machine_check import CheckResult, check, default_block, tick_frames
 from tests.conftest import ravemap
 
 
@@ -53,12 +53,18 @@ def test_the_default_block_is_the_smallest_multiple_of_the_ratio_that_fills_a_pe
     assert default_block(96, 256) == 288
 
 
+def test_blocks_longer_than_a_period_are_rendered_once_a_block_shorter_ones_every_period():
+    assert tick_frames(2048, 256) == 2048, "a full-size RAVE block: one render per 46 ms, not per period"
+    assert tick_frames(256, 256) == 256
+    assert tick_frames(128, 256) == 256
+
+
 def test_ravemap_check_times_the_default_model_and_gives_a_verdict():
     done = ravemap("check", "--seconds", "1")
     assert done.returncode in (0, 1), done.stderr  # 1 is the verdict "this machine stalled", not an error
     lines = done.stdout.splitlines()
     assert lines[0].startswith("ravemap check: default.ts: 44100 Hz"), done.stdout
-    assert "a block of 256 samples every 256-frame period (5.8 ms)" in lines[1]
+    assert "blocks of 256 samples, rendered every 256 frames (5.8 ms)" in lines[1]
     assert "lead 512 frames (11.6 ms)" in lines[1]
     blocks = re.search(r"ravemap check: (\d+) blocks", done.stdout)
     assert blocks and int(blocks.group(1)) >= 100, done.stdout  # about 172 ticks in a second

@@ -62,20 +62,31 @@ def default_block(ratio: int, period: int) -> int:
     return ratio * max(1, math.ceil(period / ratio))
 
 
-def model_block(model: RaveModel, block: int) -> Callable[[], None]:
-    """One block of the engine's model work: encode `block` samples of quiet noise, then decode."""
+def tick_frames(block: int, period: int) -> int:
+    """How often the engine renders: once a block when blocks are longer than a period, else each period."""
+    return max(block, period)
+
+
+def model_block(model: RaveModel, block: int, period: int) -> Callable[[], None]:
+    """The engine's model work for one tick: encode `block` samples of quiet noise and decode them,
+    as many times as blocks fit in a period (once when a block is a period or longer)."""
     rng = np.random.default_rng(1)
     audio = torch.from_numpy((0.05 * rng.standard_normal((1, model.info.in_channels, block))).astype(np.float32))
+    calls = max(1, math.ceil(period / block))
 
     def run() -> None:
         with torch.inference_mode():
-            model.decode(model.encode(audio))
+            for _ in range(calls):
+                model.decode(model.encode(audio))
 
     return run
 
 
 def check(run_block: Callable[[], None], seconds: float, tick_s: float, lead_s: float) -> CheckResult:
-    """Call `run_block` once per `tick_s` for `seconds`, as the engine after each callback, and time it."""
+    """Call `run_block` once per `tick_s` for `seconds`, as the engine renders after a callback, and time it.
+
+    A call that ends more than `lead_s` after its tick is one the engine could not have had ready:
+    the ring held the lead less the period just taken, and the callback after next finds it short."""
     priority = raise_thread_priority()
     for _ in range(WARM_UP_CALLS):
         run_block()
