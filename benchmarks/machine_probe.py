@@ -14,8 +14,8 @@ from the same minutes.
 It prints how late blocks ended (median, p99, p99.9, worst), how many missed the lead, how many of
 those spent most of the time on the CPU (their own thread CPU time over half the lateness: the
 virtual CPU was taken away mid-block, the hypervisor's "steal", rather than the thread waiting to
-be woken), and the steal ticks /proc/stat counted meanwhile. The last line is the same as JSON,
-for `soak.py`.
+be woken), and the steal ticks /proc/stat counted meanwhile. The last line is the same as JSON
+(the printed line included), for `soak.py`.
 """
 
 from __future__ import annotations
@@ -41,17 +41,10 @@ def probe(model_path: Path, seconds: float, block: int, lead: int, period: int =
     sr = model.info.sr
     result = check(model_block(model, block, period), seconds, tick_frames(block, period) / sr, lead / sr)
     median, p99, p999, worst = result.late_ms
-    return {"blocks": result.blocks, "block": block, "lead": lead, "lead_ms": 1000.0 * lead / sr,
-            "priority": result.priority, "p50_ms": median, "p99_ms": p99, "p999_ms": p999, "worst_ms": worst,
-            "missed": result.missed, "missed_on_cpu": result.missed_on_cpu, "steal_ticks": result.steal_ticks}
-
-
-def describe(result: dict) -> str:
-    return (f"machine probe: {result['blocks']} blocks of {result['block']} ({result['priority']}); ended after "
-            f"their tick by median {result['p50_ms']:.2f} ms, p99 {result['p99_ms']:.2f}, p99.9 "
-            f"{result['p999_ms']:.2f}, worst {result['worst_ms']:.1f} ms; {result['missed']} later than the "
-            f"lead ({result['lead']} frames, {result['lead_ms']:.1f} ms), {result['missed_on_cpu']} of them on the "
-            f"CPU the whole time; steal ticks {result['steal_ticks']}")
+    return {"line": f"machine probe: blocks of {block}, lead {lead} frames: {result.describe()}",
+            "blocks": result.blocks, "block": block, "lead": lead, "priority": result.priority, "p50_ms": median,
+            "p99_ms": p99, "p999_ms": p999, "worst_ms": worst, "missed": result.missed,
+            "missed_on_cpu": result.missed_on_cpu, "steal_ticks": result.steal_ticks}
 
 
 def main() -> int:
@@ -67,7 +60,7 @@ def main() -> int:
         print(f"machine_probe: no model at {args.model}", file=sys.stderr)
         return 1
     result = probe(args.model, args.seconds, args.block, args.lead)
-    print(describe(result))
+    print(result["line"])
     print(json.dumps(result), flush=True)
     return 0
 

@@ -50,7 +50,6 @@ import numpy as np
 import soundfile
 import yaml
 from jackbench import free_udp_port, osc, start_jack
-from machine_probe import describe as describe_probe
 from pythonosc.osc_packet import OscPacket
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -412,7 +411,7 @@ def main() -> int:
             print(f"  mapping file       written {writes} times while recording "
                   f"({mapping_file.stat().st_size / 1e6:.1f} MB at the end)")
         if probe is not None:
-            print("  " + (describe_probe(probed) if probed else f"machine probe failed (exit code {probe.returncode})"))
+            print("  " + (probed["line"] if probed else f"machine probe failed (exit code {probe.returncode})"))
         print(f"  ravemap RSS        start {mib(rss_start)}, peak {mib(rss_peak)}, end {mib(rss_end)}")
         print(f"  trainer RSS        start {mib(trainer_start)}, end {mib(trainer_end)}")
         print(f"  stop               exit code {code} in {stop_took:.2f} s")

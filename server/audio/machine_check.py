@@ -58,7 +58,7 @@ def steal_ticks() -> int | None:
 
 
 def default_block(ratio: int, period: int) -> int:
-    """The smallest multiple of the model's ratio that fills a device period: what auto starts from."""
+    """The smallest multiple of the model's ratio that fills a device period (one render per callback)."""
     return ratio * max(1, math.ceil(period / ratio))
 
 
