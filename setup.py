@@ -2,10 +2,10 @@
 
 They live at the top of the checkout, where `./run`, the tests and the training scripts use them:
 `config.yaml`, `models/default.ts`, `loops/default.wav` and `examples/{touchosc,puredata,max}/`.
-Building copies them into the package as `server/data/` (laid out as in the checkout), so git
+Building copies them into the package as `ravemap/data/` (laid out as in the checkout), so git
 holds one copy and a wheel (pip, pipx, uv) plays the default with no other file. An editable
 install (`pip install -e .`, what `./run` does) copies nothing: it runs from the checkout.
-`server/locations.py` finds them either way. Everything else is in pyproject.toml.
+`server/ravemap/locations.py` finds them either way. Everything else is in pyproject.toml.
 """
 
 from pathlib import Path
@@ -19,7 +19,7 @@ LAYOUTS = ["examples/touchosc", "examples/puredata", "examples/max"]
 
 
 def data_files() -> list[str]:
-    """The files copied into server/data/, relative to the checkout (or the unpacked sdist)."""
+    """The files copied into ravemap/data/, relative to the checkout (or the unpacked sdist)."""
     files = list(EMBEDDED)
     for folder in LAYOUTS:
         files += sorted(str(p.relative_to(ROOT)) for p in (ROOT / folder).rglob("*")
@@ -35,7 +35,7 @@ class BuildWithData(build_py):
         super().run()
         if getattr(self, "editable_mode", False):
             return
-        target = Path(self.build_lib) / "server" / "data"
+        target = Path(self.build_lib) / "ravemap" / "data"
         for relative in data_files():
             destination = target / relative
             self.mkpath(str(destination.parent))

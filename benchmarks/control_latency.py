@@ -23,18 +23,18 @@ from tempfile import TemporaryDirectory
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "server"))
 
 from pythonosc.osc_message_builder import OscMessageBuilder  # noqa: E402
 
-from server.audio.controls import EngineControls  # noqa: E402
-from server.config import validate  # noqa: E402
-from server.control.events import Inbox  # noqa: E402
-from server.control.feedback import Feedback  # noqa: E402
-from server.control.osc import OscServer  # noqa: E402
-from server.mapping.regressor import RegressorSettings, fit  # noqa: E402
-from server.mapping.trainer import Trainer  # noqa: E402
-from server.session import Session, new_mapping  # noqa: E402
+from ravemap.audio.controls import EngineControls  # noqa: E402
+from ravemap.config import validate  # noqa: E402
+from ravemap.control.events import Inbox  # noqa: E402
+from ravemap.control.feedback import Feedback  # noqa: E402
+from ravemap.control.osc import OscServer  # noqa: E402
+from ravemap.mapping.regressor import RegressorSettings, fit  # noqa: E402
+from ravemap.mapping.trainer import Trainer  # noqa: E402
+from ravemap.session import Session, new_mapping  # noqa: E402
 
 
 def message(address: str, *args: float) -> bytes:

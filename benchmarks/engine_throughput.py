@@ -29,13 +29,13 @@ import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "server"))
 
-from server.audio.controls import EngineControls  # noqa: E402
-from server.audio.engine import Engine  # noqa: E402
-from server.audio.model import load_model  # noqa: E402
-from server.audio.processor import BlockProcessor, ProcessorSettings  # noqa: E402
-from server.audio.source import load_loop  # noqa: E402
+from ravemap.audio.controls import EngineControls  # noqa: E402
+from ravemap.audio.engine import Engine  # noqa: E402
+from ravemap.audio.model import load_model  # noqa: E402
+from ravemap.audio.processor import BlockProcessor, ProcessorSettings  # noqa: E402
+from ravemap.audio.source import load_loop  # noqa: E402
 
 DEFAULT_MODEL = ROOT.parent / "shared" / "fixtures" / "rave" / "rave_v2_full.ts"
 

@@ -177,7 +177,7 @@ class Daemon:
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.bind(("127.0.0.1", 0))
         self.sock.settimeout(5.0)
-        command = [sys.executable, "-m", "server", "serve", "--config", str(path), "--osc-port", str(self.port),
+        command = [sys.executable, "-m", "ravemap", "serve", "--config", str(path), "--osc-port", str(self.port),
                    "--feedback-port", str(self.sock.getsockname()[1])]
         self.log = open(tmp / "daemon.log", "w")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=self.log, text=True)

@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/machine_probe.py [--seconds 60] [--block 256] [--lead 512]
 
-Not a test and not run in CI. `ravemap check` (server/audio/machine_check.py) in a process of
+Not a test and not run in CI. `ravemap check` (server/ravemap/audio/machine_check.py) in a process of
 its own: no JACK, no OSC, no other Python thread (so no GIL to share), one torch thread, the
 engine's priority. At every tick of a clock (a 256-frame device period at the model's rate, or a
 block where blocks are longer) it encodes and decodes the model's work for that tick, as the
@@ -30,11 +30,11 @@ PERIOD = 256
 
 
 def probe(model_path: Path, seconds: float, block: int, lead: int, period: int = PERIOD) -> dict:
-    sys.path.insert(0, str(ROOT))
+    sys.path.insert(0, str(ROOT / "server"))
     import torch
 
-    from server.audio.machine_check import check, model_block, tick_frames
-    from server.audio.model import load_model
+    from ravemap.audio.machine_check import check, model_block, tick_frames
+    from ravemap.audio.model import load_model
 
     torch.set_num_threads(1)
     model = load_model(model_path)

@@ -29,15 +29,15 @@ from pathlib import Path
 import torch
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "server"))
 
-from server.audio import engine as engine_module  # noqa: E402
-from server.audio import headless as headless_module  # noqa: E402
-from server.audio.engine import Engine  # noqa: E402
-from server.audio.headless import HeadlessOutput  # noqa: E402
-from server.audio.model import load_model  # noqa: E402
-from server.audio.playback import make_controls, prepare_processor  # noqa: E402
-from server.config import load_config, with_overrides  # noqa: E402
+from ravemap.audio import engine as engine_module  # noqa: E402
+from ravemap.audio import headless as headless_module  # noqa: E402
+from ravemap.audio.engine import Engine  # noqa: E402
+from ravemap.audio.headless import HeadlessOutput  # noqa: E402
+from ravemap.audio.model import load_model  # noqa: E402
+from ravemap.audio.playback import make_controls, prepare_processor  # noqa: E402
+from ravemap.config import load_config, with_overrides  # noqa: E402
 
 
 def hog(stop: threading.Event) -> None:

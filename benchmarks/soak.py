@@ -72,7 +72,7 @@ def rss_kib(pid: int | None) -> int | None:
 
 
 def trainer_pid(pid: int) -> int | None:
-    """The daemon's trainer process (its child running `python -m server.mapping.trainer_worker`)."""
+    """The daemon's trainer process (its child running `python -m ravemap.mapping.trainer_worker`)."""
     try:
         children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
     except OSError:
@@ -82,7 +82,7 @@ def trainer_pid(pid: int) -> int | None:
             cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
         except OSError:
             continue
-        if b"server.mapping.trainer_worker" in cmdline:
+        if b"ravemap.mapping.trainer_worker" in cmdline:
             return int(child)
     return None
 
@@ -190,8 +190,8 @@ class Pinger:
 
 def write_big_mapping(folder: Path, name: str, n: int) -> Path:
     """A mapping of `n` examples spread over the XY pad, written as ravemap writes it."""
-    sys.path.insert(0, str(ROOT))
-    from server.mapping.store import Example, Mapping, save_mapping
+    sys.path.insert(0, str(ROOT / "server"))
+    from ravemap.mapping.store import Example, Mapping, save_mapping
 
     rng = np.random.default_rng(3)
     xy = rng.random((n, 2))
@@ -257,7 +257,7 @@ def main() -> int:
             path = write_big_mapping(tmp / "mappings", "soak", args.examples)
             print(f"soak: wrote {path.name} with {args.examples} examples ({path.stat().st_size / 1e6:.1f} MB) in "
                   f"{time.monotonic() - made:.1f} s")
-        command = [sys.executable, "-m", "server", "serve", "--config", str(tmp / "config.yaml"),
+        command = [sys.executable, "-m", "ravemap", "serve", "--config", str(tmp / "config.yaml"),
                    "--model", str(args.model.resolve()), "--loop", str(loop), "--audio", "system",
                    "--osc-port", str(port), "--feedback-port", str(listener.port),
                    "--mappings-dir", str(tmp / "mappings"), "--mapping", "soak"]

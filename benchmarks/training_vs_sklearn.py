@@ -32,9 +32,9 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "server"))
 
-from server.mapping.regressor import KINDS, RegressorSettings, fit  # noqa: E402
+from ravemap.mapping.regressor import KINDS, RegressorSettings, fit  # noqa: E402
 
 
 def synthetic(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -115,7 +115,7 @@ class Daemon:
         self.log = tmp / f"serve-{self.port}.log"
         self._log_file = open(self.log, "w")  # noqa: SIM115 - held open for the subprocess's lifetime
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "server", "serve", *args], cwd=REPO,
+            [sys.executable, "-m", "ravemap", "serve", *args], cwd=REPO,
             stdout=subprocess.PIPE, stderr=self._log_file, text=True, env={**os.environ, **(env or {})},
         )
         self.ready_line = self._wait_ready()

@@ -11,7 +11,7 @@ import re
 import threading
 import time
 
-from server.audio.machine_check import CheckResult, check, default_block, tick_frames
+from ravemap.audio.machine_check import CheckResult, check, default_block, tick_frames
 from tests.conftest import ravemap
 
 

@@ -14,13 +14,13 @@ import numpy as np
 import pytest
 import torch
 
-from server.audio import latency
-from server.audio.engine import Engine
-from server.audio.live import LiveInput
-from server.audio.model import RaveModel, load_model
-from server.audio.playback import Playback, make_controls, prepare_processor
-from server.audio.ring import FrameRing
-from server.config import validate
+from ravemap.audio import latency
+from ravemap.audio.engine import Engine
+from ravemap.audio.live import LiveInput
+from ravemap.audio.model import RaveModel, load_model
+from ravemap.audio.playback import Playback, make_controls, prepare_processor
+from ravemap.audio.ring import FrameRing
+from ravemap.config import validate
 from tests.standins import WithMethodList, save
 
 

@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from server.mapping.regressor import RegressorSettings
-from server.mapping.store import Example, Mapping, load_mapping, save_mapping
+from ravemap.mapping.regressor import RegressorSettings
+from ravemap.mapping.store import Example, Mapping, load_mapping, save_mapping
 from tests.conftest import ravemap
 from tests.osc_peer import Daemon, OscPeer
 
@@ -65,7 +65,7 @@ def test_train_refuses_a_mapping_without_examples(tmp_path):
 
 @pytest.mark.parametrize("kind", ["mlp", "knn"])
 def test_plot_draws_the_examples_and_one_heatmap_per_latent_dim(tmp_path, kind):
-    from server.offline import learned_field
+    from ravemap.offline import learned_field
 
     _mapping_with_examples(tmp_path, kind=kind)
     assert ravemap("train", "sketch", "--mappings-dir", str(tmp_path)).returncode == 0

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from server.config import config_reference, load_config, validate
-from server.errors import ConfigError
+from ravemap.config import config_reference, load_config, validate
+from ravemap.errors import ConfigError
 from tests.conftest import REPO, ravemap, write_config
 
 

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from server.config import load_config
-from server.control.osc import OscTranslator
+from ravemap.config import load_config
+from ravemap.control.osc import OscTranslator
 from tests.conftest import REPO
 from tests.osc_peer import Daemon, OscPeer, free_udp_port
 

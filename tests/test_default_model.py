@@ -170,6 +170,6 @@ def test_default_loop_is_a_seamless_mono_loop_aligned_to_the_model_ratio(model):
 
 
 def test_engine_loader_accepts_the_default_model():
-    model_module = pytest.importorskip("server.audio.model")
+    model_module = pytest.importorskip("ravemap.audio.model")
     info = model_module.load_model(MODEL).info
     assert (info.sr, info.latent_size, info.in_channels, info.out_channels) == (44100, 8, 1, 1)

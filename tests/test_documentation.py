@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 
-from server.config import load_config
-from server.control.osc import OscTranslator
+from ravemap.config import load_config
+from ravemap.control.osc import OscTranslator
 from tests.conftest import REPO
 
 

@@ -7,12 +7,12 @@ import time
 import numpy as np
 import pytest
 
-from server.audio.controls import EngineControls
-from server.audio.playback import Playback, make_controls, prepare_processor
-from server.audio.processor import OffsetSmoother
-from server.audio.ring import FrameRing, Tap
-from server.config import validate
-from server.errors import ModelError
+from ravemap.audio.controls import EngineControls
+from ravemap.audio.playback import Playback, make_controls, prepare_processor
+from ravemap.audio.processor import OffsetSmoother
+from ravemap.audio.ring import FrameRing, Tap
+from ravemap.config import validate
+from ravemap.errors import ModelError
 from tests.standins import WithMethodList, save
 
 
@@ -138,9 +138,9 @@ def test_the_callback_plays_silence_and_counts_when_the_engine_is_late():
 
 
 def test_live_input_plays_through_the_model_and_dry_is_the_input(tiny_model):
-    from server.audio.live import LiveInput
-    from server.audio.model import load_model
-    from server.audio.playback import prepare_processor
+    from ravemap.audio.live import LiveInput
+    from ravemap.audio.model import load_model
+    from ravemap.audio.playback import prepare_processor
 
     config = validate({"engine": {"model": str(tiny_model), "transfer": False, "block_size": 2048}})
     controls = make_controls(config)

@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 import tests.osc_peer as osc_peer
-from server.mapping.store import VERSION, Example, Mapping, list_mappings, load_mapping, save_mapping
+from ravemap.mapping.store import VERSION, Example, Mapping, list_mappings, load_mapping, save_mapping
 from tests.osc_peer import Daemon, OscPeer
 
 
@@ -69,8 +69,8 @@ BAD_KINDS = {
 def test_each_kind_of_bad_mapping_file_is_reported_left_as_it_is_and_replaced_by_a_new_mapping(tmp_path, kind, caplog):
     """What `ravemap serve --mapping live` does first, for every kind of bad file (in process: the
     daemon's own `open_mapping`; the next test runs the daemon itself on two of them)."""
-    from server.config import validate
-    from server.session import open_mapping
+    from ravemap.config import validate
+    from ravemap.session import open_mapping
 
     bad = BAD_KINDS[kind](valid_mapping_bytes(tmp_path))
     folder = tmp_path / "mappings"
@@ -305,7 +305,7 @@ def sent_as_float32(values: list[float]) -> list[float]:
 
 
 def test_temp_files_left_by_killed_saves_are_removed_by_a_later_save_once_they_are_old(tmp_path):
-    from server.mapping.store import STALE_TEMP_S
+    from ravemap.mapping.store import STALE_TEMP_S
 
     mapping = Mapping("kill", 2, (0, 1, 2, 3), (-3.0, 3.0), examples=[Example((0.5, 0.5), (0.0, 0.0, 0.0, 0.0))])
     save_mapping(tmp_path, mapping)

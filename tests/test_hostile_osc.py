@@ -28,9 +28,9 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from pythonosc.osc_packet import OscPacket
 
-from server.config import validate
-from server.control.events import Command, Event, Inbox, SetInputs, SetTarget, SetTargets
-from server.control.osc import MAX_ARGS, MAX_BUNDLE_DEPTH, MAX_PACKET, OscServer
+from ravemap.config import validate
+from ravemap.control.events import Command, Event, Inbox, SetInputs, SetTarget, SetTargets
+from ravemap.control.osc import MAX_ARGS, MAX_BUNDLE_DEPTH, MAX_PACKET, OscServer
 from tests.osc_peer import Daemon, OscPeer, build
 
 N_INPUTS = 2
@@ -569,7 +569,7 @@ def test_a_full_inbox_drops_discrete_events_but_not_the_last_slider_position():
 
 
 def test_error_replies_to_one_sender_are_rate_limited():
-    from server.control.feedback import ERRORS_PER_SECOND, Feedback
+    from ravemap.control.feedback import ERRORS_PER_SECOND, Feedback
 
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as listener:
         listener.bind(("127.0.0.1", 0))
@@ -805,7 +805,7 @@ def test_a_name_in_a_folder_ravemap_cannot_read_is_refused_with_a_reason(tmp_pat
         if shutil.which("setpriv") is None:
             pytest.skip("running as root without setpriv: permission bits cannot be made to bind")
         prefix = [shutil.which("setpriv"), "--bounding-set=-dac_override,-dac_read_search", "--"]
-    code = ("import sys; from pathlib import Path; from server.names import resolve_in\n"
+    code = ("import sys; from pathlib import Path; from ravemap.names import resolve_in\n"
             "try:\n    resolve_in(Path(sys.argv[1]), 'm', ('.ts',), 'model')\n"
             "except ValueError as err:\n    print('refused:', err)\n")
     try:

@@ -25,7 +25,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from server.userfiles import layout_files
+from ravemap.userfiles import layout_files
 from tests.conftest import REPO
 from tests.osc_peer import OscPeer, free_udp_port
 
@@ -107,15 +107,15 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
 def test_the_wheel_carries_the_embedded_default_and_the_layouts(installed):
     names = set(zipfile.ZipFile(installed.wheel).namelist())
     for file in ("config.yaml", "models/default.ts", "loops/default.wav"):
-        assert f"server/data/{file}" in names
+        assert f"ravemap/data/{file}" in names
     for layout, files in layout_files().items():
         for file in files:
-            assert f"server/data/examples/{layout}/{file}" in names
+            assert f"ravemap/data/examples/{layout}/{file}" in names
     for file in ("index.html", "app.js", "app.css"):  # the control page
-        assert f"server/web/static/{file}" in names
+        assert f"ravemap/web/static/{file}" in names
     metadata = zipfile.ZipFile(installed.wheel).read("ravemap-0.1.0.dist-info/METADATA").decode()
     assert "License-Expression: MIT" in metadata
-    packaged = installed.site / "server" / "data"
+    packaged = installed.site / "ravemap" / "data"
     assert (packaged / "config.yaml").read_bytes() == (REPO / "config.yaml").read_bytes()
 
 
@@ -201,8 +201,8 @@ def test_paths_and_version_of_an_installed_ravemap(installed):
     result = installed.run("paths", cwd=here)
     assert result.returncode == 0, result.stderr
     lines = dict(line.split(None, 1) for line in result.stdout.splitlines())
-    assert lines["running"] == f"installed, in {installed.site / 'server'}"
-    assert lines["config"] == f"{installed.site / 'server' / 'data' / 'config.yaml'}  (the packaged default)"
+    assert lines["running"] == f"installed, in {installed.site / 'ravemap'}"
+    assert lines["config"] == f"{installed.site / 'ravemap' / 'data' / 'config.yaml'}  (the packaged default)"
     assert lines["mappings"].startswith(str(installed.data_dir() / "mappings"))
     assert lines["models"].startswith(str(installed.data_dir() / "models"))
     assert str(installed.home / ".config" / "ravemap" / "config.yaml") in lines["lookup"]

@@ -18,9 +18,9 @@ import numpy as np
 import pytest
 import soundfile
 
-from server.config import validate
-from server.mapping.store import Example, Mapping, load_mapping, save_mapping
-from server.render import render
+from ravemap.config import validate
+from ravemap.mapping.store import Example, Mapping, load_mapping, save_mapping
+from ravemap.render import render
 from tests.osc_peer import Daemon, OscPeer
 from tests.standins import StandInRave, save
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from server.audio.model import load_model
-from server.errors import ModelError
+from ravemap.audio.model import load_model
+from ravemap.errors import ModelError
 from tests.conftest import fixture_model, ravemap
 from tests.standins import LyingShapes, NoEncodeDecode, StandInRave, WithMethodList, save
 

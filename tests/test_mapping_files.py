@@ -17,9 +17,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from server.errors import MappingError
-from server.mapping.regressor import KINDS, RegressorSettings, fit
-from server.mapping.store import (
+from ravemap.errors import MappingError
+from ravemap.mapping.regressor import KINDS, RegressorSettings, fit
+from ravemap.mapping.store import (
     FORMAT,
     VERSION,
     Example,

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from server.mapping.regressor import KINDS, Regressor, RegressorSettings, TrainingCancelled, fit
+from ravemap.mapping.regressor import KINDS, Regressor, RegressorSettings, TrainingCancelled, fit
 from tests.conftest import REPO
 
 json_values = st.recursive(
@@ -206,7 +206,7 @@ def test_predict_is_pure_numpy_and_never_loads_torch(tmp_path):
     (tmp_path / "states.json").write_text(json.dumps(states))
     code = (
         "import json, sys, numpy as np\n"
-        "from server.mapping.regressor import Regressor\n"
+        "from ravemap.mapping.regressor import Regressor\n"
         f"states = json.load(open({str(tmp_path / 'states.json')!r}))\n"
         "for s in states.values(): Regressor.from_state(s).predict(np.array([0.3, 0.6]))\n"
         "print('torch' in sys.modules)\n"

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from server.mapping.store import MAX_EXAMPLES, MAX_FILE_BYTES, Example, Mapping, load_mapping, save_mapping
+from ravemap.mapping.store import MAX_EXAMPLES, MAX_FILE_BYTES, Example, Mapping, load_mapping, save_mapping
 from tests.conftest import REPO
 from tests.osc_peer import Daemon, OscPeer, free_udp_port
 from tests.test_hostile_files import _mount_tmpfs, start
@@ -144,9 +144,9 @@ def test_stopping_when_nothing_can_be_written_anywhere_raises_and_the_daemon_exi
     daemon's temp folder falls back to /tmp, which a test cannot fill)."""
     import tempfile
 
-    from server.api import Ravemap
-    from server.daemon import Daemon as Lifecycle
-    from server.errors import MappingError
+    from ravemap.api import Ravemap
+    from ravemap.daemon import Daemon as Lifecycle
+    from ravemap.errors import MappingError
 
     folder = tmp_path / "mappings"
     if not _mount_tmpfs(folder, 256):
@@ -184,7 +184,7 @@ def test_stopping_when_nothing_can_be_written_anywhere_raises_and_the_daemon_exi
 
 def test_recording_past_the_example_limit_is_refused_and_the_mapping_stays_saveable(tmp_path, tiny_model, loop_file):
     """In process (a daemon would spend a minute reading 150 MB): the session that a daemon runs, at the limit."""
-    from server.api import Ravemap
+    from ravemap.api import Ravemap
 
     rm = Ravemap(model=tiny_model, loop=loop_file, audio="none", mapping="full", mappings_dir=tmp_path / "mappings")
     try:

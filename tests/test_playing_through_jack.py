@@ -13,11 +13,11 @@ import time
 import numpy as np
 import pytest
 
-from server.audio.model import load_model
-from server.audio.playback import Playback, make_controls, prepare_processor
-from server.audio.ring import Tap
-from server.audio.source import load_loop
-from server.config import validate
+from ravemap.audio.model import load_model
+from ravemap.audio.playback import Playback, make_controls, prepare_processor
+from ravemap.audio.ring import Tap
+from ravemap.audio.source import load_loop
+from ravemap.config import validate
 from tests.audio_checks import find_in_loop, spectral_distance
 from tests.conftest import JACK_RATE
 

@@ -1,4 +1,4 @@
-"""The workshop's steps in process: `server.Ravemap`, the same objects `ravemap serve` runs."""
+"""The workshop's steps in process: `ravemap.Ravemap`, the same objects `ravemap serve` runs."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from server import Ravemap
-from server.audio.model import load_model
-from server.audio.source import load_loop
+from ravemap import Ravemap
+from ravemap.audio.model import load_model
+from ravemap.audio.source import load_loop
 from tests.conftest import REPO, write_config
 
 DEFAULT_MODEL = REPO / "models" / "default.ts"

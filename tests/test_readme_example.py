@@ -1,12 +1,13 @@
 """The README's Python example runs as a new user runs it: saved as a script with no `__main__`
 guard, piped to `python -`, and given to `python -c`. Each trains (in the trainer process) and exits 0.
 
-It runs in a copy of the checkout's files the example needs (the `server` package, `config.yaml`,
+It runs in a copy of the checkout's files the example needs (the `ravemap` package under `server/`, `config.yaml`,
 `pyproject.toml`, the default model and loop), so the mapping it saves lands there and not in this
 repository."""
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from server.mapping.store import load_mapping
+from ravemap.mapping.store import load_mapping
 from tests.conftest import REPO
 
 VECTOR_FILE = '"drums.wav"'  # the README's placeholder; the only change made to its code
@@ -30,7 +31,8 @@ def readme_example() -> str:
 
 
 def checkout(folder: Path) -> Path:
-    shutil.copytree(REPO / "server", folder / "server", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(REPO / "server" / "ravemap", folder / "server" / "ravemap",
+                    ignore=shutil.ignore_patterns("__pycache__"))
     for name in ("config.yaml", "pyproject.toml"):  # both: how ravemap knows it runs from a checkout
         shutil.copy2(REPO / name, folder / name)
     for name in ("models/default.ts", "loops/default.wav"):
@@ -50,7 +52,8 @@ def test_the_readme_python_example_trains_and_exits_0(tmp_path, how):
         command, stdin = [sys.executable, "-"], code
     else:
         command, stdin = [sys.executable, "-c", code], None
-    done = subprocess.run(command, cwd=root, input=stdin, capture_output=True, text=True, timeout=300)
+    env = {**os.environ, "PYTHONPATH": str(root / "server")}  # the copy's ravemap, not the checkout's
+    done = subprocess.run(command, cwd=root, env=env, input=stdin, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "Traceback" not in done.stderr, done.stderr[-3000:]
     mapping = load_mapping(root / "mappings", "default")  # saved by rm.stop() in the copy

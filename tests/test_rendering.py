@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import soundfile
 
-from server.audio.model import load_model
-from server.audio.source import load_loop
+from ravemap.audio.model import load_model
+from ravemap.audio.source import load_loop
 from tests.audio_checks import find_in_loop, spectral_distance
 from tests.conftest import ravemap, write_config
 from tests.standins import StandInRave, WithMethodList, save

@@ -31,7 +31,7 @@ def _serve(*args: str, env: dict | None = None, latency: str = "fixed") -> subpr
     args = ("--config", str(config), "--osc-port", str(free_udp_port()), "--feedback-port", str(free_udp_port()),
             "--mappings-dir", scratch, *args)
     return subprocess.Popen(
-        [sys.executable, "-m", "server", "serve", *args],
+        [sys.executable, "-m", "ravemap", "serve", *args],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env={**os.environ, **(env or {})},
     )
@@ -120,7 +120,7 @@ def test_devices_lists_audio_devices_and_midi_ports(jack_server):
 
 
 def test_python_dash_m_server_is_the_same_command():
-    result = subprocess.run([sys.executable, "-m", "server", "--help"], cwd=REPO, capture_output=True, text=True)
+    result = subprocess.run([sys.executable, "-m", "ravemap", "--help"], cwd=REPO, capture_output=True, text=True)
     assert result.returncode == 0 and "serve" in result.stdout and "render" in result.stdout
 
 
@@ -129,7 +129,7 @@ def test_zeroconf_advertises_only_addresses_a_controller_can_reach(caplog):
     address, where nothing answers); 0.0.0.0 is advertised at every LAN address, one address alone."""
     import logging
 
-    from server.control.advertise import Advertiser, reachable_addresses
+    from ravemap.control.advertise import Advertiser, reachable_addresses
 
     lan = ["192.168.1.20", "10.0.0.5", "fe80::1"]
     assert reachable_addresses("127.0.0.1", lan) == []

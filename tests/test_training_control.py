@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from server import Ravemap
-from server.mapping.regressor import RegressorSettings, fit
-from server.mapping.store import Example, Mapping, load_mapping, save_mapping, training_report
+from ravemap import Ravemap
+from ravemap.mapping.regressor import RegressorSettings, fit
+from ravemap.mapping.store import Example, Mapping, load_mapping, save_mapping, training_report
 from tests.conftest import write_config
 from tests.osc_peer import Daemon, OscPeer
 
@@ -36,7 +36,7 @@ def _start(tmp_path, tiny_model, loop_file, peer, *extra) -> Daemon:
 
 
 def trainer_pid(daemon: Daemon) -> int:
-    """The daemon's trainer process: its child running `server.mapping.trainer_worker`."""
+    """The daemon's trainer process: its child running `ravemap.mapping.trainer_worker`."""
     pid = daemon.proc.pid
     children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
     found = [int(c) for c in children if b"trainer_worker" in Path(f"/proc/{c}/cmdline").read_bytes()]

@@ -11,8 +11,8 @@ import time
 import numpy as np
 import pytest
 
-from server.mapping.regressor import FitResult, RegressorSettings
-from server.mapping.trainer import THREAD_NAME, Trainer
+from ravemap.mapping.regressor import FitResult, RegressorSettings
+from ravemap.mapping.trainer import THREAD_NAME, Trainer
 
 LONG = RegressorSettings(epochs=1_000_000, patience=0)  # runs until cancelled
 

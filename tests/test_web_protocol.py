@@ -12,12 +12,12 @@ import socket
 
 import pytest
 
-from server.config import validate
-from server.control.feedback import Feedback
-from server.control.osc import OscTranslator
-from server.web.address import lan_address, page_url
-from server.web.protocol import Refused, Request, WebTranslator
-from server.web.server import STATIC, load_assets
+from ravemap.config import validate
+from ravemap.control.feedback import Feedback
+from ravemap.control.osc import OscTranslator
+from ravemap.web.address import lan_address, page_url
+from ravemap.web.protocol import Refused, Request, WebTranslator
+from ravemap.web.server import STATIC, load_assets
 from tests.conftest import ravemap, write_config
 from tests.osc_peer import free_udp_port
 
@@ -135,7 +135,7 @@ def test_a_taken_web_port_stops_serve_with_a_line_saying_how_to_choose_another(t
 
 
 def test_web_port_is_checked_like_every_setting():
-    from server.errors import ConfigError
+    from ravemap.errors import ConfigError
 
     with pytest.raises(ConfigError, match=r"web\.port: 70000 is not allowed"):
         validate({"web": {"port": 70000}})
@@ -145,7 +145,7 @@ def test_web_port_is_checked_like_every_setting():
 def test_a_terminal_that_cannot_show_the_qr_code_gets_the_address_in_words():
     import io
 
-    from server.web.address import print_qr
+    from ravemap.web.address import print_qr
 
     out = io.TextIOWrapper(io.BytesIO(), encoding="ascii")
     print_qr("http://192.168.1.23:8080/", out)

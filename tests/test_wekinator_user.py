@@ -18,9 +18,9 @@ import numpy as np
 import pytest
 from pythonosc.osc_packet import OscPacket
 
-from server.config import validate
-from server.control.feedback import Feedback
-from server.control.osc import translator_for
+from ravemap.config import validate
+from ravemap.control.feedback import Feedback
+from ravemap.control.osc import translator_for
 from tests.conftest import REPO
 from tests.osc_peer import Daemon, OscPeer, free_udp_port
 
@@ -271,7 +271,7 @@ def test_names_are_kept_in_the_mapping_saved_by_name_and_shown_by_plot(tmp_path,
         assert "no dynamic time warping" in user.wait_for("/ravemap/error")[0]
     finally:
         assert daemon.stop() == 0
-    shown = subprocess.run([sys.executable, "-m", "server", "plot", "face", "--out", str(tmp_path / "face.png"),
+    shown = subprocess.run([sys.executable, "-m", "ravemap", "plot", "face", "--out", str(tmp_path / "face.png"),
                             "--mappings-dir", str(daemon.mappings)], cwd=REPO, capture_output=True, text=True,
                            timeout=120)
     assert shown.returncode == 0, shown.stderr
@@ -296,8 +296,8 @@ def test_wekinator_units_map_0_to_1_onto_the_latent_range_both_ways(synth, units
 
 
 def test_names_and_untaught_outputs_survive_a_save_and_a_file_teaching_nothing_is_refused(tmp_path):
-    from server.errors import MappingError
-    from server.mapping.store import Example, Mapping, load_mapping, save_mapping, training_arrays
+    from ravemap.errors import MappingError
+    from ravemap.mapping.store import Example, Mapping, load_mapping, save_mapping, training_arrays
 
     mapping = Mapping("face", input_size=3, output_dims=(0, 1), output_range=(-3.0, 3.0),
                       examples=[Example((0.1, 0.2, 0.3), (1.0, None)), Example((0.9, 0.9, 0.9), (None, -2.0)),
@@ -319,7 +319,7 @@ def test_names_and_untaught_outputs_survive_a_save_and_a_file_teaching_nothing_i
     ({"wekinator_port": 8000, "wekinator_host": "localhost"}, "one of this daemon's own control ports"),
 ])
 def test_wekinator_ports_that_would_answer_ravemap_itself_are_refused(osc, expected):
-    from server.errors import ConfigError
+    from ravemap.errors import ConfigError
 
     with pytest.raises(ConfigError, match=expected):
         validate({"osc": osc})

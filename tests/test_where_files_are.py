@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import pytest
 
-from server import locations
-from server.config import load_config
-from server.control.events import Inbox
-from server.control.midi import MidiInput
-from server.names import resolve_in
+from ravemap import locations
+from ravemap.config import load_config
+from ravemap.control.events import Inbox
+from ravemap.control.midi import MidiInput
+from ravemap.names import resolve_in
 from tests.conftest import REPO, ravemap, write_config
 from tests.osc_peer import Daemon, OscPeer
 
@@ -169,7 +169,7 @@ def test_no_alsa_sequencer_gives_one_info_line_and_no_alsa_noise(capfd, caplog):
 
     if Path("/dev/snd/seq").exists():
         pytest.skip("this machine has an ALSA sequencer: MIDI opens, nothing to hide")
-    from server.config import validate
+    from ravemap.config import validate
 
     caplog.set_level("INFO", logger="ravemap.midi")
     opened = MidiInput(validate({"midi": {"api": "alsa"}}), Inbox(16)).open()

@@ -1,7 +1,7 @@
 """The `evaluate` step: the acceptance figures of the default model, measured on the exported file.
 
 1. Load check: `torch.jit.load` and the nn~ interface (methods, attributes, *_params), then the
-   engine's own loader `server.audio.model.load_model` when it is importable.
+   engine's own loader `ravemap.audio.model.load_model` when it is importable.
 2. Speed, on one torch thread, per call on consecutive blocks of the default loop: at one latent
    frame per block (the engine's smallest block), the medians of decode and of encode + decode
    against a quarter of the block's duration (printed, not a pass/fail: the machine may be
@@ -67,16 +67,16 @@ def load_check(path: Path, cfg: ModelConfig) -> tuple[torch.jit.ScriptModule, li
     ok &= size_mb <= 20
     lines.append(f"  {'file size':18s} {size_mb:.2f} MB{'':24s} {'ok' if size_mb <= 20 else 'OVER 20 MB'}")
     try:
-        from server.audio.model import load_model
+        from ravemap.audio.model import load_model
     except ImportError as err:
-        lines.append(f"  server.audio.model.load_model: not importable here ({err}); skipped")
+        lines.append(f"  ravemap.audio.model.load_model: not importable here ({err}); skipped")
     else:
         try:
             info = load_model(path).info
-            lines.append(f"  server.audio.model.load_model: ok, {info.describe()}")
+            lines.append(f"  ravemap.audio.model.load_model: ok, {info.describe()}")
         except Exception as err:  # the engine's loader reports its own ModelError
             ok = False
-            lines.append(f"  server.audio.model.load_model: FAILED: {err}")
+            lines.append(f"  ravemap.audio.model.load_model: FAILED: {err}")
     return module, lines, ok
 
 

@@ -1,0 +1,242 @@
+"""ravemap in process: the Python API that the workshop's notebook uses and the daemon is built on.
+
+    from ravemap import Ravemap
+    rm = Ravemap(audio="none")            # the config's model and loop; "none": no sound card
+    rm.start()                            # engine thread (+ audio output)
+    rm.set_offsets([1.5, 0, 0, 0])        # move through the latent space
+    rm.set_inputs([0.2, 0.8]); rm.record_once()
+    result = rm.train()                   # in the trainer process; returns the FitResult
+    rm.train(wait=False); rm.cancel_training()   # or start one and stop it
+    rm.run(True); rm.set_inputs([0.5, 0.5])
+    rm.stop()
+
+One code path: a `Ravemap` owns the same objects `ravemap serve` runs (`Playback` for the
+engine and audio, `Session` for the performance state, the trainer process), and each method
+posts an event into the session's inbox exactly as an OSC message does, then waits until the
+session thread has applied it. `ravemap serve` is a `Ravemap` plus OSC, MIDI, zeroconf and
+signal handling.
+
+Threads: call the methods from one thread of yours (a notebook cell, a script). They block
+until the session thread has applied the change (a few microseconds to milliseconds;
+`train(wait=True)` until training ends, `capture_vector` while a file is encoded). Reading
+properties (`offsets`, `status()`) never blocks.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ravemap.audio import realtime
+from ravemap.audio.engine import configure_torch
+from ravemap.audio.playback import Playback, make_controls
+from ravemap.config import Config, load_config, with_overrides
+from ravemap.control.events import Command, Event, Inbox, SetInputs, SetTargets
+from ravemap.control.feedback import Feedback
+from ravemap.mapping.regressor import FitResult
+from ravemap.mapping.trainer import Trainer
+from ravemap.session import Session, open_mapping
+
+CALL_TIMEOUT_S = 60.0
+
+
+class Ravemap:
+    """A model playing a loop, steered through a trainable mapping. See the module docstring."""
+
+    def __init__(self, config: Config | str | Path | None = None, *, model: str | Path | None = None,
+                 loop: str | Path | None = None, audio: str | int | None = None, mapping: str | None = None,
+                 mappings_dir: str | Path | None = None):
+        """Load the model and the loop (encoded once, warmed up) and open the mapping; nothing plays yet.
+
+        `config` is a `Config` or a config file (default: the one `ravemap serve` reads, see
+        `ravemap.locations`); the keyword arguments override it like the command-line options of
+        `ravemap serve`.
+        """
+        base = config if isinstance(config, Config) else load_config(config)
+        cwd = Path.cwd()
+        self.config = with_overrides(
+            base,
+            engine__model=cwd / model if model is not None else None,
+            engine__loop=cwd / loop if loop is not None else None,
+            audio__device=audio,
+            mapping__name=mapping,
+            paths__mappings_dir=cwd / mappings_dir if mappings_dir is not None else None,
+        )
+        configure_torch(self.config.engine.torch_threads)
+        realtime.prepare_process()
+        self.controls = make_controls(self.config)
+        self.playback = Playback.from_config(self.config, self.controls)
+        self.inbox = Inbox(self.config.osc.queue_size)
+        self.feedback = Feedback(self.config)
+        self.trainer = Trainer()
+        model_name = self.config.engine.model.name
+        first = open_mapping(self.config, self.config.paths.mappings_dir, self.config.mapping.name, model_name)
+        self.session = Session(self.config, self.controls, self.inbox, self.feedback, self.trainer,
+                               self.config.paths.mappings_dir, first, playback=self.playback)
+        self.session.start()
+        self.trainer.start(wait=False)
+        self._playing = self._started = False
+
+    # -- lifecycle (caller's thread) -----------------------------------------------------
+    def start(self) -> None:
+        """Start the engine thread and the audio output (`audio="none"`: a real-time clock)."""
+        if not self._playing:
+            # Before the first block: a full collection holds the GIL far longer than a small block lasts.
+            realtime.freeze_startup_objects()
+            self.playback.start()
+            self._playing = self._started = True
+
+    def stop(self, *, save: bool | None = None) -> Path | None:
+        """Stop audio, session and trainer, save the mapping (atomically) and let go of it.
+
+        Returns where the mapping was written: its file, or a recovery copy when its folder
+        cannot be written (see `Session.save_at_exit`); MappingError when nothing could be.
+        A Ravemap that never played and has no unsaved change writes nothing (a start that
+        failed, on a machine with no sound card say, leaves the mappings folder alone);
+        `save=False` writes only unsaved changes."""
+        if self._playing:
+            self.playback.stop()
+            self._playing = False
+        self.session.stop()
+        self.trainer.close(timeout=0.5)
+        self.feedback.close()
+        try:
+            if (self._started if save is None else save) or self.session.unsaved:
+                return self.session.save_at_exit()
+            return None
+        finally:
+            self.session.close()
+
+    def __enter__(self) -> Ravemap:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- the engine ----------------------------------------------------------------------
+    def set_transfer(self, on: bool) -> None:
+        """Style transfer on (the model plays) or off (the dry loop)."""
+        self._call("transfer", bool(on))
+
+    def set_gain(self, db: float) -> None:
+        self._call("gain", float(db))
+
+    def pause(self) -> None:
+        """Fade to silence; the model's state, the offsets and the mapping are kept."""
+        self._call("engine", False)
+
+    def resume(self) -> None:
+        self._call("engine", True)
+
+    def load_model(self, path: str | Path) -> None:
+        """Play another RAVE export from the next block (the old one plays on if it fails: ModelError)."""
+        self.playback.swap_model(Path(path))
+        self.session.mapping.model = Path(path).name
+
+    def load_loop(self, path: str | Path) -> None:
+        self.playback.swap_loop(Path(path))
+
+    @property
+    def offsets(self) -> tuple[float, ...]:
+        """The latent offsets the engine applies at its next block."""
+        return self.controls.offsets
+
+    # -- the mapping ---------------------------------------------------------------------
+    def set_inputs(self, values: list[float] | tuple[float, ...]) -> None:
+        """The whole input vector (x, y, ...), each in 0..1; records or runs as the mode says. A new,
+        empty mapping takes its input size from the first vector (like `/wek/inputs`)."""
+        values = tuple(float(v) for v in values)
+        self._post(SetInputs(tuple(enumerate(values)), source="python", whole=True))
+
+    def set_offsets(self, values: list[float] | tuple[float, ...]) -> None:
+        """The manual latent targets (the sliders), one per `latent.dims`; clamped to `latent.range`."""
+        self._post(SetTargets(tuple(float(v) for v in values)))
+
+    def record(self, on: bool) -> None:
+        """Record an example each time the inputs change."""
+        self._call("record", bool(on))
+
+    def record_once(self) -> None:
+        """Store (current inputs -> current targets) as an example."""
+        self._call("record_once")
+
+    def clear_examples(self) -> None:
+        self._call("clear")
+
+    def undo_example(self) -> None:
+        self._call("undo")
+
+    def train(self, epochs: int | None = None, wait: bool = True, timeout: float | None = None) -> FitResult | None:
+        """Train the regressor in the trainer process; with `wait`, return its FitResult.
+
+        The FitResult holds the loss per epoch (`history`, `val_history`) and why it stopped
+        (`reason`: early stop when the loss stopped improving, or the epoch limit).
+        """
+        generation = self._call("train", epochs)
+        if not wait:
+            return None
+        session = self.session
+        with session.training_ended:
+            if not session.training_ended.wait_for(lambda: session.finished_generation >= generation, timeout):
+                raise TimeoutError(f"training did not end within {timeout} s")
+            result, error = session.last_fit
+        if error is not None:
+            raise RuntimeError(error)  # what went wrong, and that the previous mapping stays
+        return result
+
+    def cancel_training(self) -> bool:
+        """Stop the running training (the mapping keeps what it had; a `train()` waiting on it
+        raises "training cancelled ..."). False when no training was running."""
+        return bool(self._call("train_cancel"))
+
+    def run(self, on: bool) -> None:
+        """The regressor drives the latent (True) or the manual targets do (False)."""
+        self._call("run", bool(on))
+
+    def save_mapping(self, name: str | None = None) -> None:
+        """Save now (under `name` if given); returns once the file is written (MappingError if not)."""
+        self._call("save", name)
+
+    def load_mapping(self, name: str) -> None:
+        """Read `<mappings_dir>/<name>.json` (beside the session thread) and switch to it; returns once switched."""
+        self._call("load", name)
+
+    def new_mapping(self, name: str | None = None) -> None:
+        """Save the current mapping if it changed, then start an empty one."""
+        self._call("new", name)
+
+    # -- latent arithmetic ---------------------------------------------------------------
+    def capture_vector(self, name: str, path: str | Path | None = None) -> np.ndarray:
+        """Encode an audio file (or, without `path`, the current loop) and keep its mean latent as `name`."""
+        return np.asarray(self._call("vector_capture", name, str(path) if path is not None else None))
+
+    def apply_vector(self, name: str, amount: float = 1.0) -> tuple[float, ...]:
+        """Add `amount` x the named vector to the latent targets (clamped); returns the new targets."""
+        return tuple(self._call("vector_apply", name, float(amount)))  # type: ignore[arg-type]
+
+    @property
+    def vectors(self) -> dict[str, list[float]]:
+        return dict(self.session.mapping.extras.get("vectors", {}))
+
+    # -- reading -------------------------------------------------------------------------
+    def status(self) -> dict[str, Any]:
+        return self.session.status()
+
+    # -- plumbing ------------------------------------------------------------------------
+    def _call(self, name: str, *args: object) -> Any:
+        return self._post(Command(name, args))
+
+    def _post(self, event: Event) -> Any:
+        future: Future = Future()
+        event = _with_future(event, future)
+        self.inbox.put(event)  # a full inbox fails the future at once
+        return future.result(CALL_TIMEOUT_S)
+
+
+def _with_future(event: Event, future: Future) -> Event:
+    from dataclasses import replace
+
+    return replace(event, done=future)

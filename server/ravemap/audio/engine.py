@@ -1,0 +1,266 @@
+"""The engine thread: renders each block as late as is safe, just ahead of the audio callback.
+
+The lead. The engine keeps `target_fill` frames ready in the output ring: the lead chosen
+for the model (`engine.latency: auto`, server/ravemap/audio/latency.py) or `ahead_blocks` whole blocks,
+rounded up to whole device periods (the callback takes a period at a time; the period is
+learnt from the callback itself). It renders the next block as soon as the ring holds less
+than that, and the block reads the controls as it starts: a control change waits at most one
+block (or one period, if blocks are shorter) plus the lead before it is heard. After an
+underrun with a chosen lead, the lead grows by a period (a few times at most), so a machine
+busier than when it was timed settles on a safe lead.
+
+Live input keeps its delay. The delay from the input callback to the output is the frames in
+the output ring plus the input waiting to be processed; callbacks and renders move frames from
+one side to the other and leave the sum alone, so only an underrun (silence played instead of
+frames) or late input changes it. Before each live block the engine compares the sum with its
+target and, when it has grown, drops the oldest input with a short crossfade
+(`LiveInput.keep_delay`), counting the re-alignment.
+
+Threads and what each may do here:
+- engine thread (owned by `Engine`, named "ravemap-engine"): the only thread that runs
+  the model while playing. It sleeps on the ring's doorbell, which the callback rings each
+  time it takes a period (no lock to share with the callback; `WAIT_S` at most, for swaps and
+  stop), calls `BlockProcessor.next_block()`, resamples to the device's rate with a soxr
+  stream, maps to the device's channels and writes the ring.
+  It swaps in a new processor (hot swap of model or loop) only between blocks. An
+  exception in a block is counted and that block plays as silence; the thread never dies.
+- audio callback (stream.py / headless.py): reads the ring with `FrameRing.fill` only.
+- control threads: publish values on `EngineControls`, and hand a ready-built processor
+  to `Engine.swap` (building it, which loads and encodes, happens on their thread).
+
+Nothing here blocks the callback: the ring has no lock, and the engine sleeps on the
+doorbell when the ring is full.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import soxr
+import torch
+
+from ravemap.audio.latency import MAX_RAISES
+from ravemap.audio.live import LiveInput
+from ravemap.audio.processor import BlockProcessor
+from ravemap.audio.realtime import raise_thread_priority
+from ravemap.audio.ring import FrameRing
+from ravemap.audio.source import adapt_channels
+from ravemap.ratelimit import RateLimitedLog
+
+log = logging.getLogger("ravemap.engine")
+
+WAIT_S = 0.002  # longest sleep on the doorbell: how soon a swap, a stop or a silent device is seen
+RESAMPLER_HEADROOM = 64  # frames a soxr stream may release beyond a block's share
+MIN_RING_FRAMES = 1 << 17  # the ring is allocated once; room for any block auto may choose
+
+
+@dataclass
+class EngineStats:
+    """Counters the daemon reports; written by the engine thread, read by anyone."""
+
+    blocks: int = 0
+    errors: int = 0
+    worst_block_s: float = 0.0
+    total_block_s: float = 0.0
+    swaps: int = 0
+
+    def add_block(self, seconds: float) -> None:
+        self.blocks += 1
+        self.total_block_s += seconds
+        if seconds > self.worst_block_s:
+            self.worst_block_s = seconds
+
+
+def configure_torch(threads: int) -> None:
+    """Set torch's intra-op thread count (process-wide) before the engine starts."""
+    torch.set_num_threads(max(1, int(threads)))
+
+
+class Engine:
+    """Runs a `BlockProcessor` in its own thread, feeding a ring at the output's rate.
+
+    `period_hint`: frames the output is expected to take per callback, until the callback
+    says otherwise (the headless clock's period, or the device's low-latency buffer).
+    """
+
+    def __init__(self, processor: BlockProcessor, out_sr: int, out_channels: int, period_hint: int = 256):
+        self.processor = processor
+        self.out_sr = int(out_sr)
+        self.out_channels = int(out_channels)
+        self.period_hint = max(1, int(period_hint))
+        self.stats = EngineStats()
+        self._pending: BlockProcessor | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._errors = RateLimitedLog(log, seconds=5.0)
+        self._period_seen = 0
+        self._underruns_seen = 0
+        self.lead_raises = 0  # periods added to the lead after underruns (latency.MAX_RAISES at most)
+        self.priority = "not started"
+        self._configure_output(processor)
+        self.ring = FrameRing(capacity=max(MIN_RING_FRAMES, 4 * (self.target_fill + self.block_out)),
+                              channels=self.out_channels)
+
+    def _configure_output(self, processor: BlockProcessor) -> None:
+        model_sr = processor.model.info.sr
+        self.block_out = self._block_out(processor)
+        self._resampler = (
+            None
+            if model_sr == self.out_sr
+            else soxr.ResampleStream(model_sr, self.out_sr, processor.out_channels, dtype="float32",
+                                     quality="HQ")
+        )
+        self.block_seconds = processor.block / model_sr
+        self._update_target(processor)
+
+    def _block_out(self, processor: BlockProcessor) -> int:
+        """Most frames one block can become at the output rate (soxr may hold back or release a few)."""
+        model_sr = processor.model.info.sr
+        headroom = 0 if model_sr == self.out_sr else RESAMPLER_HEADROOM
+        return int(np.ceil(processor.block * self.out_sr / model_sr)) + headroom
+
+    @property
+    def period(self) -> int:
+        """Frames the output takes per callback: the largest seen so far, else the hint."""
+        ring = getattr(self, "ring", None)
+        return ring.period if ring is not None and ring.period else self.period_hint
+
+    def _update_target(self, processor: BlockProcessor) -> None:
+        """The lead in frames: what the latency choice asks, in whole periods, at least one."""
+        period = self.period
+        choice = processor.latency
+        if choice.ahead_blocks is not None:
+            lead = choice.ahead_blocks * self._block_out(processor)
+        else:
+            assert choice.lead_s is not None
+            lead = math.ceil(choice.lead_s * self.out_sr)
+        self.target_fill = (max(1, math.ceil(lead / period)) + self.lead_raises) * period
+        self._period_seen = period
+
+    @property
+    def latency_frames(self) -> int:
+        """Most frames from a control change to its sound: the next block's start, then the lead."""
+        return self.target_fill + max(self.block_out, self.period)
+
+    @property
+    def latency_ms(self) -> float:
+        return 1000.0 * self.latency_frames / self.out_sr
+
+    @property
+    def live_delay_target(self) -> int:
+        """Frames from live input to output: the lead, plus a block's input when blocks exceed a period."""
+        return self.target_fill + max(0, self.block_out - self.period)
+
+    def describe_latency(self) -> str:
+        choice = self.processor.latency
+        raised = f", raised {self.lead_raises}x after underruns" if self.lead_raises else ""
+        return (f"block {self.processor.block} samples, lead {self.target_fill} frames "
+                f"({self.target_fill / self.block_out:.2f} blocks{raised}), period {self.period}, "
+                f"latency {self.latency_ms:.1f} ms ({choice.describe()})")
+
+    # -- control side -------------------------------------------------------------------
+    def swap(self, processor: BlockProcessor) -> None:
+        """Hand over a new processor; the engine thread takes it at the next block."""
+        needed = 2 * (self.target_fill + self._block_out(processor))
+        if needed > self.ring.capacity:
+            raise ValueError(
+                f"blocks of {processor.block} samples need a ring of {needed} frames; this engine has "
+                f"{self.ring.capacity}: restart with the new block size"
+            )
+        self._pending = processor
+
+    @property
+    def safety(self):
+        return self.processor.safety
+
+    # -- lifecycle ----------------------------------------------------------------------
+    def start(self, prime_timeout: float = 30.0, prime_with_silence: bool = False) -> None:
+        """Start the thread and wait until the ring holds the lead.
+
+        Live input cannot be processed before the stream delivers it: then the ring is
+        primed with silence, which is the latency the input path adds.
+        """
+        if prime_with_silence:
+            self.ring.write(np.zeros((self.live_delay_target, self.out_channels), dtype=np.float32))
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="ravemap-engine", daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + prime_timeout
+        while self.ring.available() < self.target_fill:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the engine could not fill its first blocks; see the log")
+            time.sleep(0.005)
+        self.ring.started = True
+
+    def stop(self, timeout: float = 2.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    # -- engine thread ------------------------------------------------------------------
+    def _run(self) -> None:
+        self.priority = raise_thread_priority()
+        with torch.inference_mode():
+            while not self._stop.is_set():
+                if self._pending is not None:
+                    self._take_pending()
+                if self.ring.period != self._period_seen and self.ring.period:
+                    self._update_target(self.processor)
+                if self.ring.underruns != self._underruns_seen:
+                    self._after_underrun()
+                if self.ring.available() >= self.target_fill:
+                    self.ring.wait_below(self.target_fill, WAIT_S)
+                    continue
+                self.render_into_ring()
+
+    def _after_underrun(self) -> None:
+        """The callback found the ring short: the machine is busier than when it was timed."""
+        self._underruns_seen = self.ring.underruns
+        if self.lead_raises < MAX_RAISES and self.processor.latency.lead_s is not None:
+            self.lead_raises += 1
+            self._update_target(self.processor)
+            self._errors.warning("underrun: the machine is busier than when ravemap timed the model; lead "
+                                 "raised to %d frames, latency now %.1f ms", self.target_fill, self.latency_ms)
+
+    def _take_pending(self) -> None:
+        new, self._pending = self._pending, None
+        old = self.processor
+        if new is None:
+            return
+        if new.model is old.model or new.model.info.sr == old.model.info.sr:
+            new.pos = old.pos % new.loop.n_samples
+        new.smoother.current[:] = old.smoother.current[: len(new.smoother.current)]
+        new.safety = old.safety
+        self.processor = new
+        self._configure_output(new)
+        self.stats.swaps += 1
+
+    def render_into_ring(self) -> None:
+        """Make one block and append it to the ring (engine thread)."""
+        start = time.perf_counter()
+        source = self.processor.loop
+        if isinstance(source, LiveInput) and self.ring.started:
+            source.keep_delay(self.ring.available(), self.live_delay_target, self.out_sr)
+        try:
+            block = self.processor.next_block()
+        except Exception as err:  # a model that throws mid-performance must not stop the music
+            self.stats.errors += 1
+            self._errors.warning("block %d failed and plays as silence: %s", self.stats.blocks, err)
+            block = np.zeros((self.processor.block, self.processor.out_channels), dtype=np.float32)
+        if self._resampler is not None:
+            block = self._resampler.resample_chunk(block)
+            np.clip(block, -1.0, 1.0, out=block)  # resampling can overshoot by a hair
+        if block.shape[1] != self.out_channels:
+            block = adapt_channels(block, self.out_channels).T
+        self.ring.write(block)
+        self.stats.add_block(time.perf_counter() - start)

@@ -1,0 +1,314 @@
+"""Put the audio side together from a `Config`: model, loop, processor, engine, output.
+
+`prepare_processor` is what `ravemap serve`, `ravemap render` and a hot swap all use to
+turn file paths into a ready `BlockProcessor`. `Playback` owns the engine thread and the
+output (a PortAudio stream, or the headless clock for `audio.device: none`), started in
+that order and stopped in reverse.
+
+Threads: `Playback.start/stop` on the daemon's main thread. `swap_model`/`swap_loop`
+load and encode on the calling thread (a control or loader thread), then hand the result
+to the engine thread, which switches between two blocks; if loading fails, the error is
+raised to the caller and the old model or loop keeps playing. Each swap starts from the
+processor handed over last (`newest`), not the one the engine plays this instant, so a loop
+swap right after a model swap keeps the new model (and the other way round).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+from ravemap.audio import latency
+from ravemap.audio.controls import EngineControls
+from ravemap.audio.engine import Engine
+from ravemap.audio.headless import HeadlessOutput
+from ravemap.audio.latency import LatencyChoice
+from ravemap.audio.live import LiveInput
+from ravemap.audio.model import RaveModel, load_model
+from ravemap.audio.processor import BlockProcessor, ProcessorSettings, check_settings, encode_loop
+from ravemap.audio.ring import FrameRing
+from ravemap.audio.source import Loop, fit_to_ratio, load_loop
+from ravemap.config import Config
+from ravemap.errors import ConfigError, DeviceError
+
+if TYPE_CHECKING:
+    from ravemap.audio.stream import AudioOutput
+
+log = logging.getLogger("ravemap.playback")
+
+
+def processor_settings(config: Config, block_size: int) -> ProcessorSettings:
+    return ProcessorSettings(
+        block_size=block_size,
+        latent_dims=tuple(config.latent.dims),
+        encode=config.engine.encode,
+        smoothing_ms=config.engine.smoothing_ms,
+    )
+
+
+def make_controls(config: Config) -> EngineControls:
+    return EngineControls(
+        n_offsets=len(config.latent.dims),
+        offset_range=tuple(config.latent.range),  # type: ignore[arg-type]
+        transfer=config.engine.transfer,
+        gain_db=config.engine.gain_db,
+    )
+
+
+def prepare_processor(config: Config, controls: EngineControls, model: RaveModel | None = None,
+                      model_path: Path | None = None, loop_path: Path | None = None,
+                      warm_up: bool = True, live: LiveInput | None = None,
+                      choice: LatencyChoice | None = None) -> BlockProcessor:
+    """Load what is not given, check it fits the config, encode the loop, choose the latency, warm up.
+
+    With `live`, the source is live input instead of a loop file, and encoding is per block.
+    `choice` reuses an earlier latency choice for the same model (a loop swap); otherwise the
+    block size and lead come from `engine.latency` (server/ravemap/audio/latency.py).
+    """
+    if model is None:
+        model = load_model(model_path or config.engine.model)
+    info = model.info
+    if live is not None:
+        settings = replace(processor_settings(config, info.ratio), encode="live")
+        check_settings(settings, model)
+        choice = choice or choose_latency(config, model, settings, timing_source(model))
+        return BlockProcessor(model, live, replace(settings, block_size=choice.block), controls,
+                              latency=choice)
+    loop = load_loop(loop_path or config.engine.loop, info.sr, info.in_channels, info.ratio)
+    settings = processor_settings(config, info.ratio)
+    check_settings(settings, model)
+    latents = encode_loop(model, loop) if settings.encode == "cached" else None
+    choice = choice or choose_latency(config, model, settings, loop, latents)
+    return BlockProcessor(model, loop, replace(settings, block_size=choice.block), controls, latents=latents,
+                          warm_up=warm_up, latency=choice)
+
+
+def choose_latency(config: Config, model: RaveModel, settings: ProcessorSettings, source: Loop,
+                   latents: torch.Tensor | None = None) -> LatencyChoice:
+    """Block size and lead for `model` on this machine, as `engine.latency` and the explicit values say."""
+    engine = config.engine
+    ratio = model.info.ratio
+    if engine.latency == "fixed":
+        block = engine.block_size or ratio * max(1, latency.FIXED_BLOCK // ratio)
+        return LatencyChoice(block, None, engine.ahead_blocks or latency.FIXED_AHEAD, auto=False)
+
+    def measure(block: int) -> latency.BlockTiming:
+        # Private controls: the timing plays the model (transfer on) whatever the performer set.
+        timing_controls = EngineControls(len(settings.latent_dims), tuple(config.latent.range),  # type: ignore[arg-type]
+                                         transfer=True)
+        processor = BlockProcessor(model, source, replace(settings, block_size=block), timing_controls,
+                                   latents=latents, warm_up=False)
+        with torch.inference_mode():
+            return latency.time_blocks(processor.next_block, block, model.info.sr)
+
+    return latency.choose(ratio, model.info.sr, measure, engine.block_size, engine.ahead_blocks)
+
+
+def timing_source(model: RaveModel, seconds: float = 1.0) -> Loop:
+    """Noise at the model's rate and channels: what live input is timed on before it plays."""
+    info = model.info
+    noise = np.random.default_rng(0).standard_normal((info.in_channels, int(seconds * info.sr)))
+    samples = fit_to_ratio((0.1 * noise).astype(np.float32), info.ratio)
+    return Loop(path=Path("<timing>"), samples=samples, sr=info.sr, file_sr=info.sr)
+
+
+class Playback:
+    """The engine thread plus an output, started and stopped as one.
+
+    Give it a ready processor (loop source), or only a model with `engine.source: input`:
+    then `start` opens a duplex device and builds the processor on its live input.
+    """
+
+    def __init__(self, config: Config, processor: BlockProcessor | None, controls: EngineControls,
+                 model: RaveModel | None = None):
+        if processor is None and model is None:
+            raise ValueError("give a processor, or a model for live input")
+        self.config = config
+        self.controls = controls
+        self.engine: Engine | None = None
+        self.output: AudioOutput | HeadlessOutput | None = None
+        self._processor = processor
+        self._model = processor.model if processor is not None else model
+        self._swap_lock = threading.Lock()  # one hot swap at a time; never touched by audio threads
+        self._newest: BlockProcessor | None = None  # handed over last (under _swap_lock)
+        self._started = False
+        self.abandoned: list = []  # lost streams PortAudio cannot close (see reopen_output)
+
+    @classmethod
+    def from_config(cls, config: Config, controls: EngineControls) -> Playback:
+        """Load the model (and the loop, unless the source is live input) named in the config."""
+        if config.engine.source == "input":
+            if _is_none(config.audio.device):
+                raise ConfigError(
+                    "engine.source: 'input' needs an audio device, but audio.device is none; "
+                    "choose a device or use engine.source: loop"
+                )
+            return cls(config, None, controls, model=load_model(config.engine.model))
+        return cls(config, prepare_processor(config, controls), controls)
+
+    @property
+    def processor(self) -> BlockProcessor:
+        if self.engine is not None:
+            return self.engine.processor
+        assert self._processor is not None
+        return self._processor
+
+    @property
+    def newest(self) -> BlockProcessor:
+        """What plays from the next block on: the processor handed over last, else the playing one."""
+        newest = self._newest
+        return newest if newest is not None else self.processor
+
+    def start(self) -> None:
+        config = self.config
+        assert self._model is not None
+        info = self._model.info
+        channels = config.audio.channels
+        if _is_none(config.audio.device):
+            assert self._processor is not None
+            rate = config.audio.samplerate or info.sr
+            period = HeadlessOutput.PERIOD
+            self.engine = Engine(self._processor, rate, channels, period_hint=period)
+            self.output = HeadlessOutput(self.engine.ring, rate, period)
+            self.engine.start()
+        else:
+            from ravemap.audio import stream  # imports sounddevice only when a device is wanted
+
+            dev = stream.resolve_device(config.audio.device, "output")
+            channels = min(channels, dev.max_output_channels)
+            rate = stream.pick_samplerate(dev, config.audio.samplerate, info.sr, channels)
+            input_ring = input_dev = None
+            if self._processor is None:  # live input: the processor reads what the callback captures
+                input_dev = stream.resolve_device(config.audio.input_device, "input")
+                in_channels = min(max(info.in_channels, 1), input_dev.max_input_channels)
+                input_ring = FrameRing(rate, in_channels)  # one second of input
+                live = LiveInput(input_ring, rate, info.sr, info.in_channels, name=input_dev.name)
+                self._processor = prepare_processor(config, self.controls, model=self._model, live=live)
+            self.engine = Engine(self._processor, rate, channels, period_hint=stream.period_hint(dev, rate))
+            self.output = stream.AudioOutput(self.engine.ring, dev, rate, config.audio.latency,
+                                             input_ring=input_ring, input_device=input_dev)
+            self.engine.start(prime_with_silence=input_ring is not None)
+        try:
+            self.output.start()
+        except Exception:
+            self.engine.stop()
+            raise
+        self._started = True
+
+    def stop(self) -> None:
+        if self.output is not None and self.output not in self.abandoned:
+            self.output.stop()
+        if self.engine is not None:
+            self.engine.stop()
+
+    def output_lost(self) -> bool:
+        """True when the device's stream has stopped on its own (unplugged, sound server gone)."""
+        if self.output is None or isinstance(self.output, HeadlessOutput) or not self._started:
+            return False
+        return not self.output.active
+
+    def reopen_output(self) -> None:
+        """Open the device again after it was lost; raises DeviceError while it is still gone.
+
+        The lost stream is abandoned, never stopped or closed: with PortAudio's JACK API those
+        calls block for good once the server has gone. A new stream on the same PortAudio
+        instance works as soon as the server is back. The engine thread runs on meanwhile
+        (its ring stays full), so playing resumes with the same model, loop and mapping.
+        Called from the daemon's device thread, never the main thread, in case PortAudio blocks.
+        """
+        from ravemap.audio import stream
+
+        old = self.output
+        assert isinstance(old, stream.AudioOutput) and self.engine is not None
+        if old not in self.abandoned:
+            self.abandoned.append(old)
+        try:
+            self._open_again(old)
+        except DeviceError:
+            # PortAudio's JACK client died with the server: start PortAudio afresh (this may block
+            # on the abandoned stream, in this thread only) and try once more.
+            stream.rescan()
+            self._open_again(old)
+
+    def _open_again(self, old: AudioOutput) -> None:
+        from ravemap.audio import stream
+
+        assert self.engine is not None
+        dev = stream.resolve_device(self.config.audio.device, "output")
+        input_dev = None
+        if old.input_ring is not None:
+            input_dev = stream.resolve_device(self.config.audio.input_device, "input")
+        new = stream.AudioOutput(self.engine.ring, dev, old.samplerate, self.config.audio.latency,
+                                 input_ring=old.input_ring, input_device=input_dev)
+        new.xruns = old.xruns
+        new.start()
+        self.output = new
+
+    def swap_model(self, path: Path) -> BlockProcessor:
+        """Load `path` and play it from the next block; on any error the old model plays on."""
+        with self._swap_lock:
+            current = self.newest
+            if isinstance(current.loop, LiveInput):
+                old = current.loop
+                model = load_model(path)
+                live = LiveInput(old.ring, old.device_sr, model.info.sr, model.info.in_channels,
+                                 name=old.path.name.strip("<>"))
+                new = prepare_processor(self.config, self.controls, model=model, live=live)
+            else:
+                new = prepare_processor(self.config, self.controls, model_path=path,
+                                        loop_path=current.loop.path)
+            self._hand_over(new)
+            log.info("now playing model %s", new.model.info.describe())
+            return new
+
+    def swap_loop(self, path: Path) -> BlockProcessor:
+        """Load `path` as the loop for the current model; on any error the old loop plays on."""
+        with self._swap_lock:
+            current = self.newest
+            if not current.loop.seekable:
+                raise ConfigError("the source is live input (engine.source: input); there is no loop to swap")
+            # Same model, same cost per block: the latency chosen for it holds.
+            new = prepare_processor(self.config, self.controls, model=current.model, loop_path=path,
+                                    warm_up=False, choice=current.latency)
+            self._hand_over(new)
+            log.info("now playing loop %s (%.2f s)", path, new.loop.seconds)
+            return new
+
+    def _hand_over(self, new: BlockProcessor) -> None:
+        if self.engine is None:
+            self._processor = new
+        else:
+            self.engine.swap(new)
+            self._newest = new
+            self._processor, self._model = new, new.model  # the first model is not kept once replaced
+
+    def underruns(self) -> int:
+        return self.engine.ring.underruns if self.engine is not None else 0
+
+    def status_line(self) -> str:
+        engine = self.engine
+        if engine is None:
+            return "not started"
+        proc = engine.processor
+        xruns = getattr(self.output, "xruns", 0)
+        if isinstance(proc.loop, LiveInput):
+            xruns = f"{xruns}, live re-alignments {proc.loop.realignments}"
+        stats = engine.stats
+        mean_ms = 1000 * stats.total_block_s / max(1, stats.blocks)
+        return (
+            f"blocks {stats.blocks}, underruns {engine.ring.underruns}, xruns {xruns}, "
+            f"block time mean {mean_ms:.1f} ms / worst {1000 * stats.worst_block_s:.1f} ms "
+            f"(budget {1000 * engine.block_seconds:.1f} ms), non-finite samples silenced "
+            f"{proc.safety.nonfinite_samples}, clipped {proc.safety.clipped_samples}, "
+            f"block errors {stats.errors}; {engine.describe_latency()}, engine priority {engine.priority}"
+        )
+
+
+def _is_none(device: str | int) -> bool:
+    return isinstance(device, str) and device.strip().lower() == "none"

@@ -1,0 +1,223 @@
+"""One block of audio: source -> latents (+ offsets) -> decode -> gain -> safety.
+
+`BlockProcessor.next_block()` is the single code path that makes sound: the engine
+thread calls it ahead of the audio callback, and `ravemap render` calls it in a plain loop.
+
+Encoding. With `encode: cached` (the default) the loop is encoded once, when the
+processor is built, in overlapping chunks that wrap around the loop's ends, so every
+latent frame, the seam's included, is computed with real context on both sides; a
+variational export then plays one fixed sample of its posterior. With `encode: live`
+each block is encoded as it plays (a variational export samples anew every block).
+
+Streaming exports keep state between calls. Before the first block the decoder (and in
+live mode the encoder) is run over the loop's last blocks, so the state at the seam is
+the state it will have every time the loop comes round.
+
+Offsets are smoothed per latent frame with a one-pole filter, so a jump in a slider
+glides over `smoothing_ms` instead of clicking.
+
+Threads: built on any thread (start-up, a loader thread for hot swaps); `next_block`
+is called by one thread only (the engine thread, or the renderer). Reads
+`EngineControls` once per block.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ravemap.audio.controls import EngineControls
+from ravemap.audio.latency import LatencyChoice
+from ravemap.audio.model import RaveModel
+from ravemap.audio.safety import SafetyCounters, make_safe
+from ravemap.audio.source import AudioSource, adapt_channels
+from ravemap.errors import ConfigError
+
+ENCODE_MODES = ("cached", "live")
+ENCODE_CHUNK_FRAMES = 64
+MIN_CONTEXT_SAMPLES = 16384
+WARMUP_SAMPLES = 16384
+
+
+@dataclass(frozen=True)
+class ProcessorSettings:
+    block_size: int
+    latent_dims: tuple[int, ...]
+    encode: str = "cached"
+    smoothing_ms: float = 50.0
+
+
+def check_settings(settings: ProcessorSettings, model: RaveModel) -> None:
+    """Raise ConfigError if these settings cannot work with this model."""
+    info = model.info
+    if settings.block_size <= 0 or settings.block_size % info.ratio:
+        multiples = ", ".join(str(info.ratio * k) for k in (1, 2, 4, 8))
+        raise ConfigError(
+            f"engine.block_size: {settings.block_size} is not a multiple of the model's compression "
+            f"ratio {info.ratio} ({info.path.name}); use one of {multiples}, ..."
+        )
+    bad = [d for d in settings.latent_dims if not 0 <= d < info.latent_size]
+    if bad:
+        raise ConfigError(
+            f"latent.dims: {list(settings.latent_dims)} names dims {bad} but {info.path.name} has "
+            f"latent dims 0..{info.latent_size - 1}"
+        )
+    if settings.encode not in ENCODE_MODES:
+        raise ConfigError(f"engine.encode: {settings.encode!r} is not one of {', '.join(ENCODE_MODES)}")
+
+
+def encode_loop(model: RaveModel, loop: AudioSource) -> torch.Tensor:
+    """Encode a whole loop once, circularly: returns `z[1, latent_size, n_frames]`."""
+    ratio = model.info.ratio
+    n_frames = loop.n_samples // ratio
+    context = max(8, math.ceil(MIN_CONTEXT_SAMPLES / ratio))
+    out = torch.empty(1, model.info.latent_size, n_frames)
+    with torch.inference_mode():
+        for f0 in range(0, n_frames, ENCODE_CHUNK_FRAMES):
+            f1 = min(n_frames, f0 + ENCODE_CHUNK_FRAMES)
+            span = f1 - f0 + 2 * context
+            x = np.empty((loop.samples.shape[0], span * ratio), dtype=np.float32)
+            loop.read((f0 - context) * ratio, span * ratio, x)
+            z = model.encode(torch.from_numpy(x)[None])
+            out[:, :, f0:f1] = z[:, :, context : context + f1 - f0]
+    return out
+
+
+class OffsetSmoother:
+    """One-pole glide of the offsets, stepped once per latent frame."""
+
+    def __init__(self, n: int, frame_seconds: float, smoothing_ms: float):
+        self.current = np.zeros(n, dtype=np.float32)
+        tau = smoothing_ms / 1000.0
+        self.coef = 1.0 if tau <= 0 else float(1.0 - math.exp(-frame_seconds / tau))
+
+    def frames(self, target: tuple[float, ...], n_frames: int, out: np.ndarray) -> np.ndarray:
+        goal = np.asarray(target, dtype=np.float32)
+        for f in range(n_frames):
+            self.current += self.coef * (goal - self.current)
+            out[:, f] = self.current
+        return out
+
+    def jump(self, target: tuple[float, ...]) -> None:
+        self.current[:] = np.asarray(target, dtype=np.float32)
+
+
+class BlockProcessor:
+    """Turns the loop into blocks of `block_size` frames at the model's rate, `[frames, channels]`."""
+
+    def __init__(self, model: RaveModel, loop: AudioSource, settings: ProcessorSettings,
+                 controls: EngineControls, latents: torch.Tensor | None = None, warm_up: bool = True,
+                 latency: LatencyChoice | None = None):
+        check_settings(settings, model)
+        if loop.sr != model.info.sr or loop.samples.shape[0] != model.info.in_channels:
+            raise ValueError("the loop must be prepared at the model's rate and input channels")
+        info = model.info
+        self.model = model
+        self.loop = loop
+        self.settings = settings
+        self.controls = controls
+        self.block = settings.block_size
+        # How the block size was chosen and the lead the engine keeps (server/ravemap/audio/latency.py).
+        self.latency = latency or LatencyChoice(self.block, None, 1, auto=False)
+        self.frames_per_block = self.block // info.ratio
+        self.out_channels = info.out_channels
+        self.dims = torch.tensor(settings.latent_dims, dtype=torch.long)
+        self.safety = SafetyCounters()
+        self.pos = 0
+        self.blocks = 0
+        self.model_errors = 0
+        self.latents: torch.Tensor | None
+        if settings.encode == "cached":
+            self.latents = latents if latents is not None else encode_loop(model, loop)
+        else:
+            self.latents = None
+        self.smoother = OffsetSmoother(len(settings.latent_dims), info.ratio / info.sr, settings.smoothing_ms)
+        self._src = np.zeros((info.in_channels, self.block), dtype=np.float32)
+        self._offsets = np.zeros((len(settings.latent_dims), self.frames_per_block), dtype=np.float32)
+        self._frame_index = torch.arange(self.frames_per_block)
+        self._ramp = np.linspace(0.0, 1.0, self.block, endpoint=False, dtype=np.float32)[:, None]
+        self._transfer = controls.transfer
+        self._gain = _db_to_gain(controls.gain_db)
+        if warm_up:
+            self._warm_up()
+
+    @property
+    def n_frames(self) -> int:
+        return self.loop.n_samples // self.model.info.ratio
+
+    def _warm_up(self) -> None:
+        """Run the model over the blocks before the loop's start so streaming state is settled.
+
+        This also takes TorchScript's slow first calls (it profiles and optimises them) off the clock.
+        """
+        blocks = max(2, math.ceil(WARMUP_SAMPLES / self.block))  # TorchScript also optimises on first calls
+        with torch.inference_mode():
+            for k in range(blocks, 0, -1):
+                start = self.pos - k * self.block
+                if self.latents is None:
+                    if self.loop.seekable:
+                        self.loop.read(start, self.block, self._src)
+                    else:  # live input has no past: settle on silence
+                        self._src.fill(0.0)
+                self.model.decode(self._latents_for(start))
+
+    def _latents_for(self, start: int) -> torch.Tensor:
+        """Latent frames for the block at sample `start`: from the cache, or by encoding `_src`."""
+        if self.latents is not None:
+            first = (start // self.model.info.ratio) % self.n_frames
+            index = (self._frame_index + first) % self.n_frames
+            return self.latents.index_select(2, index)  # a copy: offsets never touch the cache
+        return self.model.encode(torch.from_numpy(self._src)[None])
+
+    def next_block(self) -> np.ndarray:
+        """Make the next block; always returns finite samples in [-1, 1]."""
+        controls = self.controls
+        offsets, transfer, gain_db = controls.offsets, controls.transfer, controls.gain_db
+        self.loop.read(self.pos, self.block, self._src)
+        dry = adapt_channels(self._src.T, self.out_channels).T
+        wet = self._decode_block(offsets)
+        out = self._mix(dry, wet, transfer)
+        # Paused is gain 0: the ramp fades out (and back in) over one block. The model keeps
+        # running, so its state, the offsets and the mapping are as they were on resume.
+        self._apply_gain(out, 0.0 if controls.paused else _db_to_gain(gain_db))
+        make_safe(out, self.safety)
+        self.pos = (self.pos + self.block) % self.loop.n_samples
+        self.blocks += 1
+        return out
+
+    def _decode_block(self, offsets: tuple[float, ...]) -> np.ndarray:
+        with torch.inference_mode():
+            z = self._latents_for(self.pos)
+            if len(offsets) == len(self.settings.latent_dims) and offsets:
+                steps = self.smoother.frames(offsets, self.frames_per_block, self._offsets)
+                z[0].index_add_(0, self.dims, torch.from_numpy(steps))
+            torch.nan_to_num_(z, nan=0.0, posinf=0.0, neginf=0.0)
+            y = self.model.decode(z)
+        return y[0].numpy().T
+
+    def _mix(self, dry: np.ndarray, wet: np.ndarray, transfer: bool) -> np.ndarray:
+        """Dry or wet; a one-block crossfade when transfer was just switched."""
+        if transfer == self._transfer:
+            return np.array(wet if transfer else dry, dtype=np.float32, copy=True)
+        self._transfer = transfer
+        start, end = (dry, wet) if transfer else (wet, dry)
+        return (start + (end - start) * self._ramp).astype(np.float32)
+
+    def _apply_gain(self, out: np.ndarray, gain: float) -> None:
+        if gain == self._gain:
+            if gain != 1.0:
+                out *= gain
+            return
+        out *= (self._gain + (gain - self._gain) * self._ramp)
+        self._gain = gain
+
+    def set_offsets_now(self, offsets: tuple[float, ...]) -> None:
+        """Skip the glide: the next block starts at these offsets (for renders)."""
+        self.smoother.jump(offsets)
+
+
+def _db_to_gain(db: float) -> float:
+    return 1.0 if db == 0.0 else float(10.0 ** (db / 20.0))

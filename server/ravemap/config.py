@@ -1,0 +1,488 @@
+"""Every setting, validated once in `load_config`.
+
+`config.yaml` is read with PyYAML and checked against the pydantic models below: an
+unknown key (with a did-you-mean), a wrong type or a value out of range raises one
+`ConfigError` that names the key, the bad value and what is allowed. Which file is read
+(`--config`, `RAVEMAP_CONFIG`, the user's, the checkout's, the packaged one) is decided by
+`ravemap.locations.find_config`. Relative paths in the file are resolved against the file's
+folder, so the daemon can be started from anywhere; a file that leaves out `engine.model` or
+`engine.loop` plays the embedded default, and one that leaves out a `paths` folder (or leaves
+it empty) uses the default folder of how ravemap runs (`ravemap.locations.default_folder`).
+Command-line overrides are applied by the CLI after loading, through `with_overrides`, and
+validated the same way.
+
+The README's config reference table is generated from these models' field
+descriptions (`config_reference()`), so the two cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from ravemap import locations
+from ravemap.errors import ConfigError
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=False, frozen=True)
+
+
+class EngineConfig(Section):
+    model: Path = Field(Path("models/default.ts"), description="RAVE / nn~ TorchScript export to play.")
+    loop: Path = Field(Path("loops/default.wav"), description="Audio loop (WAV, FLAC, OGG; any rate).")
+    source: Literal["loop", "input"] = Field(
+        "loop", description="`loop` plays `engine.loop`; `input` takes live audio from `audio.input_device`."
+    )
+    encode: Literal["cached", "live"] = Field(
+        "cached",
+        description="`cached` encodes the loop once at load; `live` encodes every block "
+        "(a variational model then varies each time round).",
+    )
+    latency: Literal["auto", "fixed"] = Field(
+        "auto",
+        description="`auto` times the model on this machine (at start and after each model swap) and picks the "
+        "smallest safe block size and lead; `fixed` uses `block_size` and `ahead_blocks` (2048 and 3 when empty).",
+    )
+    block_size: int | None = Field(
+        None, ge=32, le=65536,
+        description="Samples per block, a multiple of the model's ratio; empty: chosen by `latency`.",
+    )
+    ahead_blocks: int | None = Field(
+        None, ge=1, le=32,
+        description="Whole blocks kept ready ahead of the sound card; empty: the lead `latency` chooses.",
+    )
+    torch_threads: int = Field(1, ge=1, le=64, description="Torch intra-op threads for the model.")
+    transfer: bool = Field(True, description="Style transfer at start: on plays the model, off the dry loop.")
+    gain_db: float = Field(0.0, ge=-120.0, le=24.0, description="Output gain in dB.")
+    smoothing_ms: float = Field(50.0, ge=0.0, le=10000.0, description="Glide time of latent offsets.")
+
+
+class LatentConfig(Section):
+    dims: tuple[int, ...] = Field(
+        (0, 1, 2, 3), description="Latent dimensions the offsets (sliders, mapping) move, in order."
+    )
+    range: tuple[float, float] = Field((-3.0, 3.0), description="Offsets are clamped to [low, high].")
+
+    @field_validator("dims")
+    @classmethod
+    def _dims(cls, dims: tuple[int, ...]) -> tuple[int, ...]:
+        if not dims:
+            raise ValueError("list at least one latent dimension")
+        if any(d < 0 for d in dims) or len(set(dims)) != len(dims):
+            raise ValueError("dims must be distinct non-negative integers")
+        return dims
+
+    @field_validator("range")
+    @classmethod
+    def _range(cls, value: tuple[float, float]) -> tuple[float, float]:
+        low, high = value
+        if not low < high:
+            raise ValueError("range must be [low, high] with low < high")
+        return value
+
+
+class AudioConfig(Section):
+    device: str | int = Field(
+        "default",
+        description="Output device: `default`, a name (or part of one), an index from `ravemap devices`, "
+        "or `none` to run clocked in real time with no device.",
+    )
+    input_device: str | int = Field("default", description="Input device for `engine.source: input`.")
+    samplerate: int | None = Field(
+        None, ge=8000, le=192000,
+        description="Device rate; empty uses the model's rate if the device takes it, else the device's.",
+    )
+    channels: int = Field(2, ge=1, le=64, description="Output channels; a mono model is copied to each.")
+    latency: Literal["low", "high"] | float = Field(
+        "low", description="PortAudio latency hint: `low`, `high` or seconds (the device's own buffering)."
+    )
+
+
+def _folder(kind: str, description: str) -> Any:
+    """A `paths` field whose default is computed when validated: the checkout's folder or the data folder's."""
+    return Field(
+        default_factory=lambda: locations.default_folder(kind), description=description,
+        json_schema_extra={"shown_default": f"`{kind}` of the checkout; installed, `<user data dir>/ravemap/{kind}`"},
+    )
+
+
+class PathsConfig(Section):
+    """Empty or left out: the default folder of how ravemap runs (`ravemap.locations.default_folder`)."""
+
+    models_dir: Path = _folder("models", "Folder that `/ravemap/model` names resolve in.")
+    loops_dir: Path = _folder("loops", "Folder that `/ravemap/loop` names resolve in.")
+    mappings_dir: Path = _folder("mappings", "Folder of saved mappings.")
+
+    @field_validator("models_dir", "loops_dir", "mappings_dir", mode="before")
+    @classmethod
+    def _empty_is_default(cls, value: Any, info: ValidationInfo) -> Any:
+        if value is None or value == "":
+            return locations.default_folder(str(info.field_name).removesuffix("_dir"))
+        return value
+
+
+class LogConfig(Section):
+    level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log level.")
+    stats_interval_s: float = Field(
+        10.0, ge=0.0, description="Seconds between status lines while serving (0: only at exit)."
+    )
+
+
+class OscRoute(Section):
+    address: str = Field(description="OSC address pattern-free path, e.g. /ravemap/xy")
+    dims: tuple[int, ...] | None = Field(None, description="input dims the arguments go to; empty: in order")
+    range: tuple[float, float] = Field((0.0, 1.0), description="the sender's range, mapped onto 0..1")
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, address: str) -> str:
+        if not address.startswith("/") or any(c in address for c in " #*,?[]{}"):
+            raise ValueError("an OSC address starts with / and has no spaces or pattern characters")
+        return address
+
+    @field_validator("range")
+    @classmethod
+    def _range(cls, value: tuple[float, float]) -> tuple[float, float]:
+        if value[0] == value[1]:
+            raise ValueError("range must be [low, high] with low != high")
+        return value
+
+
+DEFAULT_ROUTES = (
+    OscRoute(address="/ravemap/xy", dims=(0, 1)),
+    OscRoute(address="/xy", dims=(0, 1)),
+    OscRoute(address="/xy1", dims=(0, 1)),
+    OscRoute(address="/1/xy1", dims=(0, 1)),
+    OscRoute(address="/wek/inputs", dims=None),
+)
+
+PRIVATE_AND_LOOPBACK = (
+    "127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16",
+    "fc00::/7", "fe80::/10",
+)
+
+
+class InputsConfig(Section):
+    size: int = Field(2, ge=1, le=64, description="Length of the input vector (x, y by default).")
+
+
+class OscConfig(Section):
+    host: str = Field("0.0.0.0", description="Address the control port binds to (127.0.0.1: this machine only).")
+    port: int = Field(8000, ge=1, le=65535, description="UDP control port.")
+    feedback_port: int = Field(9000, ge=1, le=65535, description="Replies and feedback go to each sender's IP here.")
+    feedback_targets: tuple[str, ...] = Field(
+        (), description="Extra `host:port` targets for feedback (e.g. a Max patch doing nn~)."
+    )
+    allow: tuple[str, ...] = Field(
+        PRIVATE_AND_LOOPBACK,
+        description="CIDR ranges that may send control messages; others are ignored and counted.",
+    )
+    zeroconf: bool = Field(True, description="Advertise the control port as `_osc._udp` over mDNS (TouchOSC browse).")
+    service_name: str = Field("ravemap", description="Name shown in TouchOSC's browse list.")
+    latent_feedback_hz: float = Field(30.0, gt=0, le=200, description="Most `/ravemap/latent` feedback per second.")
+    wekinator_input_port: int | None = Field(
+        6448, ge=1, le=65535,
+        description="Wekinator's input port: the same messages as `osc.port`, so Wekinator input programs "
+        "work unchanged (empty: off; if the port is taken, one warning and everything else runs).",
+    )
+    wekinator_units: Literal["unit", "latent"] = Field(
+        "unit",
+        description="Values of `/wekinator/control/outputs` and `/wek/outputs`: `unit` is 0..1 per output, "
+        "mapped linearly onto `latent.range`, like Wekinator's continuous outputs; `latent` sends latent units.",
+    )
+    wekinator_outputs: bool = Field(
+        True, description="Send `/wek/outputs f...` in run mode for each new input, like Wekinator does."
+    )
+    wekinator_host: str = Field("127.0.0.1", description="Host for `/wek/outputs`.")
+    wekinator_port: int = Field(12000, ge=1, le=65535, description="Port for `/wek/outputs`.")
+    queue_size: int = Field(
+        1024, ge=16, le=1_000_000,
+        description="Pending control events kept; when full, new commands are dropped and counted, "
+        "and the newest value of each slider or input waits beside the queue.",
+    )
+    routes: tuple[OscRoute, ...] = Field(
+        DEFAULT_ROUTES, description="OSC addresses whose numbers feed the input vector."
+    )
+
+    @field_validator("feedback_targets")
+    @classmethod
+    def _targets(cls, targets: tuple[str, ...]) -> tuple[str, ...]:
+        for target in targets:
+            host, _, port = target.rpartition(":")
+            if not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ValueError(f"{target!r}: give host:port, e.g. 127.0.0.1:9001")
+        return targets
+
+    @model_validator(mode="after")
+    def _no_feedback_loop(self) -> OscConfig:
+        """Feedback sent to the control port itself would answer itself forever."""
+        if self.feedback_port == self.port:
+            raise ValueError(f"feedback_port {self.feedback_port} is the control port: choose another port")
+        own = {"127.0.0.1", "localhost", "::1", "0.0.0.0", self.host}
+        for target in self.feedback_targets:
+            host, _, port = target.rpartition(":")
+            if int(port) == self.port and (host.strip("[]") in own or host.startswith("127.")):
+                raise ValueError(f"feedback target {target} is this daemon's own control port: choose another")
+        if self.feedback_port == self.wekinator_input_port:
+            raise ValueError(f"feedback_port {self.feedback_port} is the Wekinator input port "
+                             "(wekinator_input_port): choose another port")
+        local = self.wekinator_host in own or self.wekinator_host.startswith("127.")
+        if self.wekinator_outputs and local and self.wekinator_port in (self.port, self.wekinator_input_port):
+            raise ValueError(f"wekinator_port {self.wekinator_port} on {self.wekinator_host} is one of this "
+                             "daemon's own control ports: choose another port")
+        return self
+
+    @field_validator("allow")
+    @classmethod
+    def _allow(cls, ranges: tuple[str, ...]) -> tuple[str, ...]:
+        import ipaddress
+
+        for cidr in ranges:
+            try:
+                ipaddress.ip_network(cidr, strict=False)
+            except ValueError:
+                raise ValueError(f"{cidr!r} is not a CIDR range like 192.168.0.0/16") from None
+        return ranges
+
+
+class WebConfig(Section):
+    enabled: bool = Field(True, description="Serve the control page (HTTP and WebSocket) for any browser.")
+    port: int = Field(
+        8080, ge=0, le=65535,
+        description="TCP port of the control page, bound on `osc.host` and guarded by `osc.allow` "
+        "(0: any free port; the ready line says which).",
+    )
+
+
+class MidiCC(Section):
+    cc: int = Field(ge=0, le=127, description="controller number")
+    dim: int = Field(ge=0, description="input dim it drives")
+    channel: int | None = Field(None, ge=1, le=16, description="1..16, or empty for any channel")
+    fine: bool = Field(False, description="14-bit: `cc` is the MSB (0..31), cc+32 the LSB")
+
+
+class MidiAction(Section):
+    action: Literal["record", "record_once", "train", "run", "clear", "undo", "transfer"] = Field(
+        description="what the note or CC triggers"
+    )
+    note: int | None = Field(None, ge=0, le=127)
+    cc: int | None = Field(None, ge=0, le=127)
+    channel: int | None = Field(None, ge=1, le=16)
+
+
+class MidiConfig(Section):
+    enabled: bool = Field(True, description="Listen for MIDI input.")
+    api: Literal["default", "alsa", "jack", "coremidi", "winmm"] = Field(
+        "default", description="rtmidi API: default is ALSA on Linux, CoreMIDI on macOS, WinMM on Windows."
+    )
+    port: str = Field("all", description="Input ports whose name contains this text, or `all`.")
+    virtual_port: str | None = Field(
+        "ravemap", description="Also open a MIDI input of ravemap's own with this name (empty: none)."
+    )
+    cc: tuple[MidiCC, ...] = Field(
+        (MidiCC(cc=1, dim=0), MidiCC(cc=2, dim=1)), description="Control changes that feed input dims."
+    )
+    pitchbend: int | None = Field(None, ge=0, description="Input dim pitch bend drives (empty: none).")
+    pitchbend_channel: int | None = Field(None, ge=1, le=16, description="Pitch bend channel (empty: any).")
+    actions: tuple[MidiAction, ...] = Field(
+        (), description="Notes or CCs that record, train, run, ... (on note-on or CC >= 64)."
+    )
+
+
+class MappingConfig(Section):
+    name: str = Field("default", description="Mapping loaded at start and saved to `paths.mappings_dir`.")
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, name: str) -> str:
+        from ravemap.names import check_name
+
+        return check_name(name, "mapping name")
+
+    regressor: Literal["mlp", "linear", "knn"] = Field("mlp", description="Regressor for a new mapping.")
+    hidden: tuple[int, ...] = Field((32,), description="MLP hidden layer sizes.")
+    epochs: int = Field(2000, ge=1, le=1_000_000, description="Most training epochs (early stop may end sooner).")
+    learning_rate: float = Field(0.01, gt=0, le=10, description="MLP learning rate.")
+    seed: int = Field(0, description="Seed: the same examples train the same mapping.")
+    save_delay_s: float = Field(
+        0.5, ge=0, le=60,
+        description="Changes are saved this long after they happen (a big mapping no sooner than 4x its last "
+                    "save's duration after that save).")
+
+
+class Config(Section):
+    engine: EngineConfig = EngineConfig()
+    latent: LatentConfig = LatentConfig()
+    audio: AudioConfig = AudioConfig()
+    paths: PathsConfig = PathsConfig()
+    log: LogConfig = LogConfig()
+    inputs: InputsConfig = InputsConfig()
+    osc: OscConfig = OscConfig()
+    midi: MidiConfig = MidiConfig()
+    web: WebConfig = WebConfig()
+    mapping: MappingConfig = MappingConfig()
+    source_file: Path | None = Field(None, exclude=True, description="Where this config was read from.")
+
+    def resolve(self, base: Path) -> Config:
+        """Resolve relative paths against `base` (the config file's folder)."""
+
+        def fix(p: Path) -> Path:
+            return p if p.is_absolute() else (base / p)
+
+        return self.model_copy(
+            update={
+                "engine": self.engine.model_copy(
+                    update={"model": fix(self.engine.model), "loop": fix(self.engine.loop)}
+                ),
+                "paths": PathsConfig(
+                    models_dir=fix(self.paths.models_dir),
+                    loops_dir=fix(self.paths.loops_dir),
+                    mappings_dir=fix(self.paths.mappings_dir),
+                ),
+            }
+        )
+
+
+def load_config(path: str | Path | None = None) -> Config:
+    """Read and validate a config file: `path`, else the one `ravemap.locations.find_config` finds.
+
+    Relative paths are resolved against the file's folder; `engine.model` and `engine.loop` left
+    out of the file are the embedded default's."""
+    path = locations.find_config(path).path
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{path}: cannot read the config file: {err}") from err
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML: {err}") from err
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: the config must be a mapping of sections, got {type(raw).__name__}")
+    config = validate(raw, str(path)).resolve(path.resolve().parent)
+    engine = raw.get("engine")
+    given: dict[str, Any] = engine if isinstance(engine, dict) else {}
+    left_out = {key: file() for key, file in (("model", locations.embedded_model), ("loop", locations.embedded_loop))
+                if key not in given}
+    if left_out:
+        config = config.model_copy(update={"engine": config.engine.model_copy(update=left_out)})
+    return config.model_copy(update={"source_file": path})
+
+
+def validate(raw: dict[str, Any], where: str = "config") -> Config:
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as err:
+        raise ConfigError(_explain(err, raw, where)) from None
+
+
+def with_overrides(config: Config, **dotted: Any) -> Config:
+    """Return a copy with `section__key=value` overrides applied and validated."""
+    data = config.model_dump(exclude={"source_file"})
+    for name, value in dotted.items():
+        if value is None:
+            continue
+        section, key = name.split("__", 1)
+        data[section][key] = value
+    checked = validate(data, "command line")
+    return checked.model_copy(update={"source_file": config.source_file})
+
+
+def _explain(err: ValidationError, raw: dict[str, Any], where: str) -> str:
+    """One line per bad key; the alternatives of a union (`str | int`) are merged into one."""
+    found: dict[str, tuple[Any, list[str]]] = {}
+    for problem in err.errors():
+        loc = [str(p) for p in problem["loc"]]
+        while loc and _is_union_tag(loc[-1]):
+            loc.pop()
+        key = ".".join(loc)
+        if problem["type"] == "extra_forbidden":
+            found[key] = (None, [f"unknown setting{_did_you_mean(problem['loc'])}"])
+            continue
+        value, allowed = found.setdefault(key, (problem.get("input"), []))
+        allowed.append(_allowed(problem))
+    lines = []
+    for key, (value, allowed) in found.items():
+        if allowed and allowed[0].startswith("unknown setting"):
+            lines.append(f"{key}: {allowed[0]}")
+        else:
+            lines.append(f"{key}: {value!r} is not allowed: {' or '.join(allowed)}")
+    return f"{where}: " + "; ".join(lines)
+
+
+def _is_union_tag(part: str) -> bool:
+    return "[" in part or part in {"str", "int", "float", "bool", "none"}
+
+
+def _allowed(problem: Any) -> str:
+    ctx = problem.get("ctx") or {}
+    kind = problem["type"]
+    if kind == "literal_error":
+        return f"use one of {ctx.get('expected')}"
+    if kind in ("int_parsing", "int_type", "int_from_float"):
+        return "a whole number"
+    if kind in ("float_parsing", "float_type"):
+        return "a number"
+    if kind in ("string_type",):
+        return "a string"
+    if kind in ("bool_parsing", "bool_type"):
+        return "true or false"
+    if kind == "value_error":
+        return str(ctx.get("error", problem["msg"]))
+    return problem["msg"].lower()
+
+
+def _did_you_mean(loc: tuple[Any, ...]) -> str:
+    *parents, name = [str(p) for p in loc]
+    model: type[BaseModel] = Config
+    for parent in parents:
+        field = model.model_fields.get(parent)
+        if field is None or not isinstance(field.annotation, type) or not issubclass(field.annotation, BaseModel):
+            return ""
+        model = field.annotation
+    known = [k for k in model.model_fields if k != "source_file"]
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+    hint = f" (did you mean {'.'.join([*parents, close[0]])}?)" if close else ""
+    return f"{hint}; known here: {', '.join(known)}"
+
+
+def config_reference() -> list[tuple[str, str, str]]:
+    """(key, default, description) for every setting, in file order, for the README."""
+    rows = []
+    for section_name, section_field in Config.model_fields.items():
+        if section_name == "source_file":
+            continue
+        section = section_field.annotation
+        assert isinstance(section, type) and issubclass(section, BaseModel)
+        for key, field in section.model_fields.items():
+            extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+            default = field.default
+            if "shown_default" in extra:
+                shown = str(extra["shown_default"])
+            else:
+                shown = "empty" if default is None else _yaml_scalar(default)
+            rows.append((f"{section_name}.{key}", shown, field.description or ""))
+    return rows
+
+
+def _yaml_scalar(value: Any) -> str:
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, tuple):
+        return "[" + ", ".join(str(v) for v in value) + "]"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)

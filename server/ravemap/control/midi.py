@@ -1,0 +1,257 @@
+"""MIDI in through mido + python-rtmidi: the only module that imports them.
+
+Controllers become events: a routed control change (7-bit, or a 14-bit MSB n / LSB n+32
+pair) or pitch bend sets an input dim, normalised to 0..1; a routed note-on or CC >= 64
+triggers an action (record, train, run...). `learn(dim)` binds the next control change
+that moves, on any channel, to that input dim.
+
+Ports: every input port whose name contains `midi.port` (or all of them), through the
+rtmidi API in `midi.api` (ALSA, JACK, CoreMIDI, WinMM; `default` is the platform's own).
+With `virtual_port`, ravemap also opens a port of its own that other programs connect to.
+No port at all: one info line, and the rest of ravemap runs. alsa-lib prints its own line to
+stderr when it finds no sequencer (`ALSA lib seq_hw.c:...: open /dev/snd/seq failed`) before
+rtmidi raises; `quiet_alsa` hands it a silent error handler for the time of the probe, so the
+info line is all a user sees.
+
+Threads: rtmidi calls `_on_message` on its own thread, one per open port; it only
+translates and puts events in the inbox. `learn` is called from the session thread; the
+routing table is swapped whole (immutable dicts), never edited in place.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import logging
+import sys
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import mido
+
+from ravemap.config import Config
+from ravemap.control.events import Command, Inbox, Learned, SetInputs
+from ravemap.ratelimit import RateLimitedLog
+
+log = logging.getLogger("ravemap.midi")
+
+# rtmidi's APIs as mido names them; ALSA / CoreMIDI / WinMM are each platform's default.
+APIS = {
+    "alsa": "mido.backends.rtmidi/LINUX_ALSA",
+    "jack": "mido.backends.rtmidi/UNIX_JACK",
+    "coremidi": "mido.backends.rtmidi/MACOSX_CORE",
+    "winmm": "mido.backends.rtmidi/WINDOWS_MM",
+}
+TOGGLES = {"record", "run", "transfer"}
+
+
+# alsa-lib's snd_lib_error_handler_t is variadic (file, line, function, err, fmt, ...); a handler that
+# ignores everything can take the fixed arguments only.
+_ALSA_HANDLER = ctypes.CFUNCTYPE(None, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_int,
+                                 ctypes.c_char_p)
+_SILENT = _ALSA_HANDLER(lambda *args: None)  # module-level: alive as long as alsa-lib may call it
+
+
+def _libasound() -> ctypes.CDLL | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return ctypes.CDLL("libasound.so.2")  # the library rtmidi is linked to (already loaded, same handle)
+    except OSError:
+        return None
+
+
+@contextlib.contextmanager
+def quiet_alsa() -> Iterator[None]:
+    """Within the block, alsa-lib's errors are not printed (they become the exceptions rtmidi raises)."""
+    lib = _libasound()
+    if lib is None:
+        yield
+        return
+    lib.snd_lib_error_set_handler(_SILENT)
+    try:
+        yield
+    finally:
+        lib.snd_lib_error_set_handler(None)  # NULL: alsa-lib's default handler again
+
+
+def backend_for(api: str) -> mido.Backend:
+    return mido.Backend(APIS.get(api, "mido.backends.rtmidi"), load=True)
+
+
+def list_input_ports() -> dict[str, list[str]]:
+    """Input port names for each API that works on this machine."""
+    found: dict[str, list[str]] = {}
+    for name, backend_name in APIS.items():
+        try:
+            backend = mido.Backend(backend_name, load=True)
+            if backend_name.split("/")[1] not in backend.module.get_api_names():
+                continue  # this rtmidi build has no such API on this platform
+            with quiet_alsa():
+                found[name] = list(backend.get_input_names())
+        except Exception as err:  # an API compiled in but unusable here (no ALSA sequencer...)
+            found[name] = [f"(unavailable: {str(err).strip()[:80]})"]
+    return found
+
+
+@dataclass(frozen=True)
+class CCRoute:
+    dim: int
+    fine: bool
+
+
+class MidiTranslator:
+    """mido messages -> events, by a routing table that `learn` can change."""
+
+    def __init__(self, config: Config, inbox: Inbox):
+        midi = config.midi
+        self.inbox = inbox
+        self.n_inputs = config.inputs.size
+        routes: dict[tuple[int | None, int], CCRoute] = {}
+        for cc in midi.cc:
+            if cc.dim >= self.n_inputs:
+                raise ValueError(f"midi.cc {cc.cc}: dim {cc.dim} but inputs.size is {self.n_inputs}")
+            if cc.fine and cc.cc > 31:
+                raise ValueError(f"midi.cc {cc.cc}: a 14-bit (fine) controller has its MSB on 0..31")
+            routes[(cc.channel - 1 if cc.channel else None, cc.cc)] = CCRoute(cc.dim, cc.fine)
+        self.routes = routes
+        self.pitchbend = midi.pitchbend
+        self.pitchbend_channel = midi.pitchbend_channel - 1 if midi.pitchbend_channel else None
+        self.note_actions = {(a.channel - 1 if a.channel else None, a.note): a.action
+                             for a in midi.actions if a.note is not None}
+        self.cc_actions = {(a.channel - 1 if a.channel else None, a.cc): a.action
+                           for a in midi.actions if a.cc is not None}
+        self._msb: dict[tuple[int, int], int] = {}
+        self._lsb: dict[tuple[int, int], int] = {}
+        self._learning: int | None = None
+        self.received = 0
+        self.ignored = 0
+
+    def learn(self, dim: int) -> None:
+        if not 0 <= dim < self.n_inputs:
+            raise ValueError(f"input dim must be 0..{self.n_inputs - 1}, got {dim}")
+        self._learning = dim
+
+    @staticmethod
+    def _lookup(table: dict, channel: int, number: int):
+        return table.get((channel, number), table.get((None, number)))
+
+    def translate(self, msg: mido.Message) -> None:
+        self.received += 1
+        kind = msg.type
+        if kind == "control_change":
+            self._control_change(msg.channel, msg.control, msg.value)
+        elif kind == "pitchwheel" and self.pitchbend is not None:
+            if self.pitchbend_channel in (None, msg.channel):
+                self.inbox.put(SetInputs(((self.pitchbend, (msg.pitch + 8192) / 16383),), source="MIDI pitch bend"))
+        elif kind == "note_on" and msg.velocity > 0:
+            action = self._lookup(self.note_actions, msg.channel, msg.note)
+            if action:
+                self._action(action)
+            else:
+                self.ignored += 1
+        else:
+            self.ignored += 1
+
+    def _control_change(self, channel: int, control: int, value: int) -> None:
+        if self._learning is not None and control < 120:
+            dim, self._learning = self._learning, None
+            routes = {k: r for k, r in self.routes.items() if r.dim != dim}
+            routes[(channel, control)] = CCRoute(dim, False)
+            self.routes = routes
+            self.inbox.put(Learned(dim, f"CC {control} on channel {channel + 1}"))
+        action = self._lookup(self.cc_actions, channel, control)
+        if action:
+            if value >= 64:
+                self._action(action)
+            return
+        route = self._lookup(self.routes, channel, control)
+        if route is not None:
+            if route.fine:
+                self._msb[(channel, control)] = value
+                self._lsb[(channel, control)] = 0
+                value14 = value << 7
+                self.inbox.put(SetInputs(((route.dim, value14 / 16383),), source=f"MIDI CC {control}"))
+            else:
+                self.inbox.put(SetInputs(((route.dim, value / 127),), source=f"MIDI CC {control}"))
+            return
+        if 32 <= control < 64:  # the LSB of a 14-bit pair
+            msb_cc = control - 32
+            route = self._lookup(self.routes, channel, msb_cc)
+            if route is not None and route.fine:
+                msb = self._msb.get((channel, msb_cc), 0)
+                self.inbox.put(SetInputs(((route.dim, ((msb << 7) | value) / 16383),), source=f"MIDI CC {msb_cc}"))
+                return
+        self.ignored += 1
+
+    def _action(self, action: str) -> None:
+        if action in TOGGLES:
+            self.inbox.put(Command("toggle", (action,)))
+        elif action == "train":
+            self.inbox.put(Command("train", (None,)))
+        else:
+            self.inbox.put(Command(action))
+
+
+class MidiInput:
+    """Opens the configured ports and feeds a `MidiTranslator`."""
+
+    def __init__(self, config: Config, inbox: Inbox):
+        self.config = config
+        self.translator = MidiTranslator(config, inbox)
+        self.virtual_port = config.midi.virtual_port
+        self.ports: list = []
+        self._log = RateLimitedLog(log, seconds=5.0)
+
+    def open(self) -> list[str]:
+        with quiet_alsa():
+            return self._open()
+
+    def _open(self) -> list[str]:
+        midi = self.config.midi
+        try:
+            backend = backend_for(midi.api)
+            names: Sequence[str] = backend.get_input_names()
+        except Exception as err:
+            log.info("MIDI is off: the %s MIDI API is not available here (%s)", midi.api, str(err).strip()[:120])
+            return []
+        wanted = [n for n in names if midi.port == "all" or midi.port.lower() in n.lower()]
+        opened = []
+        for name in wanted:
+            try:
+                self.ports.append(backend.open_input(name, callback=self._on_message))
+                opened.append(name)
+            except Exception as err:
+                log.warning("cannot open MIDI input %r: %s", name, err)
+        if self.virtual_port:
+            try:
+                self.ports.append(backend.open_input(self.virtual_port, virtual=True, callback=self._on_message))
+                opened.append(f"{self.virtual_port} (virtual)")
+            except Exception as err:
+                log.warning("cannot open a virtual MIDI port %r: %s", self.virtual_port, err)
+        if opened:
+            log.info("MIDI input from %s", ", ".join(opened))
+        else:
+            log.info("no MIDI input port%s; MIDI is off, everything else runs",
+                     "" if midi.port == "all" else f" matches {midi.port!r}")
+        return opened
+
+    def _on_message(self, msg: mido.Message) -> None:
+        try:
+            self.translator.translate(msg)
+        except Exception as err:  # never raise into rtmidi's thread
+            self._log.warning("MIDI message %s could not be handled: %s", msg, err)
+
+    @property
+    def active(self) -> bool:
+        return bool(self.ports)
+
+    def learn(self, dim: int) -> None:
+        self.translator.learn(dim)
+
+    def close(self) -> None:
+        for port in self.ports:
+            port.callback = None  # as mido does: no call into a port being closed
+            with contextlib.suppress(Exception):
+                port.close()
+        self.ports = []

@@ -1,0 +1,535 @@
+"""The control page's server: HTTP for the packaged page, one WebSocket per open page.
+The only module importing aiohttp.
+
+A translator like the OSC port, never a second path: each page message becomes, through
+`WebTranslator` (the OSC translator underneath), the event the same OSC message becomes, and
+goes into the session's `Inbox`. The daemon owns the state and pushes it to every page:
+`Feedback` calls this server's listener with every broadcast it sends to OSC controllers
+(record, run, examples, training, mapping, model, loop, errors, the latent feed), which wakes a
+watcher that sends each page what changed; the watcher also looks every
+1/`osc.latent_feedback_hz` s, since the input vector moved by another controller is not
+broadcast. So TouchOSC, MIDI, the Python API and every page see one state.
+
+What is served: the files shipped in `server/ravemap/web/static/` (read once at start) at `/` and
+`/<name>`, and the WebSocket at `/ws`; nothing else (404), no directory, no file system path.
+Guarded like the OSC port: bound on `osc.host`, a peer outside `osc.allow` gets 403, a
+`Host` header that is not an IP address or this machine's name gets 421 (a page of another
+site whose name was pointed at this machine cannot use it), and a WebSocket whose `Origin` is
+not the page's own gets 403.
+
+Bad input, as on the OSC port: a message that does not translate is refused with an
+`{"type": "error"}` reply and counted; frames over `MAX_FRAME` bytes close that connection
+with code 1009 (message too big), counted; each page is read at most `RATE` messages a second
+(bursts of `BURST`): past that its connection is not read until its budget refills, so a flood
+waits in the sender's own socket and costs the daemon nothing (counted, and answered once a
+second); aiohttp's heartbeat then closes a connection that stopped answering. Queues are
+bounded: aiohttp stops reading a socket whose unread frames pass 64 KiB, the inbox is bounded
+and coalescing, and a slow page gets only the newest state (its pending pushes are replaced,
+at most `MAX_EVENTS` error and reply messages wait).
+
+Threads: "ravemap-web" runs the asyncio loop (HTTP, WebSockets, the watcher); one worker
+thread, "ravemap-web-field", computes learned-field pictures. `start`/`stop` from the main
+thread. The `Feedback` listener runs on the session, feedback and loader threads and only
+posts onto the loop; the done-callbacks of commands run on the session thread and post too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import json
+import logging
+import socket
+import threading
+import time
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from aiohttp import WSCloseCode, WSMsgType, web
+from aiohttp.http_websocket import WebSocketError
+
+from ravemap.config import Config
+from ravemap.control.events import Command, Inbox
+from ravemap.control.feedback import Feedback
+from ravemap.control.osc import AllowList
+from ravemap.errors import DeviceError
+from ravemap.ratelimit import RateLimitedLog
+from ravemap.web.address import page_url
+from ravemap.web.protocol import Refused, WebTranslator
+from ravemap.web.state import example_points, field_picture, folder_lists, page_config, page_state
+
+if TYPE_CHECKING:
+    from ravemap.session import Session
+
+log = logging.getLogger("ravemap.web")
+
+STATIC = Path(__file__).resolve().parent / "static"
+MAX_FRAME = 65536  # bytes; a larger frame closes its connection (1009)
+MAX_PAGES = 32  # open WebSockets; more are answered 503
+RATE = 200.0  # messages a second per page (a finger on the pad sends at most 60)
+BURST = 100.0
+THROTTLE_S = 0.05  # a page over its budget is not read for at least this long
+ERRORS_PER_SECOND = 20  # error replies per page; more are counted, not sent
+MAX_EVENTS = 64  # error and reply messages waiting for one page; the oldest go first
+HEARTBEAT_S = 20.0
+CLOSE_TIMEOUT_S = 0.5  # at exit, how long open pages get to answer the close
+CONTENT_TYPES = {".html": "text/html; charset=utf-8", ".css": "text/css; charset=utf-8",
+                 ".js": "text/javascript; charset=utf-8", ".svg": "image/svg+xml", ".png": "image/png",
+                 ".ico": "image/x-icon", ".webmanifest": "application/manifest+json"}
+HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; connect-src 'self'; "
+                               "base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+PUSH_ORDER = ("config", "lists", "state", "examples", "field")  # latest-value slots, sent in this order
+
+
+@dataclass
+class WebCounters:
+    requests: int = 0
+    pages_opened: int = 0
+    refused_hosts: int = 0
+    refused_origins: int = 0
+    messages: int = 0
+    malformed: int = 0
+    oversized: int = 0
+    unknown: int = 0
+    bad: int = 0
+    rate_limited: int = 0
+    errors_suppressed: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+def load_assets(folder: Path = STATIC) -> dict[str, tuple[bytes, str]]:
+    """name -> (content, content type) for every file shipped in the static folder."""
+    assets = {}
+    for path in sorted(folder.iterdir()):
+        kind = CONTENT_TYPES.get(path.suffix)
+        if path.is_file() and kind is not None and not path.name.startswith("."):
+            assets[path.name] = (path.read_bytes(), kind)
+    if "index.html" not in assets:
+        raise DeviceError(f"the control page is missing from {folder}: reinstall ravemap")
+    return assets
+
+
+class Page:
+    """One open WebSocket: its rate budget and what waits to be sent to it."""
+
+    def __init__(self, ws: web.WebSocketResponse, peer: str):
+        self.ws = ws
+        self.peer = peer
+        self.tokens = BURST
+        self.filled_at = time.monotonic()
+        self.slowed_at = 0.0
+        self.error_window = (0.0, 0)
+        self.latest: dict[str, str] = {}
+        self.events: deque[str] = deque(maxlen=MAX_EVENTS)
+        self.wake = asyncio.Event()
+
+    def take_token(self) -> float:
+        """Seconds to wait before this message may be handled (0: at once); the token is taken."""
+        now = time.monotonic()
+        self.tokens = min(BURST, self.tokens + (now - self.filled_at) * RATE)
+        self.filled_at = now
+        self.tokens -= 1.0
+        if self.tokens >= 0.0:
+            return 0.0
+        return max(-self.tokens / RATE, THROTTLE_S)  # a few long pauses rather than a wake-up per message
+
+    def push(self, kind: str, text: str) -> None:
+        self.latest[kind] = text
+        self.wake.set()
+
+    def push_event(self, message: dict[str, Any]) -> None:
+        self.events.append(json.dumps(message))
+        self.wake.set()
+
+    def next_text(self) -> str | None:
+        if self.events:
+            return self.events.popleft()
+        for kind in PUSH_ORDER:
+            if kind in self.latest:
+                return self.latest.pop(kind)
+        return None
+
+
+class WebServer:
+    """Serves the page on `osc.host:web.port`; see the module docstring."""
+
+    def __init__(self, config: Config, session: Session, inbox: Inbox, feedback: Feedback,
+                 port: int | None = None):
+        self.config = config
+        self.session = session
+        self.inbox = inbox
+        self.feedback = feedback
+        self.translator = WebTranslator(config)
+        self.allow = AllowList(config.osc.allow)
+        self.counters = WebCounters()
+        self.assets = load_assets()
+        self.pages: set[Page] = set()
+        self._log = RateLimitedLog(log, seconds=2.0)
+        self._names = _own_names()
+        self._period = 1.0 / config.osc.latent_feedback_hz
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._runner: web.AppRunner | None = None
+        self._watcher: asyncio.Task | None = None
+        self._wake: asyncio.Event | None = None
+        self._fields = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ravemap-web-field")
+        self._last_state = ""
+        self._examples_key: tuple = ()
+        self._field_for: object = None
+        self._field_text = json.dumps({"type": "field", "field": None})
+        self._lists_text = ""
+        host = config.osc.host
+        port = config.web.port if port is None else port
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self._sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            self._sock.bind((host, port))
+            self._sock.listen(64)
+        except OSError as err:
+            self._sock.close()
+            raise DeviceError(
+                f"cannot open the web page's port {host}:{port} (tcp): {err.strerror or err}; is another "
+                "program using it? choose another with --web-port, or set web.enabled: false"
+            ) from err
+        self._sock.setblocking(False)
+
+    # -- where -----------------------------------------------------------------------------
+    @property
+    def address(self) -> tuple[str, int]:
+        host, port = self._sock.getsockname()[:2]
+        return str(host), int(port)
+
+    @property
+    def url(self) -> str:
+        """The page's address for a phone: the machine's LAN address when bound on all addresses."""
+        host, port = self.address
+        return page_url(host, port)
+
+    # -- lifecycle (main thread) -------------------------------------------------------------
+    def start(self) -> None:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        self._thread = threading.Thread(target=loop.run_forever, name="ravemap-web", daemon=True)
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self._startup(), loop).result(10.0)
+        self.feedback.add_listener(self._on_feedback)
+
+    def stop(self) -> None:
+        self.feedback.remove_listener(self._on_feedback)
+        loop = self._loop
+        if loop is not None and self._thread is not None:
+            try:
+                asyncio.run_coroutine_threadsafe(self._shutdown(), loop).result(2.0)
+            except Exception as err:  # a page that will not close must not hold up the exit
+                log.warning("web page server did not stop cleanly: %s", err)
+            loop.call_soon_threadsafe(loop.stop)
+            self._thread.join(2.0)
+            if not self._thread.is_alive():
+                loop.close()
+            self._thread = None
+        self._fields.shutdown(wait=False, cancel_futures=True)
+        self._sock.close()
+        c = self.counters
+        log.info("web page: %d pages opened, %d messages; refused: %d hosts, %d origins, %d malformed, "
+                 "%d oversized, %d unknown, %d bad, %d over the rate", c.pages_opened, c.messages,
+                 c.refused_hosts, c.refused_origins, c.malformed, c.oversized, c.unknown, c.bad, c.rate_limited)
+
+    async def _startup(self) -> None:
+        app = web.Application(middlewares=[self._guard], client_max_size=4096)
+        app.router.add_get("/ws", self._websocket)
+        app.router.add_get("/", self._index)
+        app.router.add_get("/{name}", self._asset)
+        app.on_response_prepare.append(_add_headers)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=CLOSE_TIMEOUT_S)
+        await self._runner.setup()
+        await web.SockSite(self._runner, self._sock).start()
+        self._wake = asyncio.Event()
+        self._watcher = asyncio.get_running_loop().create_task(self._watch())
+
+    async def _shutdown(self) -> None:
+        if self._watcher is not None:
+            self._watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watcher
+        closing = [page.ws.close(code=WSCloseCode.GOING_AWAY, message=b"ravemap is stopping") for page in self.pages]
+        if closing:  # a phone that went to sleep never answers the close: do not wait for it
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.gather(*closing, return_exceptions=True), CLOSE_TIMEOUT_S)
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    # -- HTTP ------------------------------------------------------------------------------
+    @web.middleware
+    async def _guard(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        self.counters.requests += 1
+        remote = request.remote or ""
+        if not self.allow.allows(remote):
+            self.counters.refused_hosts += 1
+            self._log.warning("refused a web request from %s: not in osc.allow", remote, key="host:" + remote)
+            return web.Response(status=403, text="this address may not control ravemap (see osc.allow)\n")
+        if not self._host_ok(request.host):
+            self.counters.refused_hosts += 1
+            self._log.warning("refused a web request for host %r: not this machine", request.host[:80],
+                              key="name:" + remote)
+            return web.Response(status=421, text="open the page by this machine's address or name\n")
+        return await handler(request)
+
+    def _host_ok(self, host: str) -> bool:
+        name = urlsplit(f"//{host}").hostname or ""
+        try:
+            ipaddress.ip_address(name)
+            return True
+        except ValueError:
+            return name.lower().split(".", 1)[0] in self._names
+
+    async def _index(self, request: web.Request) -> web.Response:
+        return self._file("index.html")
+
+    async def _asset(self, request: web.Request) -> web.Response:
+        return self._file(request.match_info["name"])
+
+    def _file(self, name: str) -> web.Response:
+        found = self.assets.get(name)
+        if found is None:
+            raise web.HTTPNotFound(text="not found\n")
+        body, kind = found
+        return web.Response(body=body, headers={"Content-Type": kind})
+
+    # -- WebSocket -------------------------------------------------------------------------
+    async def _websocket(self, request: web.Request) -> web.StreamResponse:
+        origin = request.headers.get("Origin", "")
+        parts = urlsplit(origin)
+        if parts.scheme not in ("http", "https") or parts.netloc.lower() != request.host.lower():
+            self.counters.refused_origins += 1
+            self._log.warning("refused a WebSocket from %s with Origin %r: not the page's own", request.remote,
+                              origin[:80], key="origin:" + str(request.remote))
+            return web.Response(status=403, text="WebSocket refused: its Origin is not this page\n")
+        if len(self.pages) >= MAX_PAGES:
+            return web.Response(status=503, text=f"{MAX_PAGES} pages are open already\n")
+        ws = web.WebSocketResponse(max_msg_size=MAX_FRAME, heartbeat=HEARTBEAT_S, compress=False,
+                                   timeout=CLOSE_TIMEOUT_S)
+        await ws.prepare(request)
+        page = Page(ws, str(request.remote))
+        self.pages.add(page)
+        self.counters.pages_opened += 1
+        log.info("control page opened from %s (%d open)", page.peer, len(self.pages))
+        sender = asyncio.get_running_loop().create_task(self._send_loop(page))
+        self._greet(page)
+        try:
+            async for msg in ws:
+                if msg.type in (WSMsgType.TEXT, WSMsgType.BINARY) and (wait := page.take_token()) > 0.0:
+                    self._slow_down(page)
+                    await asyncio.sleep(wait)  # meanwhile this connection is not read: the flood waits
+                    if request.transport is None or request.transport.is_closing():
+                        break  # the sender has gone: what it left unread is not carried out
+                if msg.type == WSMsgType.TEXT:
+                    self._on_text(page, msg.data)
+                elif msg.type == WSMsgType.BINARY:
+                    self._refuse(page, Refused("malformed", "binary frames are not page messages: send JSON text"))
+                elif msg.type == WSMsgType.ERROR:
+                    if isinstance(msg.data, WebSocketError) and msg.data.code == WSCloseCode.MESSAGE_TOO_BIG:
+                        self.counters.oversized += 1
+                        self._log.warning("closed the page of %s: a frame over %d bytes", page.peer, MAX_FRAME,
+                                          key="big:" + page.peer)
+                    break
+        finally:
+            self.pages.discard(page)
+            sender.cancel()
+            log.info("control page closed from %s (%d open)", page.peer, len(self.pages))
+        return ws
+
+    async def _send_loop(self, page: Page) -> None:
+        ws = page.ws
+        try:
+            while not ws.closed:
+                await page.wake.wait()
+                page.wake.clear()
+                while (text := page.next_text()) is not None and not ws.closed:
+                    await ws.send_str(text)
+        except (ConnectionError, RuntimeError):  # the page went away mid-send
+            pass
+
+    def _on_text(self, page: Page, text: str) -> None:
+        self.counters.messages += 1
+        try:
+            translated = self.translator.translate(text)
+        except Refused as err:
+            self._refuse(page, err)
+            return
+        except Exception as err:  # a translator bug must not close the page
+            self._refuse(page, Refused("bad", f"could not be handled ({type(err).__name__}: {str(err)[:80]})"))
+            return
+        if translated.request is not None:
+            self._send_lists(page, fresh=True)
+            return
+        event = translated.event
+        if event is None:
+            return
+        if isinstance(event, Command):
+            future: Future = Future()
+            loop = asyncio.get_running_loop()
+            message_id = translated.message_id
+            future.add_done_callback(
+                lambda done: _post(loop, self._command_done, page, message_id, done))
+            event = replace(event, done=future)
+        self.inbox.put(event)
+
+    def _command_done(self, page: Page, message_id: int | None, future: Future) -> None:
+        error = future.exception()
+        if error is not None:
+            self._reply_error(page, str(error), message_id)
+        elif message_id is not None and page in self.pages:
+            page.push_event({"type": "reply", "id": message_id})
+        self._kick()
+
+    def _refuse(self, page: Page, err: Refused) -> None:
+        kind = err.kind if err.kind in ("malformed", "oversized", "unknown") else "bad"
+        setattr(self.counters, kind, getattr(self.counters, kind) + 1)
+        self._log.warning("refused a page message from %s: %s", page.peer, err, key=f"{kind}:{page.peer}")
+        self._reply_error(page, str(err), err.message_id)
+
+    def _reply_error(self, page: Page, text: str, message_id: int | None) -> None:
+        now = time.monotonic()
+        start, count = page.error_window
+        if now - start >= 1.0:
+            start, count = now, 0
+        page.error_window = (start, count + 1)
+        if count >= ERRORS_PER_SECOND:
+            self.counters.errors_suppressed += 1
+            return
+        page.push_event({"type": "error", "id": message_id, "text": text[:500]})
+
+    def _slow_down(self, page: Page) -> None:
+        self.counters.rate_limited += 1
+        now = time.monotonic()
+        if now - page.slowed_at >= 1.0:
+            page.slowed_at = now
+            self._log.warning("page of %s sends over %d messages a second: it is read no faster", page.peer,
+                              int(RATE), key="rate:" + page.peer)
+            page.push_event({"type": "error", "id": None,
+                             "text": f"too many messages: at most {int(RATE)} a second are read; the rest wait"})
+
+    # -- pushing state -----------------------------------------------------------------------
+    def _greet(self, page: Page) -> None:
+        config = page_config(self.config, self.translator.pads)
+        page.push("config", json.dumps({"type": "config", "config": config}))
+        page.push("state", self._last_state or self._state_text())
+        page.push("examples", self._examples_text(self.session.mapping))
+        page.push("field", self._field_text)
+        self._send_lists(page)
+
+    def _on_feedback(self, address: str, args: tuple[object, ...]) -> None:
+        """Feedback listener (session, feedback and loader threads): hand it to the loop."""
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            _post(loop, self._feedback_arrived, address, args)
+
+    def _feedback_arrived(self, address: str, args: tuple[object, ...]) -> None:
+        if address == "/ravemap/error" and args:
+            for page in self.pages:
+                page.push_event({"type": "error", "id": None, "text": str(args[0])[:500]})
+        elif address == "/ravemap/train/done" and len(args) >= 3:
+            loss, examples, seconds = args[:3]
+            for page in self.pages:
+                page.push_event({"type": "info", "text": f"trained on {examples} examples in {seconds:.2f} s, "
+                                                         f"loss {loss:.5f}"})
+        elif address in ("/ravemap/mapping", "/ravemap/model", "/ravemap/loop"):
+            self._lists_text = ""
+            for page in self.pages:
+                self._send_lists(page)
+        self._kick()
+
+    def _kick(self) -> None:
+        if self._wake is not None:
+            self._wake.set()
+
+    async def _watch(self) -> None:
+        assert self._wake is not None
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self._period)
+            self._wake.clear()
+            if not self.pages:
+                continue
+            try:
+                self._refresh()
+            except Exception as err:  # a bug here must not stop the pushes; the next look tries again
+                self._log.warning("web page push failed: %r", err, key="push")
+
+    def _state_text(self) -> str:
+        return json.dumps({"type": "state", "state": page_state(self.session)}, allow_nan=False)
+
+    def _examples_text(self, mapping: Any) -> str:
+        return json.dumps({"type": "examples", "mapping": mapping.name, "points": example_points(mapping)})
+
+    def _refresh(self) -> None:
+        text = self._state_text()
+        if text != self._last_state:
+            self._last_state = text
+            for page in self.pages:
+                page.push("state", text)
+        mapping = self.session.mapping
+        examples = mapping.examples
+        key = (id(mapping), mapping.name, len(examples), examples[-1] if examples else None)
+        if key != self._examples_key:
+            self._examples_key = key
+            points = self._examples_text(mapping)
+            for page in self.pages:
+                page.push("examples", points)
+        regressor = mapping.regressor
+        if regressor is not self._field_for:
+            self._field_for = regressor
+            loop = asyncio.get_running_loop()
+            job = loop.run_in_executor(self._fields, field_picture, mapping)
+            job.add_done_callback(lambda done: self._field_ready(regressor, done))
+
+    def _field_ready(self, regressor: object, job: asyncio.Future) -> None:
+        if job.cancelled() or regressor is not self._field_for:
+            return
+        error = job.exception()
+        if error is not None:
+            self._log.warning("could not draw the learned field: %s", error, key="field")
+            return
+        self._field_text = json.dumps({"type": "field", "field": job.result()}, allow_nan=False)
+        for page in self.pages:
+            page.push("field", self._field_text)
+
+    def _send_lists(self, page: Page, fresh: bool = False) -> None:
+        if fresh or not self._lists_text:
+            lists = folder_lists(self.config, self.session.mappings_dir)
+            self._lists_text = json.dumps({"type": "lists", "lists": lists})
+        page.push("lists", self._lists_text)
+
+
+def _post(loop: asyncio.AbstractEventLoop, fn: Any, *args: Any) -> None:
+    """Run `fn(*args)` on the loop's thread; nothing when the loop has stopped."""
+    with contextlib.suppress(RuntimeError):  # the loop is closed: ravemap is stopping
+        loop.call_soon_threadsafe(fn, *args)
+
+
+async def _add_headers(request: web.Request, response: web.StreamResponse) -> None:
+    for key, value in HEADERS.items():
+        response.headers.setdefault(key, value)
+
+
+def _own_names() -> set[str]:
+    """Names this machine answers to (first label, lower case): localhost and its host name."""
+    names = {"localhost"}
+    for name in (socket.gethostname(),):
+        if name:
+            names.add(name.lower().split(".", 1)[0])
+    return names
+
