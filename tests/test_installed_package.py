@@ -104,6 +104,27 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
     return found
 
 
+def test_the_wheel_installs_one_top_level_package_named_ravemap(installed):
+    names = zipfile.ZipFile(installed.wheel).namelist()
+    top = {name.split("/")[0] for name in names if not name.split("/")[0].endswith(".dist-info")}
+    assert top == {"ravemap"}, f"top-level names in the wheel: {sorted(top)}"
+    top_level = zipfile.ZipFile(installed.wheel).read("ravemap-0.1.0.dist-info/top_level.txt").decode().split()
+    assert top_level == ["ravemap"]
+    python = str(installed.venv / "bin" / "python")
+    here = installed.empty_folder("imports")
+    done = subprocess.run([python, "-c", "import ravemap; ravemap.Ravemap; print(ravemap.__file__)"],
+                          cwd=here, env=installed.env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == str(installed.site / "ravemap" / "__init__.py")
+    for absent in ("server", "training"):
+        gone = subprocess.run([python, "-c", f"import {absent}"], cwd=here, env=installed.env,
+                              capture_output=True, text=True, timeout=60)
+        assert gone.returncode != 0 and "ModuleNotFoundError" in gone.stderr, f"{absent} is importable"
+    version = subprocess.run([python, "-m", "ravemap", "--version"], cwd=here, env=installed.env,
+                             capture_output=True, text=True, timeout=120)
+    assert version.returncode == 0 and version.stdout.startswith("ravemap "), version.stderr[-2000:]
+
+
 def test_the_wheel_carries_the_embedded_default_and_the_layouts(installed):
     names = set(zipfile.ZipFile(installed.wheel).namelist())
     for file in ("config.yaml", "models/default.ts", "loops/default.wav"):
