@@ -17,7 +17,6 @@ descriptions (`config_reference()`), so the two cannot drift apart.
 
 from __future__ import annotations
 
-import difflib
 from pathlib import Path
 from typing import Any, Literal
 
@@ -34,6 +33,9 @@ from pydantic import (
 
 from ravemap import locations
 from ravemap.errors import ConfigError
+from ravemap.mapping.settings import DEFAULT as TRAINING
+from ravemap.mapping.settings import Epochs, Hidden, Kind, LearningRate, Seed
+from ravemap.validation import explain
 
 
 class Section(BaseModel):
@@ -312,11 +314,14 @@ class MappingConfig(Section):
 
         return check_name(name, "mapping name")
 
-    regressor: Literal["mlp", "linear", "knn"] = Field("mlp", description="Regressor for a new mapping.")
-    hidden: tuple[int, ...] = Field((32,), description="MLP hidden layer sizes.")
-    epochs: int = Field(2000, ge=1, le=1_000_000, description="Most training epochs (early stop may end sooner).")
-    learning_rate: float = Field(0.01, gt=0, le=10, description="MLP learning rate.")
-    seed: int = Field(0, description="Seed: the same examples train the same mapping.")
+    regressor: Kind = Field(TRAINING.kind, description="Regressor for a new mapping.")
+    hidden: Hidden = Field(
+        TRAINING.hidden, description="MLP hidden layer sizes: 1 to 8 layers of 1 to 1024 units.")
+    epochs: Epochs = Field(
+        TRAINING.epochs, description="Most training epochs (early stop may end sooner).")
+    learning_rate: LearningRate = Field(TRAINING.learning_rate, description="MLP learning rate.")
+    seed: Seed = Field(
+        TRAINING.seed, description="Seed (0 to 2^63-1): the same examples train the same mapping.")
     save_delay_s: float = Field(
         0.5, ge=0, le=60,
         description="Changes are saved this long after they happen (a big mapping no sooner than 4x its last "
@@ -386,7 +391,7 @@ def validate(raw: dict[str, Any], where: str = "config") -> Config:
     try:
         return Config.model_validate(raw)
     except ValidationError as err:
-        raise ConfigError(_explain(err, raw, where)) from None
+        raise ConfigError(explain(err.errors(), where, Config)) from None
 
 
 def with_overrides(config: Config, **dotted: Any) -> Config:
@@ -399,64 +404,6 @@ def with_overrides(config: Config, **dotted: Any) -> Config:
         data[section][key] = value
     checked = validate(data, "command line")
     return checked.model_copy(update={"source_file": config.source_file})
-
-
-def _explain(err: ValidationError, raw: dict[str, Any], where: str) -> str:
-    """One line per bad key; the alternatives of a union (`str | int`) are merged into one."""
-    found: dict[str, tuple[Any, list[str]]] = {}
-    for problem in err.errors():
-        loc = [str(p) for p in problem["loc"]]
-        while loc and _is_union_tag(loc[-1]):
-            loc.pop()
-        key = ".".join(loc)
-        if problem["type"] == "extra_forbidden":
-            found[key] = (None, [f"unknown setting{_did_you_mean(problem['loc'])}"])
-            continue
-        value, allowed = found.setdefault(key, (problem.get("input"), []))
-        allowed.append(_allowed(problem))
-    lines = []
-    for key, (value, allowed) in found.items():
-        if allowed and allowed[0].startswith("unknown setting"):
-            lines.append(f"{key}: {allowed[0]}")
-        else:
-            lines.append(f"{key}: {value!r} is not allowed: {' or '.join(allowed)}")
-    return f"{where}: " + "; ".join(lines)
-
-
-def _is_union_tag(part: str) -> bool:
-    return "[" in part or part in {"str", "int", "float", "bool", "none"}
-
-
-def _allowed(problem: Any) -> str:
-    ctx = problem.get("ctx") or {}
-    kind = problem["type"]
-    if kind == "literal_error":
-        return f"use one of {ctx.get('expected')}"
-    if kind in ("int_parsing", "int_type", "int_from_float"):
-        return "a whole number"
-    if kind in ("float_parsing", "float_type"):
-        return "a number"
-    if kind in ("string_type",):
-        return "a string"
-    if kind in ("bool_parsing", "bool_type"):
-        return "true or false"
-    if kind == "value_error":
-        return str(ctx.get("error", problem["msg"]))
-    return problem["msg"].lower()
-
-
-def _did_you_mean(loc: tuple[Any, ...]) -> str:
-    *parents, name = [str(p) for p in loc]
-    model: type[BaseModel] = Config
-    for parent in parents:
-        field = model.model_fields.get(parent)
-        if field is None or not isinstance(field.annotation, type) or not issubclass(field.annotation, BaseModel):
-            return ""
-        model = field.annotation
-    known = [k for k in model.model_fields if k != "source_file"]
-    close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
-    hint = f" (did you mean {'.'.join([*parents, close[0]])}?)" if close else ""
-    return f"{hint}; known here: {', '.join(known)}"
 
 
 def config_reference() -> list[tuple[str, str, str]]:

@@ -25,12 +25,17 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Annotated, Any
 
 import numpy as np
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
-KINDS = ("mlp", "linear", "knn")
+from ravemap.mapping.settings import KINDS, Kind, RegressorSettings
+from ravemap.validation import Number, Problems, Whole, explain, problem
+
+__all__ = ["KINDS", "FitResult", "Regressor", "RegressorSettings", "RegressorState", "TrainingCancelled", "fit"]
+
 STATE_VERSION = 1
 MAX_HISTORY = 1000
 PROGRESS_INTERVAL_S = 0.05  # progress at most 20 times a second
@@ -42,95 +47,6 @@ _ZERO_DISTANCE2 = 1e-20  # squared normalised distance treated as "at an example
 
 class TrainingCancelled(Exception):
     """`should_stop()` returned True while fitting."""
-
-
-# ----------------------------------------------------------------------------------------------
-# Settings
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int | np.integer) and not isinstance(value, bool | np.bool_)
-
-
-def _is_number(value: Any) -> bool:
-    if not (_is_int(value) or isinstance(value, float | np.floating)):
-        return False
-    try:
-        return math.isfinite(float(value))
-    except OverflowError:  # an int too large for a float
-        return False
-
-
-@dataclass(frozen=True)
-class RegressorSettings:
-    """How to train. Every field is checked on construction (ValueError naming field, value, range).
-
-    `validation_fraction` of the examples (seeded) is held out while there are at least
-    `min_validation_examples`; see `fit` for how held-out examples still end up in the mapping.
-    `patience` 0 turns early stopping off.
-    """
-
-    kind: str = "mlp"
-    hidden: tuple[int, ...] = (32,)
-    epochs: int = 2000
-    learning_rate: float = 0.01
-    seed: int = 0
-    validation_fraction: float = 0.2
-    min_validation_examples: int = 10
-    patience: int = 200
-    min_delta: float = 1e-6
-    knn_k: int = 4
-    knn_power: float = 2.0
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.kind, str) or self.kind not in KINDS:
-            raise ValueError(f"regressor kind must be one of {', '.join(repr(k) for k in KINDS)}, got {self.kind!r}")
-        hidden = self.hidden
-        if not isinstance(hidden, list | tuple) or not all(_is_int(h) for h in hidden):
-            raise ValueError(f"hidden must be a list of whole numbers (units per layer), got {hidden!r}")
-        hidden = tuple(int(h) for h in hidden)
-        if not 1 <= len(hidden) <= 8 or not all(1 <= h <= 1024 for h in hidden):
-            raise ValueError(f"hidden must have 1 to 8 layers of 1 to 1024 units each, got {list(hidden)!r}")
-        object.__setattr__(self, "hidden", hidden)
-        self._check_int("epochs", 1, 1_000_000)
-        self._check_float("learning_rate", 0.0, 10.0, low_open=True)
-        self._check_int("seed", 0, 2**63 - 1)
-        self._check_float("validation_fraction", 0.0, 0.9)
-        self._check_int("min_validation_examples", 2, 1_000_000_000)
-        self._check_int("patience", 0, 1_000_000)
-        self._check_float("min_delta", 0.0, 1.0)
-        self._check_int("knn_k", 1, 1024)
-        self._check_float("knn_power", 0.0, 16.0, low_open=True)
-
-    def _check_int(self, name: str, low: int, high: int) -> None:
-        value = getattr(self, name)
-        if not _is_int(value) or not low <= value <= high:
-            raise ValueError(f"{name} must be a whole number in {low}..{high}, got {value!r}")
-        object.__setattr__(self, name, int(value))
-
-    def _check_float(self, name: str, low: float, high: float, low_open: bool = False) -> None:
-        value = getattr(self, name)
-        ok = _is_number(value) and (low < value if low_open else low <= value) and value <= high
-        if not ok:
-            bracket = "(" if low_open else "["
-            raise ValueError(f"{name} must be a number in {bracket}{low}, {high}], got {value!r}")
-        object.__setattr__(self, name, float(value))
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["hidden"] = list(self.hidden)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: Any) -> RegressorSettings:
-        """Settings from `to_dict`'s output; missing keys take their defaults, unknown keys are refused."""
-        if not isinstance(d, dict):
-            raise ValueError(f"regressor settings must be an object (dict), got {type(d).__name__}")
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(str(k) for k in d if k not in known)
-        if unknown:
-            raise ValueError(f"unknown regressor setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-        return cls(**d)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -197,7 +113,12 @@ class Regressor:
     @staticmethod
     def from_state(state: dict) -> Regressor:
         """Rebuild a regressor from `to_state`'s output. ValueError saying what is wrong otherwise."""
-        return _StateReader(state).regressor()
+        try:
+            return build(RegressorState.model_validate(state))
+        except ValidationError as err:
+            raise ValueError(explain(err.errors(), "regressor state", RegressorState)) from None
+        except Problems as err:
+            raise ValueError(explain(err.problems, "regressor state")) from None
 
     def __reduce__(self) -> tuple:  # pickled (to and from the trainer process) through its checked state
         return (Regressor.from_state, (self.to_state(),))
@@ -312,96 +233,88 @@ class KNN(Regressor):
 _CLASSES: dict[str, type[Regressor]] = {"mlp": MLP, "linear": Linear, "knn": KNN}
 
 
-class _StateReader:
-    """Checks a regressor state field by field; every problem is a ValueError naming the field."""
+def _not_newer(version: int) -> int:
+    if version > STATE_VERSION:
+        raise ValueError(f"regressor state version {version} was made by a newer ravemap "
+                         f"(this one reads up to {STATE_VERSION})")
+    return version
 
-    def __init__(self, state: Any):
-        if not isinstance(state, dict):
-            raise ValueError(f"regressor state must be an object (dict), got {type(state).__name__}")
-        self.state = state
 
-    def get(self, key: str) -> Any:
-        if key not in self.state:
-            raise ValueError(f"regressor state has no {key!r}")
-        return self.state[key]
+Positive = Annotated[Number, Field(gt=0)]
+Rows = list[list[Number]]
 
-    def count(self, key: str, low: int = 1, high: int = 100_000) -> int:
-        value = self.get(key)
-        if not _is_int(value) or not low <= value <= high:
-            raise ValueError(f"regressor state {key!r} must be a whole number in {low}..{high}, got {value!r}")
-        return int(value)
 
-    def number(self, key: str, value: Any, positive: bool = False) -> float:
-        if not _is_number(value) or (positive and not value > 0):
-            need = "a positive finite number" if positive else "a finite number"
-            raise ValueError(f"regressor state {key!r} must be {need}, got {value!r}")
-        return float(value)
+class Layer(BaseModel):
+    model_config = ConfigDict(frozen=True)
 
-    def array(self, key: str, shape: tuple[int, ...], value: Any = None, positive: bool = False) -> np.ndarray:
-        value = self.get(key) if value is None else value
-        want = "x".join(str(s) for s in shape)
+    weight: Rows
+    bias: list[Number]
 
-        def bad() -> ValueError:
-            what = "positive finite numbers" if positive else "finite numbers"
-            return ValueError(f"regressor state {key!r} must be {want} {what} (nested lists)")
 
-        def check(v: Any, dims: tuple[int, ...]) -> None:
-            if not dims:
-                self.number(key, v, positive)  # raises naming the bad value
-                return
-            if not isinstance(v, list) or len(v) != dims[0]:
-                raise bad()
-            for item in v:
-                check(item, dims[1:])
+class RegressorState(BaseModel):
+    """A regressor's `to_state()` as stored in a mapping file. The types are checked here; the
+    shapes (which depend on `n_in`, `n_out` and `kind`) by `build`. Keys of other kinds are ignored."""
 
-        check(value, shape)
-        return np.array(value, dtype=np.float64).reshape(shape)
+    model_config = ConfigDict(frozen=True)
 
-    def regressor(self) -> Regressor:
-        version = self.get("version")
-        if not _is_int(version) or version < 1:
-            raise ValueError(f"regressor state 'version' must be a whole number >= 1, got {version!r}")
-        if version > STATE_VERSION:
-            raise ValueError(f"regressor state version {version} was made by a newer ravemap "
-                             f"(this one reads up to {STATE_VERSION})")
-        kind = self.get("kind")
-        if not isinstance(kind, str) or kind not in _CLASSES:
-            raise ValueError(f"regressor state 'kind' must be one of {', '.join(repr(k) for k in KINDS)}, "
-                             f"got {kind!r}")
-        n_in, n_out = self.count("n_in"), self.count("n_out")
-        norm = {
-            "x_mean": self.array("x_mean", (n_in,)),
-            "x_std": self.array("x_std", (n_in,), positive=True),
-            "y_mean": self.array("y_mean", (n_out,)),
-            "y_std": self.array("y_std", (n_out,), positive=True),
-        }
-        if kind == "linear":
-            return Linear(self.array("weight", (n_in, n_out)), self.array("bias", (n_out,)), **norm)
-        if kind == "knn":
-            k = self.count("k", 1, 1024)
-            power = self.number("power", self.get("power"), positive=True)
-            points = self.get("points")
-            m = len(points) if isinstance(points, list) else 0
-            if m < 1 or m > 10_000_000:
-                raise ValueError("regressor state 'points' must be a non-empty list of input rows")
-            return KNN(self.array("points", (m, n_in)), self.array("outputs", (m, n_out)), k, power, **norm)
-        layers = self.get("layers")
-        if not isinstance(layers, list) or not 2 <= len(layers) <= 9:
-            raise ValueError("regressor state 'layers' must be a list of 2 to 9 layers")
-        out: list[tuple[np.ndarray, np.ndarray]] = []
-        fan_in = n_in
-        for i, layer in enumerate(layers):
-            name = f"layers[{i}]"
-            if not isinstance(layer, dict) or not isinstance(layer.get("bias"), list):
-                raise ValueError(f"regressor state {name!r} must be an object with 'weight' and 'bias' lists")
-            units = n_out if i == len(layers) - 1 else len(layer["bias"])
-            if not 1 <= units <= 100_000:
-                raise ValueError(f"regressor state {name!r} has {units} units")
-            w = self.array(f"{name}.weight", (fan_in, units), layer.get("weight"))
-            b = self.array(f"{name}.bias", (units,), layer["bias"])
-            out.append((w, b))
-            fan_in = units
-        return MLP(out, **norm)
+    version: Annotated[Whole, Field(ge=1), AfterValidator(_not_newer)]
+    kind: Kind
+    n_in: Annotated[Whole, Field(ge=1, le=100_000)]
+    n_out: Annotated[Whole, Field(ge=1, le=100_000)]
+    x_mean: list[Number]
+    x_std: list[Positive]
+    y_mean: list[Number]
+    y_std: list[Positive]
+    layers: Annotated[list[Layer], Field(min_length=2, max_length=9)] | None = None  # mlp
+    weight: Rows | None = None  # linear
+    bias: list[Number] | None = None  # linear
+    k: Annotated[Whole, Field(ge=1, le=1024)] | None = None  # knn
+    power: Positive | None = None  # knn
+    points: Annotated[Rows, Field(min_length=1, max_length=10_000_000)] | None = None  # knn
+    outputs: Rows | None = None  # knn
+
+
+_NEEDS = {"mlp": ("layers",), "linear": ("weight", "bias"), "knn": ("k", "power", "points", "outputs")}
+
+
+def build(state: RegressorState) -> Regressor:
+    """The regressor `state` describes; `Problems` (keys relative to the state) if a shape is wrong."""
+    missing = [problem((key,), None, "", "missing") for key in _NEEDS[state.kind] if getattr(state, key) is None]
+    if missing:
+        raise Problems(missing)
+    n_in, n_out = state.n_in, state.n_out
+
+    def array(loc: tuple[str | int, ...], value: Any, shape: tuple[int, ...]) -> np.ndarray:
+        try:
+            a = np.array(value, dtype=np.float64)
+        except ValueError:  # ragged
+            a = None
+        if a is None or a.shape != shape:
+            want = "x".join(str(s) for s in shape)
+            raise Problems([problem(loc, value, f"{want} numbers (nested lists), for {n_in} inputs and "
+                                                f"{n_out} outputs")])
+        return a
+
+    norm = {"x_mean": array(("x_mean",), state.x_mean, (n_in,)), "x_std": array(("x_std",), state.x_std, (n_in,)),
+            "y_mean": array(("y_mean",), state.y_mean, (n_out,)), "y_std": array(("y_std",), state.y_std, (n_out,))}
+    if state.kind == "linear":
+        return Linear(array(("weight",), state.weight, (n_in, n_out)), array(("bias",), state.bias, (n_out,)), **norm)
+    if state.kind == "knn":
+        assert state.points is not None and state.k is not None and state.power is not None
+        m = len(state.points)
+        return KNN(array(("points",), state.points, (m, n_in)), array(("outputs",), state.outputs, (m, n_out)),
+                   state.k, state.power, **norm)
+    assert state.layers is not None
+    layers: list[tuple[np.ndarray, np.ndarray]] = []
+    fan_in = n_in
+    for i, layer in enumerate(state.layers):
+        units = n_out if i == len(state.layers) - 1 else len(layer.bias)
+        if not 1 <= units <= 100_000:
+            raise Problems([problem(("layers", i, "bias"), layer.bias, "1 to 100000 units")])
+        layers.append((array(("layers", i, "weight"), layer.weight, (fan_in, units)),
+                       array(("layers", i, "bias"), layer.bias, (units,))))
+        fan_in = units
+    return MLP(layers, **norm)
 
 
 # ----------------------------------------------------------------------------------------------

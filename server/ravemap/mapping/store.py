@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import os
 import re
 import stat
@@ -47,13 +46,15 @@ import tempfile
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from ravemap import names
 from ravemap.errors import MappingError
-from ravemap.mapping.regressor import FitResult, Regressor, RegressorSettings
+from ravemap.mapping.regressor import FitResult, Regressor, RegressorSettings, RegressorState, build
+from ravemap.validation import Number, Problems, Whole, explain, problem, short
 
 FORMAT = "ravemap-mapping"
 VERSION = 1
@@ -72,8 +73,8 @@ class Example:
     """One recorded pose: controller input -> latent offsets (for `Mapping.output_dims`); an output
     that is None is one this example does not teach."""
 
-    input: tuple[float, ...]
-    output: tuple[float | None, ...]
+    input: tuple[Number, ...]
+    output: tuple[Number | None, ...]
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "input", tuple(self.input))
@@ -215,169 +216,163 @@ def to_json(mapping: Mapping) -> dict:
 
 def from_json(d: Any, where: str) -> Mapping:
     """A Mapping from `to_json`'s output; MappingError starting with `where` for anything else."""
-    return _Reader(where).mapping(d)
-
-
-def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _is_number(v: Any) -> bool:
-    if isinstance(v, bool) or not isinstance(v, int | float):
-        return False
     try:
-        return math.isfinite(v)
-    except OverflowError:  # an int too large for a float
-        return False
+        return _mapping(MappingFile.model_validate(d), where)
+    except ValidationError as err:
+        raise MappingError(_explain(err.errors(), where)) from None
 
 
-def _kind(v: Any) -> str:
-    names = {dict: "an object", list: "a list", str: "text", bool: "true/false", type(None): "null",
-             int: "a number", float: "a number"}
-    return names.get(type(v), type(v).__name__)
+def from_text(text: str | bytes, where: str) -> Mapping:
+    """A Mapping from a file's JSON text, parsed and checked in one pass (pydantic-core: a 100k-example
+    file in a fraction of a second); MappingError starting with `where` for anything else."""
+    try:
+        return _mapping(MappingFile.model_validate_json(text), where)
+    except ValidationError as err:
+        raise MappingError(_explain(err.errors(), where)) from None
 
 
-class _Reader:
-    def __init__(self, where: str):
-        self.where = where
+# The file's structure, checked by pydantic. Keys this ravemap does not know are ignored (kept in
+# no field), as the first release's reader did; the regressor settings refuse unknown keys.
 
-    def fail(self, what: str) -> MappingError:
-        return MappingError(f"{self.where}: {what}")
 
-    def obj(self, d: dict, key: str, label: str) -> dict:
-        if key not in d:
-            raise self.fail(f"missing field {label!r}")
-        v = d[key]
-        if not isinstance(v, dict):
-            raise self.fail(f"field {label!r} must be an object, got {_kind(v)}")
-        return v
+def _not_newer(version: int) -> int:
+    if version > VERSION:
+        raise ValueError(f"made by a newer ravemap (file version {version}; this ravemap reads up to "
+                         f"version {VERSION}): update ravemap to load it")
+    return version
 
-    def count(self, d: dict, key: str, label: str, low: int, high: int) -> int:
-        if key not in d:
-            raise self.fail(f"missing field {label!r}")
-        v = d[key]
-        if not _is_int(v) or not low <= v <= high:
-            raise self.fail(f"field {label!r} must be a whole number in {low}..{high}, got {_short(v)}")
-        return v
 
-    def numbers(self, v: Any, label: str, size: int | None = None) -> tuple[float, ...]:
-        if not isinstance(v, list):
-            raise self.fail(f"field {label!r} must be a list of numbers, got {_kind(v)}")
-        if size is not None and len(v) != size:
-            raise self.fail(f"field {label!r} must hold {size} numbers, got {len(v)}")
-        for i, x in enumerate(v):
-            if not _is_number(x):
-                raise self.fail(f"field {label}[{i}] must be a finite number, got {_short(x)}")
-        return tuple(float(x) for x in v)
+def _mapping_name(name: str) -> str:
+    return names.check_name(name, "mapping name")
 
-    def outputs(self, v: Any, label: str, size: int) -> tuple[float | None, ...]:
-        """Output values: numbers, or null for an output the example does not teach (not all null)."""
-        if isinstance(v, list) and len(v) == size and any(x is None for x in v):
-            if all(x is None for x in v):
-                raise self.fail(f"field {label!r} must teach at least one output, got only nulls")
-            numbers = self.numbers([0.0 if x is None else x for x in v], label, size)
-            return tuple(None if x is None else n for x, n in zip(v, numbers, strict=True))
-        return self.numbers(v, label, size)
 
-    def names(self, d: dict, label: str, size: int) -> tuple[str, ...]:
-        v = d.get("names", [])
-        if not isinstance(v, list) or (v and len(v) != size):
-            raise self.fail(f"field {label!r} must be a list of {size} names, got {_short(v)}")
-        for i, name in enumerate(v):
-            if not isinstance(name, str) or not 0 < len(name) <= MAX_NAME or not name.isprintable():
-                raise self.fail(f"field {label}[{i}] must be printable text of 1 to {MAX_NAME} characters, "
-                                f"got {_short(name)}")
-        return tuple(v)
+def _label(text: str) -> str:
+    if not text.isprintable():
+        raise ValueError(f"printable text of 1 to {MAX_NAME} characters")
+    return text
 
-    def mapping(self, d: Any) -> Mapping:
-        if not isinstance(d, dict) or "format" not in d:
-            raise self.fail(f"not a ravemap mapping file (holds {_kind(d)} without \"format\": \"{FORMAT}\")")
-        if d["format"] != FORMAT:
-            raise self.fail(f"not a ravemap mapping file (format is {_short(d['format'])}, not {FORMAT!r})")
-        version = d.get("version")
-        if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-            raise self.fail(f"field 'version' must be a whole number >= 1, got {_short(version)}")
-        if version > VERSION:
-            raise self.fail(f"made by a newer ravemap (file version {version}; this ravemap reads up to "
-                            f"version {VERSION}): update ravemap to load it")
-        if "name" not in d:
-            raise self.fail("missing field 'name'")
+
+def _distinct(dims: list[int]) -> list[int]:
+    if len(set(dims)) != len(dims):
+        raise ValueError("each latent dimension once")
+    return dims
+
+
+def _low_high(pair: tuple[float, float]) -> tuple[float, float]:
+    if not pair[0] < pair[1]:
+        raise ValueError("[low, high] with low < high")
+    return pair
+
+
+Label = Annotated[str, Field(min_length=1, max_length=MAX_NAME, strict=True), AfterValidator(_label)]
+
+
+class _Part(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class InputSpec(_Part):
+    size: Annotated[Whole, Field(ge=1, le=MAX_SIZE)]
+    names: list[Label] = []
+
+
+class OutputSpec(_Part):
+    dims: Annotated[list[Annotated[Whole, Field(ge=0, lt=100_000)]], Field(min_length=1, max_length=MAX_SIZE),
+                    AfterValidator(_distinct)]
+    range: Annotated[tuple[Number, Number], AfterValidator(_low_high)]
+    names: list[Label] = []
+
+
+class RegressorPart(_Part):
+    settings: RegressorSettings
+    state: RegressorState | None = None
+
+
+class MappingFile(_Part):
+    """A mapping file as this ravemap reads it (see the module docstring for the layout)."""
+
+    format: Literal["ravemap-mapping"]
+    version: Annotated[Whole, Field(ge=1), AfterValidator(_not_newer)]
+    name: Annotated[str, Field(strict=True), AfterValidator(_mapping_name)]
+    model: Annotated[str, Field(strict=True)] | None = None
+    input: InputSpec
+    output: OutputSpec
+    examples: Annotated[list[Example], Field(max_length=MAX_EXAMPLES)]
+    regressor: RegressorPart
+    training: dict[str, Any] = {}
+    extras: dict[str, Any] = {}
+
+
+_EXAMPLES = TypeAdapter(list[Example])
+
+
+def _mapping(f: MappingFile, where: str) -> Mapping:
+    """The checks pydantic's types cannot express (sizes that depend on `input.size`), then the Mapping.
+    MappingError in `explain`'s format."""
+    n_in, n_out = f.input.size, len(f.output.dims)
+    found = _example_problems(f.examples, n_in, n_out)
+    for part, spec, size in (("input", f.input, n_in), ("output", f.output, n_out)):
+        if spec.names and len(spec.names) != size:
+            found.append(problem((part, "names"), spec.names, f"one name per {part} ({size}), or none"))
+    for key in ("training", "extras"):
         try:
-            name = check_name(d["name"])
-        except MappingError as err:
-            raise self.fail(f"field 'name': {err}") from None
-        model = d.get("model")
-        if model is not None and not isinstance(model, str):
-            raise self.fail(f"field 'model' must be text or null, got {_kind(model)}")
-
-        inp = self.obj(d, "input", "input")
-        input_size = self.count(inp, "size", "input.size", 1, MAX_SIZE)
-        out = self.obj(d, "output", "output")
-        dims_raw = out.get("dims")
-        if not isinstance(dims_raw, list) or not 1 <= len(dims_raw) <= MAX_SIZE:
-            raise self.fail(f"field 'output.dims' must be a list of 1 to {MAX_SIZE} latent dimensions")
-        for i, v in enumerate(dims_raw):
-            if not _is_int(v) or not 0 <= v < 100_000:
-                raise self.fail(f"field output.dims[{i}] must be a latent dimension (whole number >= 0), "
-                                f"got {_short(v)}")
-        if len(set(dims_raw)) != len(dims_raw):
-            raise self.fail(f"field 'output.dims' lists a dimension twice: {_short(dims_raw)}")
-        output_dims = tuple(dims_raw)
-        low, high = self.numbers(out.get("range"), "output.range", 2)
-        if not low < high:
-            raise self.fail(f"field 'output.range' must be [low, high] with low < high, got {[low, high]}")
-
-        raw_examples = d.get("examples")
-        if not isinstance(raw_examples, list) or len(raw_examples) > MAX_EXAMPLES:
-            raise self.fail(f"field 'examples' must be a list (of at most {MAX_EXAMPLES}), got {_kind(raw_examples)}")
-        examples = []
-        for i, e in enumerate(raw_examples):
-            if not isinstance(e, dict):
-                raise self.fail(f"field examples[{i}] must be an object with 'input' and 'output', got {_kind(e)}")
-            examples.append(Example(self.numbers(e.get("input"), f"examples[{i}].input", input_size),
-                                    self.outputs(e.get("output"), f"examples[{i}].output", len(output_dims))))
-
-        reg = self.obj(d, "regressor", "regressor")
+            json.dumps(getattr(f, key), allow_nan=False)
+        except (TypeError, ValueError):
+            found.append(problem((key,), getattr(f, key), "JSON without NaN or infinity"))
+    regressor = None
+    if f.regressor.state is not None:
         try:
-            settings = RegressorSettings.from_dict(reg.get("settings"))
-        except (TypeError, ValueError) as err:
-            raise self.fail(f"field 'regressor.settings': {err}") from None
-        state = reg.get("state")
-        regressor = None
-        if state is not None:
-            try:
-                regressor = Regressor.from_state(state)
-            except (TypeError, ValueError) as err:
-                raise self.fail(f"field 'regressor.state': {err}") from None
-            if (regressor.n_in, regressor.n_out) != (input_size, len(output_dims)):
-                raise self.fail(f"the trained regressor maps {regressor.n_in} inputs to {regressor.n_out} outputs, "
-                                f"but the mapping has {input_size} inputs and {len(output_dims)} outputs")
-
-        training = d.get("training", {})
-        extras = d.get("extras", {})
-        for label, value in (("training", training), ("extras", extras)):
-            if not isinstance(value, dict):
-                raise self.fail(f"field {label!r} must be an object, got {_kind(value)}")
-        input_names = self.names(inp, "input.names", input_size)
-        output_names = self.names(out, "output.names", len(output_dims))
-        return Mapping(name=name, input_size=input_size, output_dims=output_dims, output_range=(low, high),
-                       examples=examples, settings=settings, regressor=regressor, model=model,
-                       training=training, extras=extras, input_names=input_names, output_names=output_names)
+            regressor = build(f.regressor.state)
+        except Problems as err:
+            found += [{**p, "loc": ("regressor", "state", *p["loc"])} for p in err.problems]
+        else:
+            if (regressor.n_in, regressor.n_out) != (n_in, n_out):
+                found.append(problem(("regressor", "state"), {"n_in": regressor.n_in, "n_out": regressor.n_out},
+                                     f"a regressor of {n_in} inputs and {n_out} outputs, as the mapping has"))
+    if found:
+        raise MappingError(_explain(found, where))
+    return Mapping(name=f.name, input_size=n_in, output_dims=tuple(f.output.dims), output_range=f.output.range,
+                   examples=f.examples, settings=f.regressor.settings, regressor=regressor, model=f.model,
+                   training=f.training, extras=f.extras, input_names=tuple(f.input.names),
+                   output_names=tuple(f.output.names))
 
 
-def _short(v: Any) -> str:
-    text = repr(v)
-    return text if len(text) <= 60 else text[:57] + "..."
+def _example_problems(examples: list[Example], n_in: int, n_out: int, start: int = 0) -> list[dict[str, Any]]:
+    """Examples of the wrong length, or that teach no output (only nulls); the first few."""
+    found = []
+    for i, e in enumerate(examples, start):
+        if len(e.input) != n_in:
+            found.append(problem(("examples", i, "input"), e.input, f"must hold {n_in} numbers (input.size)"))
+        if len(e.output) != n_out:
+            found.append(problem(("examples", i, "output"), e.output,
+                                 f"must hold {n_out} numbers (one per output.dims)"))
+        elif None in e.output and all(v is None for v in e.output):
+            found.append(problem(("examples", i, "output"), e.output, "must teach at least one output, not only nulls"))
+        if len(found) > 5:
+            break
+    return found
+
+
+def _explain(problems: list[dict[str, Any]], where: str) -> str:
+    """`explain`, but a file that is not JSON, not a mapping or from a newer ravemap is said so first."""
+    for p in problems:
+        loc = tuple(p["loc"])
+        if p["type"] == "json_invalid":
+            return f"{where}: not valid JSON (cut short or edited by hand?): {(p.get('ctx') or {}).get('error')}"
+        if loc == ():
+            return f"{where}: not a ravemap mapping file (holds {short(p.get('input'))} instead of an object)"
+        if loc == ("format",):
+            holds = "no \"format\"" if p["type"] == "missing" else f"format {short(p.get('input'))}"
+            return f"{where}: not a ravemap mapping file ({holds}, not {FORMAT!r})"
+        if loc == ("version",) and p["type"] == "value_error":
+            return f"{where}: {(p.get('ctx') or {}).get('error')}"
+    return explain(problems, where, MappingFile)
 
 
 def _reason(err: BaseException) -> str:
     if isinstance(err, OSError) and err.strerror:
         return err.strerror
     return str(err) or type(err).__name__
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a finite number")
 
 
 _NUMBER_LIST = re.compile(r"\[\n\s*([^\s\[\]{}\"]+(?:,\n\s*[^\s\[\]{}\"]+)*)\n\s*\]")
@@ -404,13 +399,9 @@ def _example_lines(mapping: Mapping, where: str) -> list[str]:
     lines: list[str] = []
     for start in range(0, len(examples), EXAMPLES_PER_CHUNK):
         chunk = examples[start:start + EXAMPLES_PER_CHUNK]
-        for i, e in enumerate(chunk, start):
-            for label, values, size in (("input", e.input, n_in), ("output", e.output, n_out)):
-                if len(values) != size:
-                    raise MappingError(f"{where}: field 'examples[{i}].{label}' must hold {size} numbers, "
-                                       f"got {len(values)}")
-        if any(all(v is None for v in e.output) for e in chunk):
-            raise _bad_example(chunk, start, where)
+        found = _example_problems(chunk, n_in, n_out, start)
+        if found:
+            raise MappingError(explain(found, where))
         rows: list[dict[str, Any]]
         if ({type(v) for e in chunk for v in e.input} <= {float}
                 and {type(v) for e in chunk for v in e.output} <= {float, type(None)}):
@@ -431,21 +422,19 @@ def _example_lines(mapping: Mapping, where: str) -> list[str]:
 
 def _bad_example(chunk: list[Example], start: int, where: str) -> MappingError:
     """The error `from_json` would give for the first bad value in `chunk` (examples from `start`)."""
-    reader = _Reader(where)
     for i, e in enumerate(chunk, start):
         for label, values in (("input", e.input), ("output", e.output)):
             try:
-                numbers = [None if v is None and label == "output" else float(v) for v in values]  # type: ignore[arg-type]
+                [None if v is None and label == "output" else float(v) for v in values]  # type: ignore[arg-type]
             except (TypeError, ValueError):
-                return reader.fail(f"field examples[{i}].{label} holds {_short(values)}, not numbers")
-            try:
-                if label == "output":
-                    reader.outputs(numbers, f"examples[{i}].{label}", len(numbers))
-                else:
-                    reader.numbers(numbers, f"examples[{i}].{label}")
-            except MappingError as err:
-                return err
-    return reader.fail(f"an example in {start}..{start + len(chunk) - 1} holds a value that is not a finite number")
+                return MappingError(explain([problem(("examples", i, label), values, "numbers")], where))
+        rows = [{"input": [float(v) for v in e.input], "output": [None if v is None else float(v) for v in e.output]}]
+        try:
+            _EXAMPLES.validate_python(rows)
+        except ValidationError as err:
+            return MappingError(explain([{**p, "loc": ("examples", i, *p["loc"][1:])} for p in err.errors()], where))
+    return MappingError(f"{where}: an example in {start}..{start + len(chunk) - 1} holds a value that is not a "
+                        "finite number")
 
 
 def encode_mapping(mapping: Mapping, where: str) -> str:
@@ -561,13 +550,7 @@ def load_mapping(folder: Path, name: str) -> Mapping:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise MappingError(f"{where}: not a ravemap mapping file (not UTF-8 text)") from None
-    try:
-        data = json.loads(text, parse_constant=_reject_constant)
-    except json.JSONDecodeError as err:
-        raise MappingError(f"{where}: not valid JSON (cut short or edited by hand?): {err}") from None
-    except (ValueError, RecursionError) as err:
-        raise MappingError(f"{where}: not valid JSON: {err}") from None
-    mapping = from_json(data, where)
+    mapping = from_text(text, where)
     mapping.name = name
     return mapping
 
