@@ -25,7 +25,8 @@ Seed = Annotated[Whole, Field(ge=0, le=2**63 - 1)]
 
 
 class RegressorSettings(BaseModel):
-    """How to train. Checked on construction: ValueError naming the field, the value and the range.
+    """How to train. Checked on construction (pydantic's ValidationError, a ValueError); `from_dict`
+    says what is wrong in `explain`'s words.
 
     `validation_fraction` of the examples (seeded) is held out while there are at least
     `min_validation_examples`; see `regressor.fit` for how held-out examples still end up in the
@@ -46,21 +47,16 @@ class RegressorSettings(BaseModel):
     knn_k: Annotated[Whole, Field(ge=1, le=1024)] = 4
     knn_power: Annotated[Number, Field(gt=0, le=16)] = 2.0
 
-    def __init__(self, **values: Any):
-        try:
-            super().__init__(**values)
-        except ValidationError as err:
-            raise ValueError(explain(err.errors(), "regressor settings", RegressorSettings)) from None
-
     def to_dict(self) -> dict:
         return self.model_dump(mode="json")
 
     @classmethod
     def from_dict(cls, d: Any) -> RegressorSettings:
         """Settings from `to_dict`'s output; missing keys take their defaults, unknown keys are refused."""
-        if not isinstance(d, dict):
-            raise ValueError(f"regressor settings must be an object (dict), got {type(d).__name__}")
-        return cls(**{str(k): v for k, v in d.items()})
+        try:
+            return cls.model_validate(d)
+        except ValidationError as err:
+            raise ValueError(explain(err.errors(), "regressor settings", cls)) from None
 
 
 DEFAULT = RegressorSettings()

@@ -317,8 +317,8 @@ def _mapping(f: MappingFile, where: str) -> Mapping:
     for key in ("training", "extras"):
         try:
             json.dumps(getattr(f, key), allow_nan=False)
-        except (TypeError, ValueError):
-            found.append(problem((key,), getattr(f, key), "JSON without NaN or infinity"))
+        except (TypeError, ValueError) as err:
+            found.append(problem((key,), getattr(f, key), f"JSON values only (not JSON: {err})"))
     regressor = None
     if f.regressor.state is not None:
         try:
