@@ -67,3 +67,22 @@ def test_the_readme_documents_every_setting():
     readme = (REPO / "README.md").read_text()
     for key, _, _ in config_reference():
         assert f"`{key}`" in readme, f"README config reference lists {key}"
+
+
+def test_the_mapping_section_allows_what_a_mapping_file_allows():
+    """`mapping.hidden`, `mapping.seed`, ... are checked with the mapping file's own limits, at load."""
+    assert "mapping.hidden[0]: 0 is not allowed" in _error({"mapping": {"hidden": [0]}})
+    assert "mapping.hidden: [] is not allowed" in _error({"mapping": {"hidden": []}})
+    assert "mapping.hidden: [32, 32, 32, 32, 32, 32, ...] is not allowed" in _error({"mapping": {"hidden": [32] * 9}})
+    assert "mapping.seed: -1 is not allowed" in _error({"mapping": {"seed": -1}})
+    assert "mapping.epochs: True is not allowed: a whole number" in _error({"mapping": {"epochs": True}})
+    assert "mapping.regressor: 'svm' is not allowed: use one of 'mlp', 'linear' or 'knn'" in _error(
+        {"mapping": {"regressor": "svm"}})
+    assert validate({"mapping": {"hidden": [1024] * 8, "seed": 2**63 - 1}}).mapping.hidden == (1024,) * 8
+
+
+def test_serve_stops_at_start_on_a_mapping_setting_no_mapping_could_train_with(tmp_path):
+    config = write_config(tmp_path / "bad.yaml", mapping={"hidden": [0]})
+    result = ravemap("serve", "--config", str(config), timeout=60)
+    assert result.returncode == 2
+    assert f"{config}: mapping.hidden[0]: 0 is not allowed" in result.stderr, result.stderr

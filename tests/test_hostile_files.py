@@ -56,12 +56,19 @@ def _future(text: bytes) -> bytes:
     return json.dumps(d).encode()
 
 
+def _bad_field(text: bytes) -> bytes:
+    d = json.loads(text)
+    d["regressor"]["settings"]["hidden"] = [0]
+    return json.dumps(d).encode()
+
+
 BAD_KINDS = {
     "corrupt": lambda valid: valid[:200] + b"\x00\xff garbage \xfe" + valid[230:],
     "truncated": lambda valid: valid[: len(valid) // 2],
     "empty": lambda valid: b"",
     "foreign": lambda valid: b'{"type": "FeatureCollection", "features": []}\n',
     "future version": _future,
+    "bad field": _bad_field,
 }
 
 
@@ -80,6 +87,8 @@ def test_each_kind_of_bad_mapping_file_is_reported_left_as_it_is_and_replaced_by
     assert mapping.name.startswith("live-") and mapping.examples == []
     said = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
     assert len(said) == 1 and "live.json" in said[0] and "left untouched" in said[0], said
+    if kind == "bad field":
+        assert "regressor.settings.hidden[0]: 0 is not allowed" in said[0], said
     mapping.examples.append(Example((0.5, 0.5), (0.0, 0.0, 0.0, 0.0)))
     save_mapping(folder, mapping)
     assert (folder / "live.json").read_bytes() == bad

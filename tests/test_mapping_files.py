@@ -178,6 +178,14 @@ BAD_FILES = {
                       "examples[3].input: (0.5,) is not allowed: must hold 2 numbers"),
     "long output": (edited(lambda d: d["examples"][0].update(output=[0.0] * 5)).encode(),
                     "examples[0].output: (0.0, 0.0, 0.0, 0.0, 0.0) is not allowed: must hold 4 numbers"),
+    "text in an example": (edited(lambda d: d["examples"][3].update(input=[0.5, "x"])).encode(),
+                           "examples[3].input[1]: 'x' is not allowed: a number"),
+    "untaught example": (edited(lambda d: d["examples"][2].update(output=[None] * 4)).encode(),
+                         "examples[2].output: (None, None, None, None) is not allowed: must teach at least one"),
+    "no hidden units": (edited(lambda d: d["regressor"]["settings"].update(hidden=[0])).encode(),
+                        "regressor.settings.hidden[0]: 0 is not allowed"),
+    "unknown setting": (edited(lambda d: d["regressor"]["settings"].update(epoch=5)).encode(),
+                        "regressor.settings.epoch: unknown setting (did you mean regressor.settings.epochs?)"),
     "examples not a list": (edited(lambda d: d.update(examples={})).encode(), "examples: {} is not allowed: a list"),
     "repeated dim": (edited(lambda d: d["output"].update(dims=[0, 1, 1, 2])).encode(), "output.dims: [0, 1, 1, 2] is not allowed: each latent dimension once"),
     "bad range": (edited(lambda d: d["output"].update(range=[3.0, -3.0])).encode(), "low < high"),
@@ -400,3 +408,28 @@ def test_a_folder_that_cannot_be_created_gives_a_mapping_error(tmp_path):
     (tmp_path / "a file").write_text("not a folder")
     with pytest.raises(MappingError, match=r"cannot create the folder .*a file/mappings"):
         save_mapping(tmp_path / "a file" / "mappings", fresh())
+
+
+# ------------------------------------------------------------------------------------------------
+# Files written by the first release
+
+V01 = Path(__file__).parent / "data" / "mappings-v0.1"
+
+
+@pytest.mark.parametrize("name", sorted(json.loads((V01 / "expected.json").read_text(encoding="utf-8"))))
+def test_every_mapping_file_the_first_release_wrote_still_loads_the_same(tmp_path, name):
+    """tests/data/mappings-v0.1 holds files written by ravemap 0.1's own code (its make.py), with what
+    0.1 loaded from each; today's ravemap loads the same examples, settings and predictions."""
+    want = json.loads((V01 / "expected.json").read_text(encoding="utf-8"))[name]
+    mapping = load_mapping(V01, name)
+    assert [[list(e.input), list(e.output)] for e in mapping.examples] == want["examples"]
+    assert mapping.settings.to_dict() == want["settings"]
+    assert (list(mapping.input_names), list(mapping.output_names)) == (want["input_names"], want["output_names"])
+    assert (mapping.extras, mapping.training, mapping.model) == (want["extras"], want["training"], want["model"])
+    assert (list(mapping.output_dims), list(mapping.output_range)) == (want["output_dims"], want["output_range"])
+    if want["predictions"] is None:
+        assert mapping.regressor is None
+    else:
+        assert mapping.regressor.predict(np.array(want["queries"])).tolist() == want["predictions"]
+    saved = save_mapping(tmp_path, mapping)  # and written again, it is the same file
+    assert saved.read_bytes() == (V01 / f"{name}.json").read_bytes()
