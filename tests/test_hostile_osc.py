@@ -938,3 +938,34 @@ def test_a_reply_port_that_is_ravemaps_own_control_port_is_refused(daemon, peer)
     peer.send("/ravemap/latent", 1.0, 1.0, 1.0, 1.0)  # a change its own /ravemap/latent reply could overwrite
     state = peer.status()
     assert state["targets"] == [1.0, 1.0, 1.0, 1.0] and before == [0.5, 0.5, 0.5, 0.5]
+
+
+def test_a_flood_of_one_complaint_is_one_log_line_then_a_count(caplog):
+    import logging
+
+    from ravemap.ratelimit import RateLimitedLog
+
+    limited = RateLimitedLog(logging.getLogger("ravemap.test"), seconds=0.2)
+    with caplog.at_level(logging.WARNING, logger="ravemap.test"):
+        said = [limited.warning("bad packet from %s", "10.0.0.1", key="bad:10.0.0.1") for _ in range(100)]
+        limited.warning("bad packet from %s", "10.0.0.2", key="bad:10.0.0.2")  # another sender is heard at once
+        time.sleep(0.25)
+        limited.warning("bad packet from %s", "10.0.0.1", key="bad:10.0.0.1")
+    lines = [r.getMessage() for r in caplog.records]
+    assert said.count(True) == 1
+    assert lines == ["bad packet from 10.0.0.1", "bad packet from 10.0.0.2",
+                     "bad packet from 10.0.0.1 (and 99 more like it)"]
+
+
+def test_the_rate_limit_allows_n_per_interval_per_key_and_makes_a_reader_wait():
+    from ravemap.ratelimit import RateLimit
+
+    now = [100.0]
+    limit = RateLimit(20, 1.0, clock=lambda: now[0])
+    assert sum(limit.allow("a") for _ in range(500)) == 20
+    assert sum(limit.allow("b") for _ in range(5)) == 5, "each key has its own budget"
+    now[0] += 1.0
+    assert sum(limit.allow("a") for _ in range(500)) == 20, "a second later, 20 more"
+    reader = RateLimit(100, 0.5, clock=lambda: now[0])  # 200 a second, 100 at once
+    waits = [reader.wait() for _ in range(300)]
+    assert waits[:100] == [0.0] * 100 and waits[-1] == pytest.approx(200 / 200), "the 300th is due a second later"

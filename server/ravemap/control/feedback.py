@@ -29,6 +29,7 @@ from collections.abc import Callable
 
 from ravemap.config import Config
 from ravemap.control.osc import encode_message
+from ravemap.ratelimit import RateLimit
 
 MAX_SENDERS = 16
 ERRORS_PER_SECOND = 20
@@ -50,7 +51,7 @@ class Feedback:
         self.sent = 0
         self.send_errors = 0
         self.errors_suppressed = 0
-        self._error_budget: dict[str, tuple[float, int]] = {}
+        self._error_limit = RateLimit(ERRORS_PER_SECOND, 1.0, max_keys=256)  # per sender's IP
         self._lock = threading.Lock()
         self._sockets: dict[int, socket.socket] = {}
         self._stop = threading.Event()
@@ -128,17 +129,9 @@ class Feedback:
     def error(self, origin: tuple[str, int] | None, text: str) -> None:
         if origin is None:
             return
-        now = time.monotonic()
-        with self._lock:
-            start, count = self._error_budget.get(origin[0], (now, 0))
-            if now - start >= 1.0:
-                start, count = now, 0
-            count += 1
-            self._error_budget[origin[0]] = (start, count)
-            if len(self._error_budget) > 256:
-                self._error_budget.clear()
-        if count > ERRORS_PER_SECOND:
-            self.errors_suppressed += 1
+        if not self._error_limit.allow(origin[0]):
+            with self._lock:
+                self.errors_suppressed += 1
             return
         self.reply(origin, "/ravemap/error", text[:500])
 

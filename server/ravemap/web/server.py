@@ -42,7 +42,6 @@ import json
 import logging
 import socket
 import threading
-import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, fields, replace
@@ -58,7 +57,7 @@ from ravemap.control.events import Command, Inbox
 from ravemap.control.feedback import Feedback
 from ravemap.control.osc import AllowList
 from ravemap.errors import DeviceError
-from ravemap.ratelimit import RateLimitedLog
+from ravemap.ratelimit import RateLimit, RateLimitedLog
 from ravemap.web.address import page_url
 from ravemap.web.protocol import Refused, WebTranslator
 from ravemap.web.state import example_points, field_picture, folder_lists, page_config, page_state
@@ -127,23 +126,17 @@ class Page:
     def __init__(self, ws: web.WebSocketResponse, peer: str):
         self.ws = ws
         self.peer = peer
-        self.tokens = BURST
-        self.filled_at = time.monotonic()
-        self.slowed_at = 0.0
-        self.error_window = (0.0, 0)
+        self.reads = RateLimit(BURST, BURST / RATE)  # RATE a second, BURST at once
+        self.errors = RateLimit(ERRORS_PER_SECOND, 1.0)
+        self.notices = RateLimit(1, 1.0)  # "too many messages" at most once a second
         self.latest: dict[str, str] = {}
         self.events: deque[str] = deque(maxlen=MAX_EVENTS)
         self.wake = asyncio.Event()
 
     def take_token(self) -> float:
         """Seconds to wait before this message may be handled (0: at once); the token is taken."""
-        now = time.monotonic()
-        self.tokens = min(BURST, self.tokens + (now - self.filled_at) * RATE)
-        self.filled_at = now
-        self.tokens -= 1.0
-        if self.tokens >= 0.0:
-            return 0.0
-        return max(-self.tokens / RATE, THROTTLE_S)  # a few long pauses rather than a wake-up per message
+        wait = self.reads.wait()
+        return max(wait, THROTTLE_S) if wait > 0.0 else 0.0  # a few long pauses rather than a wake-up per message
 
     def push(self, kind: str, text: str) -> None:
         self.latest[kind] = text
@@ -402,21 +395,14 @@ class WebServer:
         self._reply_error(page, str(err), err.message_id)
 
     def _reply_error(self, page: Page, text: str, message_id: int | None) -> None:
-        now = time.monotonic()
-        start, count = page.error_window
-        if now - start >= 1.0:
-            start, count = now, 0
-        page.error_window = (start, count + 1)
-        if count >= ERRORS_PER_SECOND:
+        if not page.errors.allow():
             self.counters.errors_suppressed += 1
             return
         page.push_event({"type": "error", "id": message_id, "text": text[:500]})
 
     def _slow_down(self, page: Page) -> None:
         self.counters.rate_limited += 1
-        now = time.monotonic()
-        if now - page.slowed_at >= 1.0:
-            page.slowed_at = now
+        if page.notices.allow():
             self._log.warning("page of %s sends over %d messages a second: it is read no faster", page.peer,
                               int(RATE), key="rate:" + page.peer)
             page.push_event({"type": "error", "id": None,

@@ -11,8 +11,7 @@ from pathlib import Path
 
 import numpy as np
 from server.mapping.regressor import KINDS, RegressorSettings, fit
-from server.mapping.store import (Example, Mapping, load_mapping, save_mapping, training_arrays,
-                                  training_report)
+from server.mapping.store import Example, Mapping, load_mapping, save_mapping, training_arrays, training_report
 
 folder = Path(sys.argv[1])
 rng = np.random.default_rng(7)
@@ -22,7 +21,7 @@ QUERIES = [[0.1, 0.2], [0.5, 0.5], [0.9, 0.3], [0.33, 0.77]]
 def poses(n: int, outputs: int = 4) -> list[Example]:
     x = rng.random((n, 2))
     y = np.tanh(x @ rng.normal(size=(2, outputs)) * 2.0) * 3.0
-    return [Example(tuple(float(v) for v in a), tuple(float(v) for v in b)) for a, b in zip(x, y)]
+    return [Example(tuple(float(v) for v in a), tuple(float(v) for v in b)) for a, b in zip(x, y, strict=True)]
 
 
 def mapping(name: str, **kw) -> Mapping:
@@ -45,7 +44,8 @@ m.regressor = fit(*training_arrays(m)[:2], m.settings).regressor
 made.append(m)
 made.append(mapping("named", examples=poses(6), input_names=("accel_x", "accel_y"),
                     output_names=("timbre", "pitch", "noise", "space"),
-                    extras={"vectors": {"drums": [0.5, -1.25, 2.0, 0.0]}, "note": "é ✓", "nested": [[1, 2], {"a": None}]}))
+                    extras={"vectors": {"drums": [0.5, -1.25, 2.0, 0.0]}, "note": "é ✓",
+                            "nested": [[1, 2], {"a": None}]}))
 wide = Mapping(name="wide", input_size=5, output_dims=(7, 2), output_range=(-1.5, 4.0),
                examples=[Example(tuple(rng.random(5).tolist()), tuple(rng.random(2).tolist())) for _ in range(8)],
                settings=RegressorSettings(kind="knn", knn_k=2, knn_power=1.5, validation_fraction=0.0, patience=0))
