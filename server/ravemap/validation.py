@@ -24,6 +24,7 @@ from collections.abc import Iterable, Sequence
 from typing import Annotated, Any
 
 from pydantic import BaseModel, Field, Strict
+from pydantic.fields import FieldInfo
 
 Number = Annotated[float, Strict(), Field(allow_inf_nan=False)]
 Whole = Annotated[int, Strict()]
@@ -67,7 +68,7 @@ def short(value: Any) -> str:
     return text if len(text) <= 64 else text[:57] + "..."
 
 
-def explain(problems: Sequence[dict[str, Any]], where: str, root: type[BaseModel] | None = None) -> str:
+def explain(problems: Sequence[dict[str, Any]], where: str, root: Any = None) -> str:
     """One line for `problems` (pydantic's `err.errors()` or `problem`s): one part per bad key,
     the alternatives of a union (`str | int`) merged into one; `root` is the model the keys start
     in, for the did-you-mean of an unknown key."""
@@ -77,7 +78,7 @@ def explain(problems: Sequence[dict[str, Any]], where: str, root: type[BaseModel
         if p["type"] in ("too_short", "too_long") and tuple(p["loc"]) in inner:
             continue  # a list whose bad items were left out is too short: the items say why
         key = key_path(p["loc"])
-        if p["type"] == "extra_forbidden":
+        if p["type"] in ("extra_forbidden", "unexpected_keyword_argument"):
             found[key] = (None, [f"unknown setting{_did_you_mean(p['loc'], root)}"])
             continue
         if p["type"] == "missing":
@@ -128,17 +129,24 @@ def _allowed(p: dict[str, Any]) -> str:
     return str(p["msg"]).lower()
 
 
-def _did_you_mean(loc: Sequence[Any], root: type[BaseModel] | None) -> str:
-    if root is None:
+def _fields(model: Any) -> dict[str, FieldInfo] | None:
+    """The fields of a pydantic model or pydantic dataclass; None for anything else."""
+    if isinstance(model, type) and issubclass(model, BaseModel):
+        return model.model_fields
+    return getattr(model, "__pydantic_fields__", None)
+
+
+def _did_you_mean(loc: Sequence[Any], root: Any) -> str:
+    fields = _fields(root)
+    if fields is None:
         return ""
     *parents, name = [p for p in loc if not isinstance(p, int)]
-    model: type[BaseModel] = root
     for parent in parents:
-        field = model.model_fields.get(str(parent))
-        if field is None or not isinstance(field.annotation, type) or not issubclass(field.annotation, BaseModel):
+        field = fields.get(str(parent))
+        fields = None if field is None else _fields(field.annotation)
+        if fields is None:
             return ""
-        model = field.annotation
-    known = [k for k, f in model.model_fields.items() if not f.exclude]
+    known = [k for k, f in fields.items() if not f.exclude]
     close = difflib.get_close_matches(str(name), known, n=1, cutoff=0.6)
     hint = f" (did you mean {'.'.join([*map(str, parents), close[0]])}?)" if close else ""
     return f"{hint}; known here: {', '.join(known)}"

@@ -10,9 +10,11 @@ Threads: any; settings are immutable.
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic.dataclasses import dataclass
 
 from ravemap.validation import Number, Whole, explain
 
@@ -24,16 +26,15 @@ LearningRate = Annotated[Number, Field(gt=0, le=10)]
 Seed = Annotated[Whole, Field(ge=0, le=2**63 - 1)]
 
 
-class RegressorSettings(BaseModel):
-    """How to train. Checked on construction (pydantic's ValidationError, a ValueError); `from_dict`
-    says what is wrong in `explain`'s words.
+@dataclass(frozen=True, config=ConfigDict(extra="forbid"))
+class RegressorSettings:
+    """How to train. Checked on construction, `dataclasses.replace` included (pydantic's
+    ValidationError, a ValueError); `from_dict` says what is wrong in `explain`'s words.
 
     `validation_fraction` of the examples (seeded) is held out while there are at least
     `min_validation_examples`; see `regressor.fit` for how held-out examples still end up in the
     mapping. `patience` 0 turns early stopping off.
     """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     kind: Kind = "mlp"
     hidden: Hidden = (32,)
@@ -48,15 +49,18 @@ class RegressorSettings(BaseModel):
     knn_power: Annotated[Number, Field(gt=0, le=16)] = 2.0
 
     def to_dict(self) -> dict:
-        return self.model_dump(mode="json")
+        d = asdict(self)
+        d["hidden"] = list(self.hidden)
+        return d
 
     @classmethod
     def from_dict(cls, d: Any) -> RegressorSettings:
         """Settings from `to_dict`'s output; missing keys take their defaults, unknown keys are refused."""
         try:
-            return cls.model_validate(d)
+            return _ADAPTER.validate_python(d)
         except ValidationError as err:
             raise ValueError(explain(err.errors(), "regressor settings", cls)) from None
 
 
+_ADAPTER = TypeAdapter(RegressorSettings)
 DEFAULT = RegressorSettings()
