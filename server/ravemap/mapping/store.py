@@ -24,8 +24,11 @@ Examples are written one per line, so a file of 100k examples is written in a fr
 a second, and reads as a list in any editor. Saving is atomic (a temp file in the same folder,
 fsync, rename, fsync of the folder), so a crash or a full disk leaves the old file whole; the
 temp files of killed saves are removed by a later save once they are old. A file larger than
-`MAX_FILE_BYTES` is refused before it is read. Every problem is a `MappingError` naming the file
-and what is wrong; loading never raises anything else for a bad file. Names are names, never paths.
+`MAX_FILE_BYTES` is refused before it is read. The text is parsed and checked in one pass by the
+pydantic models below (`MappingFile`, with the regressor's `RegressorSettings` and `RegressorState`);
+every problem is a `MappingError` naming the file, the field (`examples[3].input[1]`), the bad value
+and what is allowed, as config errors do (`ravemap.validation.explain`); loading never raises
+anything else for a bad file. Names are names, never paths.
 
 One process at a time holds a mapping: `MappingLock` takes an OS lock (flock, or msvcrt's
 locking on Windows) on `<folder>/.<name>.lock`, which the OS releases when the process ends
