@@ -58,7 +58,7 @@ from ravemap.control.events import (
 )
 from ravemap.control.feedback import Feedback
 from ravemap.errors import RavemapError
-from ravemap.mapping.store import MAX_SIZE, Example, Mapping, check_name
+from ravemap.mapping.store import Example, Mapping, check_name
 from ravemap.mapping.trainer import Trainer
 from ravemap.ratelimit import RateLimitedLog
 from ravemap.session.engine import EngineCommands
@@ -316,26 +316,10 @@ class Session:
             self._predict(send=True)
 
     def _fit_input_size(self, size: int, source: str, what: str = "input values") -> None:
-        """Make the mapping take `size` inputs: a new, empty mapping adopts it; one with examples or a
-        trained regressor refuses with what to do instead."""
-        mapping = self.mapping
-        if size == mapping.input_size:
-            return
-        if mapping.examples or mapping.regressor is not None or self.training.running:
-            held = (f"holds {len(mapping.examples)} examples" if mapping.examples
-                    else "is trained" if mapping.regressor is not None else "is training")
-            raise CommandError(
-                f"{source}: {size} {what}, but mapping {mapping.name!r} takes {mapping.input_size} inputs "
-                f"(it {held}); send {mapping.input_size} values, or start a new mapping for {size} inputs "
-                "(/wekinator/control/runNewProject or /ravemap/mapping/new)")
-        if not 1 <= size <= MAX_SIZE:
-            raise CommandError(f"{source}: {size} {what}; a mapping takes 1 to {MAX_SIZE} inputs")
-        log.info("mapping %r now takes %d inputs (from %s)", mapping.name, size, source)
-        mapping.input_size = size
-        mapping.input_names = ()
-        self.inputs = (0.5,) * size
-        self._last_recorded = None
-        self.keeper.changed()
+        """Make the mapping take `size` inputs (see `MappingKeeper.fit_input_size`); new inputs at 0.5."""
+        if self.keeper.fit_input_size(size, source, what, training=self.training.running):
+            self.inputs = (0.5,) * size
+            self._last_recorded = None
 
     def _set_targets(self, values: tuple[float, ...]) -> None:
         if not all(np.isfinite(values)):
@@ -417,13 +401,7 @@ class Session:
         """Wekinator's setInputNames / setOutputNames, kept in the mapping (and drawn by `ravemap plot`)."""
         if which == "input":
             self._fit_input_size(len(names), "/wekinator/control/setInputNames", "input names")
-            self.mapping.input_names = tuple(names)
-        else:
-            if len(names) != self.n_out:
-                raise CommandError(f"/wekinator/control/setOutputNames: {len(names)} names, but there are "
-                                   f"{self.n_out} outputs (latent.dims {list(self.config.latent.dims)})")
-            self.mapping.output_names = tuple(names)
-        self.keeper.changed()
+        self.keeper.set_names(which, names)
 
     def _cmd_run(self, event: Command, on: bool) -> None:
         if on and self.mapping.regressor is None:

@@ -38,6 +38,7 @@ from ravemap.errors import MappingError
 from ravemap.mapping.regressor import RegressorSettings
 from ravemap.mapping.store import (
     MAX_EXAMPLES,
+    MAX_SIZE,
     Example,
     Mapping,
     MappingLock,
@@ -131,6 +132,40 @@ class MappingKeeper:
     @property
     def unsaved(self) -> bool:
         return self._dirty_since is not None
+
+    # -- the mapping's shape ----------------------------------------------------------------
+    def fit_input_size(self, size: int, source: str, what: str, training: bool) -> bool:
+        """Make the mapping take `size` inputs: a new, empty mapping adopts it (True: it changed); one with
+        examples, a trained regressor or a training running refuses with what to do instead."""
+        mapping = self.mapping
+        if size == mapping.input_size:
+            return False
+        if mapping.examples or mapping.regressor is not None or training:
+            held = (f"holds {len(mapping.examples)} examples" if mapping.examples
+                    else "is trained" if mapping.regressor is not None else "is training")
+            raise CommandError(
+                f"{source}: {size} {what}, but mapping {mapping.name!r} takes {mapping.input_size} inputs "
+                f"(it {held}); send {mapping.input_size} values, or start a new mapping for {size} inputs "
+                "(/wekinator/control/runNewProject or /ravemap/mapping/new)")
+        if not 1 <= size <= MAX_SIZE:
+            raise CommandError(f"{source}: {size} {what}; a mapping takes 1 to {MAX_SIZE} inputs")
+        log.info("mapping %r now takes %d inputs (from %s)", mapping.name, size, source)
+        mapping.input_size = size
+        mapping.input_names = ()
+        self.changed()
+        return True
+
+    def set_names(self, which: str, names: tuple[str, ...]) -> None:
+        """Wekinator's input or output names (the input size already fits `names`)."""
+        n_out = len(self.config.latent.dims)
+        if which == "input":
+            self.mapping.input_names = tuple(names)
+        else:
+            if len(names) != n_out:
+                raise CommandError(f"/wekinator/control/setOutputNames: {len(names)} names, but there are "
+                                   f"{n_out} outputs (latent.dims {list(self.config.latent.dims)})")
+            self.mapping.output_names = tuple(names)
+        self.changed()
 
     # -- examples ------------------------------------------------------------------------
     def add_example(self, example: Example) -> None:
