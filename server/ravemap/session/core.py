@@ -36,6 +36,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -109,6 +110,7 @@ class Session:
         self._thread: threading.Thread | None = None
         self._last_recorded: tuple[float, ...] | None = None
         self._views = ViewMaker()
+        self._completions: list[Callable[[], object]] = []  # futures to complete once the view is published
         self.handlers: dict[str, Handler] = {
             # inputs, examples, run mode
             "record": self._cmd_record,
@@ -186,7 +188,7 @@ class Session:
                 self.handle(event)
             if self.keeper.save_due():
                 self._answer(self.keeper.start_save())
-                self.view = self._make_view()
+                self._publish()
 
     def handle(self, event: Event) -> None:
         """Apply one event; a bad one is answered, never raised."""
@@ -195,27 +197,36 @@ class Session:
         self._settle((event,), lambda: self.apply(event))
         self.applied += 1
         self.last_applied_at = time.monotonic()
+        self._publish()
+
+    def _publish(self) -> None:
+        """Publish the new view, then complete the futures of the events settled meanwhile: an API
+        caller that wakes up reads a view with its change in it."""
         self.view = self._make_view()
+        completions, self._completions = self._completions, []
+        for complete in completions:
+            complete()
 
     def _settle(self, events: tuple[Event, ...], work: Callable[[], object]) -> None:
-        """Run `work` once for `events`: answer a refusal to each sender, complete each API caller's future."""
+        """Run `work` once for `events`: answer a refusal to each sender, complete each API caller's
+        future (at the next `_publish`)."""
         try:
             result = work()
         except (CommandError, ValueError, RavemapError) as err:
             for event in events:
                 self._error(event, str(err))
                 if event.done is not None:
-                    event.done.set_exception(err)
+                    self._completions.append(partial(event.done.set_exception, err))
         except Exception as err:  # a bug here must not stop the session thread
             log.exception("event %r failed", events[-1] if events else None)
             for event in events:
                 self._error(event, f"internal error: {err}")
                 if event.done is not None:
-                    event.done.set_exception(err)
+                    self._completions.append(partial(event.done.set_exception, err))
         else:
             for event in events:
                 if event.done is not None and result is not DEFERRED:
-                    event.done.set_result(result)
+                    self._completions.append(partial(event.done.set_result, result))
 
     def _answer(self, refused: Refused | None) -> None:
         if refused is not None and refused.events:
@@ -371,7 +382,7 @@ class Session:
             self._predict()
         if outcome.text is not None:
             self.last_error = outcome.text
-        self.training.announce(outcome)
+        self._completions.append(partial(self.training.announce, outcome))  # once the view shows it
 
     # -- commands: inputs, examples, run mode ------------------------------------------------
     def _cmd_record(self, event: Command, on: bool) -> None:
