@@ -34,6 +34,10 @@ def test_from_the_checkout_the_checkouts_config_and_folders_are_used(user_dirs):
     assert config.paths.mappings_dir == REPO / "mappings"
 
 
+def test_a_mapping_that_cannot_be_saved_at_exit_is_recovered_into_the_user_data_folder(user_dirs):
+    assert locations.recovery_folder() == user_dirs / "user-data" / "ravemap" / "recovered"
+
+
 def test_the_config_is_the_first_of_option_environment_user_file_checkout(user_dirs, monkeypatch):
     user_file = user_dirs / "user-config" / "ravemap" / "config.yaml"
     user_file.parent.mkdir(parents=True)

@@ -18,8 +18,9 @@ signal handling.
 
 Threads: call the methods from one thread of yours (a notebook cell, a script). They block
 until the session thread has applied the change (a few microseconds to milliseconds;
-`train(wait=True)` until training ends, `capture_vector` while a file is encoded). Reading
-properties (`offsets`, `status()`) never blocks.
+`train(wait=True)` until training ends, `capture_vector`, `load_model` and `load_loop` while the
+session's loader thread loads). Reading properties (`offsets`, `vectors`, `status()`) never blocks:
+they read the snapshot the session thread publishes after each change.
 """
 
 from __future__ import annotations
@@ -132,12 +133,15 @@ class Ravemap:
         self._call("engine", True)
 
     def load_model(self, path: str | Path) -> None:
-        """Play another RAVE export from the next block (the old one plays on if it fails: ModelError)."""
-        self.playback.swap_model(Path(path))
-        self.session.mapping.model = Path(path).name
+        """Play another RAVE export from the next block (the old one plays on if it fails: ModelError).
+        Loaded on the session's loader thread, like `/ravemap/model`; returns once it plays."""
+        path = Path(path)
+        self._call("model", path.name, str(path), timeout=None)
 
     def load_loop(self, path: str | Path) -> None:
-        self.playback.swap_loop(Path(path))
+        """Play another loop with the current model (the old one plays on if it fails: SourceError)."""
+        path = Path(path)
+        self._call("loop", path.name, str(path), timeout=None)
 
     @property
     def offsets(self) -> tuple[float, ...]:
@@ -178,11 +182,11 @@ class Ravemap:
         generation = self._call("train", epochs)
         if not wait:
             return None
-        session = self.session
-        with session.training_ended:
-            if not session.training_ended.wait_for(lambda: session.finished_generation >= generation, timeout):
+        training = self.session.training
+        with training.ended:
+            if not training.ended.wait_for(lambda: training.finished_generation >= generation, timeout):
                 raise TimeoutError(f"training did not end within {timeout} s")
-            result, error = session.last_fit
+            result, error = training.last_fit
         if error is not None:
             raise RuntimeError(error)  # what went wrong, and that the previous mapping stays
         return result
@@ -219,21 +223,21 @@ class Ravemap:
 
     @property
     def vectors(self) -> dict[str, list[float]]:
-        return dict(self.session.mapping.extras.get("vectors", {}))
+        return {name: list(vector) for name, vector in self.session.view.vectors.items()}
 
     # -- reading -------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
         return self.session.status()
 
     # -- plumbing ------------------------------------------------------------------------
-    def _call(self, name: str, *args: object) -> Any:
-        return self._post(Command(name, args))
+    def _call(self, name: str, *args: object, timeout: float | None = CALL_TIMEOUT_S) -> Any:
+        return self._post(Command(name, args), timeout)
 
-    def _post(self, event: Event) -> Any:
+    def _post(self, event: Event, timeout: float | None = CALL_TIMEOUT_S) -> Any:
         future: Future = Future()
         event = _with_future(event, future)
         self.inbox.put(event)  # a full inbox fails the future at once
-        return future.result(CALL_TIMEOUT_S)
+        return future.result(timeout)
 
 
 def _with_future(event: Event, future: Future) -> Event:

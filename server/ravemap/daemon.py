@@ -34,12 +34,14 @@ import socket
 import sys
 import threading
 import time
+from concurrent.futures import Future
 from typing import TYPE_CHECKING
 
 from ravemap.audio.playback import Playback
 from ravemap.config import Config
 from ravemap.control import advertise
 from ravemap.control.advertise import Advertiser
+from ravemap.control.events import LearnAvailable
 from ravemap.control.feedback import Feedback
 from ravemap.control.midi import MidiInput
 from ravemap.control.osc import OscServer
@@ -57,6 +59,7 @@ SAVE_AT_EXIT_S = 30.0  # the last save, its retries and a recovery copy, for a b
 DEVICE_CHECK_S = 1.0
 DEVICE_RETRY_S = 2.0
 DEVICE_STUCK_S = 10.0
+LEARN_WIRING_S = 60.0  # the session thread applies the MIDI learn hand-over at start, after what waits before it
 
 
 class Daemon:
@@ -148,8 +151,10 @@ class Daemon:
         assert self.core is not None and self.session is not None and self.feedback is not None
         if config.midi.enabled:
             self.midi = MidiInput(config, self.core.inbox)
-            if self.midi.open():
-                self.session.learn = self.midi.learn
+            if self.midi.open():  # the session takes MIDI learn through its inbox, like every change
+                learning: Future = Future()
+                self.core.inbox.put(LearnAvailable(self.midi.learn, done=learning))
+                learning.result(LEARN_WIRING_S)
         self.osc = OscServer(config, self.core.inbox, self.feedback.error)
         self.osc.start()
         self._open_wekinator_port()
@@ -161,7 +166,7 @@ class Daemon:
         engine = self.core.playback.engine
         latency = f", latency {engine.latency_ms:.1f} ms" if engine is not None else ""
         print(f"ravemap: OSC control on udp {host}:{port} ready, feedback to port {self.feedback.feedback_port}, "
-              f"mapping {self.session.mapping.name!r}{latency}; Ctrl-C to stop", flush=True)
+              f"mapping {self.session.view.name!r}{latency}; Ctrl-C to stop", flush=True)
         if config.osc.zeroconf:
             self.advertiser = Advertiser(config.osc.service_name, port, config.osc.host)
             self.advertiser.start()

@@ -86,6 +86,11 @@ def user_data_dir() -> Path:
     return Path(platformdirs.user_data_dir(APP, appauthor=False))
 
 
+def recovery_folder() -> Path:
+    """`<user data dir>/ravemap/recovered`: where a mapping that cannot be saved in its folder goes at exit."""
+    return user_data_dir() / "recovered"
+
+
 def default_folder(kind: str) -> Path:
     """Where `paths.<kind>_dir` points when a config leaves it out: the checkout's folder, or the data folder's."""
     if kind not in FOLDERS:

@@ -34,6 +34,7 @@ from ravemap.audio.model import RaveModel, load_model
 from ravemap.audio.processor import BlockProcessor, ProcessorSettings, check_settings, encode_loop
 from ravemap.audio.ring import FrameRing
 from ravemap.audio.source import Loop, fit_to_ratio, load_loop
+from ravemap.audio.status import ENGINE_OFF
 from ravemap.config import Config
 from ravemap.errors import ConfigError, DeviceError
 
@@ -290,6 +291,30 @@ class Playback:
 
     def underruns(self) -> int:
         return self.engine.ring.underruns if self.engine is not None else 0
+
+    def status(self) -> dict[str, object]:
+        """The engine's fields of `/ravemap/status` (`ENGINE_OFF` until the engine starts). Any thread:
+        it reads attributes the engine replaces whole."""
+        engine = self.engine
+        if engine is None:
+            return dict(ENGINE_OFF)
+        playing = self.newest
+        processor = engine.processor
+        return {
+            "model": playing.model.info.path.name,
+            "loop": str(playing.loop.path.name),
+            "underruns": engine.ring.underruns,
+            "block_size": processor.block,
+            "lead_frames": engine.target_fill,
+            "lead_raises": engine.lead_raises,
+            "period_frames": engine.period,
+            "latency_ms": round(engine.latency_ms, 2),
+            "latency_choice": processor.latency.describe(),
+            "engine_priority": engine.priority,
+            "live_realignments": getattr(processor.loop, "realignments", 0),
+            "nonfinite_silenced": processor.safety.nonfinite_samples,
+            "clipped": processor.safety.clipped_samples,
+        }
 
     def status_line(self) -> str:
         engine = self.engine

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
@@ -77,8 +78,9 @@ class SetTarget(Event):
 
 @dataclass(frozen=True)
 class Command(Event):
-    """A discrete action, applied by `Session._cmd_<name>`: record, train, train_cancel, run, save, ...
-    with its already-checked arguments. Any translator may emit any of them (Wekinator's addresses do)."""
+    """A discrete action, applied by the handler named `name` in the session's handler table (`Session.handlers`):
+    record, train, train_cancel, run, save, ... with its already-checked arguments. Any translator may emit
+    any of them (Wekinator's addresses do)."""
 
     name: str
     args: tuple[object, ...] = ()
@@ -90,6 +92,13 @@ class Learned(Event):
 
     dim: int
     description: str
+
+
+@dataclass(frozen=True)
+class LearnAvailable(Event):
+    """MIDI input is open: `/ravemap/learn DIM` calls `learn(DIM)` (the daemon posts this once, at start)."""
+
+    learn: Callable[[int], None]
 
 
 @dataclass(frozen=True)

@@ -63,7 +63,7 @@ from ravemap.web.protocol import Refused, WebTranslator
 from ravemap.web.state import example_points, field_picture, folder_lists, page_config, page_state
 
 if TYPE_CHECKING:
-    from ravemap.session import Session
+    from ravemap.session import Session, SessionView
 
 log = logging.getLogger("ravemap.web")
 
@@ -413,7 +413,7 @@ class WebServer:
         config = page_config(self.config, self.translator.pads)
         page.push("config", json.dumps({"type": "config", "config": config}))
         page.push("state", self._last_state or self._state_text())
-        page.push("examples", self._examples_text(self.session.mapping))
+        page.push("examples", self._examples_text(self.session.view))
         page.push("field", self._field_text)
         self._send_lists(page)
 
@@ -458,8 +458,8 @@ class WebServer:
     def _state_text(self) -> str:
         return json.dumps({"type": "state", "state": page_state(self.session)}, allow_nan=False)
 
-    def _examples_text(self, mapping: Any) -> str:
-        return json.dumps({"type": "examples", "mapping": mapping.name, "points": example_points(mapping)})
+    def _examples_text(self, view: SessionView) -> str:
+        return json.dumps({"type": "examples", "mapping": view.name, "points": example_points(view)})
 
     def _refresh(self) -> None:
         text = self._state_text()
@@ -467,19 +467,19 @@ class WebServer:
             self._last_state = text
             for page in self.pages:
                 page.push("state", text)
-        mapping = self.session.mapping
-        examples = mapping.examples
-        key = (id(mapping), mapping.name, len(examples), examples[-1] if examples else None)
+        view = self.session.view
+        examples = view.examples
+        key = (view.serial, view.name, len(examples), examples[-1] if examples else None)
         if key != self._examples_key:
             self._examples_key = key
-            points = self._examples_text(mapping)
+            points = self._examples_text(view)
             for page in self.pages:
                 page.push("examples", points)
-        regressor = mapping.regressor
+        regressor = view.regressor
         if regressor is not self._field_for:
             self._field_for = regressor
             loop = asyncio.get_running_loop()
-            job = loop.run_in_executor(self._fields, field_picture, mapping)
+            job = loop.run_in_executor(self._fields, field_picture, view)
             job.add_done_callback(lambda done: self._field_ready(regressor, done))
 
     def _field_ready(self, regressor: object, job: asyncio.Future) -> None:

@@ -1,8 +1,8 @@
 """What the page is shown: snapshots of the session, the examples, the learned field, the folders.
 
 Every page renders only what the daemon pushes (the daemon owns the state), so these are
-plain JSON-ready values built from the session's readable state (`Session.status()` and the
-current `Mapping`, whose regressor is immutable once trained).
+plain JSON-ready values built from what the session publishes for other threads: `Session.status()`
+and the immutable `SessionView` (`Session.view`), whose regressor is never changed once trained.
 
 Threads: `page_state`, `example_points` and `folder_lists` run on the web server's thread;
 `field_picture` runs in its "ravemap-web-field" worker thread (a knn over many examples
@@ -20,7 +20,7 @@ from ravemap.config import Config
 from ravemap.mapping.store import Mapping
 from ravemap.names import check_name
 from ravemap.offline import learned_field
-from ravemap.session import LOOP_SUFFIXES, MODEL_SUFFIXES, Session
+from ravemap.session import LOOP_SUFFIXES, MODEL_SUFFIXES, Session, SessionView
 
 FIELD_GRID = 32  # cells per side of the learned-field picture (`ravemap plot` draws 64)
 MAX_POINTS = 1000  # examples drawn as dots: the newest ones
@@ -42,15 +42,15 @@ def page_config(config: Config, pads: int) -> dict[str, Any]:
 
 def page_state(session: Session) -> dict[str, Any]:
     """The session's state as the page shows it (numbers rounded: the page needs no more)."""
+    view = session.view
     status = session.status()
     state = {key: _finite(status[key]) for key in STATE_KEYS if key in status}
     for key in ("inputs", "targets", "offsets"):
         state[key] = [round(float(v), 5) for v in state[key]]
-    fraction, loss = session.train_progress
+    fraction, loss = view.progress
     state["progress"] = [round(float(fraction), 4), float(loss) if np.isfinite(loss) else None]
-    report = session.mapping.training
-    final = report.get("loss") if isinstance(report, dict) else None
-    state["loss"] = float(final) if isinstance(final, int | float) and np.isfinite(final) else None
+    final = view.loss
+    state["loss"] = float(final) if final is not None and np.isfinite(final) else None
     return state
 
 
@@ -61,17 +61,18 @@ def _finite(value: Any) -> Any:
     return value
 
 
-def example_points(mapping: Mapping) -> list[list[float]]:
+def example_points(view: SessionView) -> list[list[float]]:
     """The newest examples' positions on the pad (input dims 0 and 1)."""
-    examples = list(mapping.examples[-MAX_POINTS:])
+    examples = view.examples[-MAX_POINTS:]
     return [[round(e.input[0], 4), round(e.input[1] if len(e.input) > 1 else 0.5, 4)] for e in examples]
 
 
-def field_picture(mapping: Mapping, grid: int = FIELD_GRID) -> dict[str, Any] | None:
+def field_picture(view: SessionView, grid: int = FIELD_GRID) -> dict[str, Any] | None:
     """The field `ravemap plot` draws, on a coarser grid: per latent dim, grid x grid values, rows from
     y = 0 (bottom) up, each row from x = 0; None when the mapping is not trained."""
-    if mapping.regressor is None:
+    if view.regressor is None:
         return None
+    mapping = Mapping(view.name, view.input_size, view.output_dims, view.output_range, regressor=view.regressor)
     values = learned_field(mapping, grid)
     values = np.where(np.isfinite(values), values, 0.0)
     return {

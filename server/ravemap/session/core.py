@@ -1,0 +1,526 @@
+"""The performance state, and the one place control events change it.
+
+A performer's session: the input vector (from OSC routes and MIDI), the manual latent
+targets (sliders), record and run modes, the current mapping (examples, regressor) and the
+trainer. Outside run mode the engine's latent offsets are the manual targets; in run mode
+every new input vector goes through the regressor, and its prediction (clamped to
+`latent.range`) becomes the offsets that the engine applies at its next block, and goes out as
+Wekinator's `/wek/outputs`. Per output (Wekinator's model rows), recording and running can be
+switched off: an example then does not teach that output, and in run mode it keeps its manual value.
+The input size is the mapping's: a new, empty mapping takes it from the first whole input vector
+it receives (`/wek/inputs`).
+
+`Session` is the one owner. Commands are dispatched through its handler table (`handlers`: command
+name -> handler); the work of each concern is done by a collaborator that returns an outcome and
+never imports this module: `jobs` (work on other threads, `Finished` events, the loader queue),
+`keeper` (the mapping, its lock and its saves), `training` and `engine` (engine commands). Only
+this module answers senders (`_settle`), predicts and resets the performance for a new mapping.
+
+Threads:
+- session thread, "ravemap-session" (owned here): takes events from the `Inbox` in order and
+  applies them. It is the only writer of this state and the only caller of `EngineControls`
+  setters for the offsets. Whatever takes long runs on another thread (see the collaborators'
+  modules: saver, mapping reader, loader, trainer) and comes back as an event, which the session
+  applies in turn, so control never waits on a disk or a model.
+- Every change, from any thread, goes through the inbox (the Python API waits on the event's
+  future). After each event the session thread publishes an immutable `SessionView` (`view`);
+  other threads read that: `status()` may be called from any thread.
+- `start`, `stop`, `unsaved`, `save_at_exit` and `close` from the owner's thread (the main thread,
+  or the notebook's), the last three once `stop` returned.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ravemap.audio.status import ENGINE_OFF
+from ravemap.config import Config
+from ravemap.control.events import (
+    Command,
+    Event,
+    Finished,
+    Inbox,
+    LearnAvailable,
+    Learned,
+    SetInputs,
+    SetTarget,
+    SetTargets,
+    TrainingDone,
+    TrainingProgress,
+)
+from ravemap.control.feedback import Feedback
+from ravemap.errors import RavemapError
+from ravemap.mapping.store import Example, Mapping, check_name
+from ravemap.mapping.trainer import Trainer
+from ravemap.ratelimit import RateLimitedLog
+from ravemap.session.engine import EngineCommands
+from ravemap.session.jobs import Jobs
+from ravemap.session.keeper import MappingKeeper, new_mapping
+from ravemap.session.outcomes import DEFERRED, Background, CommandError, Refused, fail
+from ravemap.session.training import Training
+from ravemap.session.view import SessionView, ViewMaker, status_of
+
+if TYPE_CHECKING:
+    from ravemap.audio.controls import EngineControls
+    from ravemap.audio.playback import Playback
+
+log = logging.getLogger("ravemap.session")
+
+Handler = Callable[..., object]  # (event, *event.args) -> what an API caller gets, or DEFERRED
+
+
+class Session:
+    def __init__(self, config: Config, controls: EngineControls, inbox: Inbox, feedback: Feedback,
+                 trainer: Trainer, mappings_dir: Path, mapping: Mapping,
+                 playback: Playback | None = None, learn: Callable[[int], None] | None = None):
+        self.config = config
+        self.controls = controls
+        self.inbox = inbox
+        self.feedback = feedback
+        self.mappings_dir = mappings_dir
+        self.playback = playback
+        self.learn = learn
+        self.jobs = Jobs(inbox)
+        self.keeper = MappingKeeper(config, mappings_dir, mapping, self.jobs, feedback)
+        self.training = Training(trainer, inbox, feedback, self.keeper)
+        self.engine = EngineCommands(config, controls, feedback, self.keeper, playback)
+        self.n_out = len(config.latent.dims)
+        self.low, self.high = config.latent.range
+        self.inputs: tuple[float, ...] = (0.5,) * mapping.input_size  # replaced, never changed in place
+        # Per output, as Wekinator's record and run buttons on each model row (not saved).
+        self.record_on = [True] * self.n_out
+        self.run_on = [True] * self.n_out
+        self.targets: tuple[float, ...] = (0.0,) * self.n_out
+        self.recording = False
+        self.running = False
+        self.last_error = ""
+        self._log = RateLimitedLog(log, seconds=2.0)
+        self.applied = 0
+        self.last_applied_at = 0.0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._last_recorded: tuple[float, ...] | None = None
+        self._views = ViewMaker()
+        self._completions: list[Callable[[], object]] = []  # futures to complete once the view is published
+        self.handlers: dict[str, Handler] = {
+            # inputs, examples, run mode
+            "record": self._cmd_record,
+            "record_once": self._cmd_record_once,
+            "clear": lambda event: self._edit_examples(self.keeper.clear_examples),
+            "undo": lambda event: self._edit_examples(self.keeper.undo_example),
+            "delete_output": lambda event, output: self._edit_examples(lambda: self.keeper.delete_output(output)),
+            "outputs_enabled": self._cmd_outputs_enabled,
+            "names": self._cmd_names,
+            "run": self._cmd_run,
+            "toggle": self._cmd_toggle,
+            "learn": self._cmd_learn,
+            # training
+            "train": lambda event, epochs: self.training.start(epochs),
+            "train_cancel": lambda event: self.training.cancel(),
+            # the mapping
+            "save": self._cmd_save,
+            "load": self._cmd_load,
+            "new": self._cmd_new,
+            # the engine
+            "transfer": lambda event, on: self.engine.transfer(on),
+            "engine": lambda event, on: self.engine.engine(on),
+            "gain": lambda event, db: self.engine.gain(db),
+            "model": lambda event, name, path=None: self._in_background(event, self.engine.swap("model", name, path)),
+            "loop": lambda event, name, path=None: self._in_background(event, self.engine.swap("loop", name, path)),
+            "vector_capture": lambda event, name, path=None: self._in_background(event,
+                                                                                 self.engine.capture(name, path)),
+            "vector_apply": self._cmd_vector_apply,
+            # answers
+            "status": self._cmd_status,
+            "ping": self._cmd_ping,
+            "sync": lambda event: None,  # an API caller waits on it to know that everything sent before is applied
+        }
+        self.view = self._make_view()
+
+    # -- what other threads read ------------------------------------------------------------
+    @property
+    def mapping(self) -> Mapping:
+        """The current mapping, for the session thread (and for the owner once the thread stopped);
+        other threads read `view`."""
+        return self.keeper.mapping
+
+    @property
+    def train_progress(self) -> tuple[float, float]:
+        return self.view.progress
+
+    @property
+    def unsaved(self) -> bool:
+        return self.keeper.unsaved
+
+    # -- lifecycle -----------------------------------------------------------------------
+    def start(self) -> None:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="ravemap-session", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(2.0)
+            self._thread = None
+
+    def save_at_exit(self) -> Path:
+        """The last save, once the session thread stopped (see `MappingKeeper.save_at_exit`)."""
+        return self.keeper.save_at_exit()
+
+    def close(self) -> None:
+        """Let go of the mapping (after `stop` and the last save): another process may take it."""
+        self.keeper.close()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            event = self.inbox.get(timeout=0.05)
+            if event is not None:
+                self.handle(event)
+            if self.keeper.save_due():
+                self._answer(self.keeper.start_save())
+                self._publish()
+
+    def handle(self, event: Event) -> None:
+        """Apply one event; a bad one is answered, never raised."""
+        if event.origin is not None:
+            self.feedback.note_sender(event.origin[0])
+        self._settle((event,), lambda: self.apply(event))
+        self.applied += 1
+        self.last_applied_at = time.monotonic()
+        self._publish()
+
+    def _publish(self) -> None:
+        """Publish the new view, then complete the futures of the events settled meanwhile: an API
+        caller that wakes up reads a view with its change in it."""
+        self.view = self._make_view()
+        completions, self._completions = self._completions, []
+        for complete in completions:
+            complete()
+
+    def _settle(self, events: tuple[Event, ...], work: Callable[[], object]) -> None:
+        """Run `work` once for `events`: answer a refusal to each sender, complete each API caller's
+        future (at the next `_publish`)."""
+        try:
+            result = work()
+        except (CommandError, ValueError, RavemapError) as err:
+            for event in events:
+                self._error(event, str(err))
+                if event.done is not None:
+                    self._completions.append(partial(event.done.set_exception, err))
+        except Exception as err:  # a bug here must not stop the session thread
+            log.exception("event %r failed", events[-1] if events else None)
+            for event in events:
+                self._error(event, f"internal error: {err}")
+                if event.done is not None:
+                    self._completions.append(partial(event.done.set_exception, err))
+        else:
+            for event in events:
+                if event.done is not None and result is not DEFERRED:
+                    self._completions.append(partial(event.done.set_result, result))
+
+    def _answer(self, refused: Refused | None) -> None:
+        if refused is not None and refused.events:
+            self._settle(refused.events, lambda: fail(refused.error))
+
+    def _error(self, event: Event, text: str) -> None:
+        """Answer the sender; log one line per sender and kind of event per 2 s (a flood of
+        refused commands must not flood the log)."""
+        self.last_error = text
+        sender = event.origin[0] if event.origin is not None else "-"
+        self._log.warning("%s", text, key=f"{sender}:{type(event).__name__}:{getattr(event, 'name', '')}")
+        self.feedback.error(event.origin, text)
+
+    # -- work on other threads -------------------------------------------------------------
+    def _in_background(self, event: Command, request: Background) -> object:
+        """Queue `request` for the loader thread; a waiting request it replaces is refused."""
+        job = self.jobs.add((event,), request.then)
+        replaced = self.jobs.queue_for_loader(request.kind, event, job, request.work)
+        if replaced is not None:
+            what = request.kind.split(":")[0]
+            self._settle((replaced,), lambda: fail(CommandError(
+                f"/ravemap/{what}: replaced by a newer request before it started loading")))
+        return DEFERRED
+
+    def _finished(self, finished: Finished) -> None:
+        job = self.jobs.take(finished)
+        if job is None:
+            return
+        if finished.error is not None and job.on_error is not None:
+            text = job.on_error(finished.error)
+            if text is not None:
+                self.last_error = text
+
+        def complete() -> object:
+            if finished.error is not None:
+                raise finished.error
+            return job.then(finished.result)
+
+        if job.events:
+            self._settle(job.events, complete)
+        elif finished.error is None:
+            try:
+                job.then(finished.result)
+            except Exception:
+                log.exception("finishing background job %d failed", finished.job)
+
+    # -- events --------------------------------------------------------------------------
+    def apply(self, event: Event) -> object:
+        """Apply one event on the session thread; what a command returns goes to an API caller."""
+        if isinstance(event, SetInputs):
+            self._set_inputs(event)
+        elif isinstance(event, SetTargets):
+            if len(event.values) != self.n_out:
+                raise CommandError(f"/ravemap/latent: expected {self.n_out} values, got {len(event.values)}")
+            self._set_targets(event.values)
+        elif isinstance(event, SetTarget):
+            values = list(self.targets)
+            values[event.index] = event.value
+            self._set_targets(tuple(values))
+        elif isinstance(event, Command):
+            handler = self.handlers.get(event.name)
+            if handler is None:
+                raise CommandError(f"unknown command {event.name!r}")
+            return handler(event, *event.args)
+        elif isinstance(event, TrainingProgress):
+            self.training.progress(event)
+        elif isinstance(event, TrainingDone):
+            self._training_done(event)
+        elif isinstance(event, Finished):
+            self._finished(event)
+        elif isinstance(event, Learned):
+            log.info("MIDI learn: %s now drives input %d", event.description, event.dim)
+            self.feedback.broadcast("/ravemap/learn", event.dim, event.description)
+        elif isinstance(event, LearnAvailable):
+            self.learn = event.learn
+        return None
+
+    def _set_inputs(self, event: SetInputs) -> None:
+        if not all(np.isfinite(value) for _, value in event.values):
+            raise CommandError(f"{event.source}: input values must be finite")
+        if event.whole:
+            self._fit_input_size(len(event.values), event.source)
+        elif event.values:
+            top = max(dim for dim, _ in event.values) + 1
+            if top > self.mapping.input_size:
+                self._fit_input_size(max(top, self.config.inputs.size), event.source)
+        values = list(self.inputs)
+        changed = False
+        for dim, value in event.values:
+            if values[dim] != value:
+                values[dim] = float(value)
+                changed = True
+        if changed:
+            self.inputs = tuple(values)
+        if self.recording and (changed or event.whole):  # like Wekinator, a new output at the same input
+            self._record()                                  # records too (an identical example does not)
+        if self.running:  # like Wekinator: an output for each input message, changed or not
+            self._predict(send=True)
+
+    def _fit_input_size(self, size: int, source: str, what: str = "input values") -> None:
+        """Make the mapping take `size` inputs (see `MappingKeeper.fit_input_size`); new inputs at 0.5."""
+        if self.keeper.fit_input_size(size, source, what, training=self.training.running):
+            self.inputs = (0.5,) * size
+            self._last_recorded = None
+
+    def _set_targets(self, values: tuple[float, ...]) -> None:
+        if not all(np.isfinite(values)):
+            raise CommandError("latent targets must be finite numbers")
+        self.targets = tuple(min(max(float(v), self.low), self.high) for v in values)
+        if not self.running:
+            self.controls.set_offsets(self.targets)
+        elif not all(self.run_on):
+            self._predict()  # outputs whose running is off follow their manual value
+
+    def _predict(self, send: bool = False) -> None:
+        """Offsets from the regressor; an output switched off for running, or taught by no example,
+        keeps its manual value. `send`: also `/wek/outputs`, as Wekinator does for each input."""
+        regressor = self.mapping.regressor
+        if regressor is None or regressor.n_in != len(self.inputs):
+            return
+        out = np.asarray(regressor.predict(np.array(self.inputs, dtype=float)), dtype=float).reshape(-1)
+        if out.size != self.n_out or not np.all(np.isfinite(out)):
+            self.last_error = "the regressor produced an unusable prediction; offsets kept"
+            return
+        taught = self.mapping.training.get("taught")
+        if not isinstance(taught, list) or len(taught) != self.n_out:
+            taught = [True] * self.n_out
+        for k in range(self.n_out):
+            if not (self.run_on[k] and taught[k]):
+                out[k] = self.targets[k]
+        offsets = tuple(float(v) for v in np.clip(out, self.low, self.high))
+        self.controls.set_offsets(offsets)
+        if send:
+            self.feedback.wekinator_outputs(offsets)
+
+    def _record(self) -> None:
+        if not any(self.record_on):
+            raise CommandError("recording is off for every output (/wekinator/control/enableModelRecording "
+                               "switches it on again); nothing recorded")
+        outputs = tuple(t if on else None for t, on in zip(self.targets, self.record_on, strict=True))
+        example = Example(tuple(float(v) for v in self.inputs), outputs)
+        examples = self.mapping.examples
+        if example.input == self._last_recorded and examples and examples[-1] == example:
+            return
+        self.keeper.add_example(example)
+        self._last_recorded = example.input
+
+    def _training_done(self, event: TrainingDone) -> None:
+        outcome = self.training.finish(event)
+        if outcome is None:
+            return
+        if outcome.applied and self.running:
+            self._predict()
+        if outcome.text is not None:
+            self.last_error = outcome.text
+        self._completions.append(partial(self.training.announce, outcome))  # once the view shows it
+
+    # -- commands: inputs, examples, run mode ------------------------------------------------
+    def _cmd_record(self, event: Command, on: bool) -> None:
+        self.recording = bool(on)
+        if self.recording and self.running:
+            self._set_running(False)
+        self.feedback.broadcast("/ravemap/record", int(self.recording))
+
+    def _cmd_record_once(self, event: Command) -> None:
+        self._last_recorded = None
+        self._record()
+
+    def _edit_examples(self, edit: Callable[[], None]) -> None:
+        """Run one of the keeper's example edits; the next recorded example is new whatever it is."""
+        edit()
+        self._last_recorded = None
+
+    def _cmd_outputs_enabled(self, event: Command, what: str, outputs: tuple[int, ...], on: bool) -> None:
+        """Wekinator's enable/disableModelRecording and enable/disableModelRunning (outputs 0-based here)."""
+        flags = self.record_on if what == "recording" else self.run_on
+        for k in outputs:
+            flags[k] = bool(on)
+        if what == "running" and self.running:
+            self._predict()
+
+    def _cmd_names(self, event: Command, which: str, names: tuple[str, ...]) -> None:
+        """Wekinator's setInputNames / setOutputNames, kept in the mapping (and drawn by `ravemap plot`)."""
+        if which == "input":
+            self._fit_input_size(len(names), "/wekinator/control/setInputNames", "input names")
+        self.keeper.set_names(which, names)
+
+    def _cmd_run(self, event: Command, on: bool) -> None:
+        if on and self.mapping.regressor is None:
+            self.feedback.broadcast("/ravemap/run", 0)  # a toggle that was switched on drops back
+            raise CommandError("/ravemap/run: nothing trained yet; record examples and train first")
+        self._set_running(bool(on))
+
+    def _set_running(self, on: bool) -> None:
+        self.running = on
+        if on:
+            self.recording = False
+            self._predict()
+        else:
+            self.controls.set_offsets(self.targets)
+        self.feedback.broadcast("/ravemap/run", int(self.running))
+
+    def _cmd_toggle(self, event: Command, what: str) -> None:
+        if what == "record":
+            self._cmd_record(event, not self.recording)
+        elif what == "run":
+            self._cmd_run(event, not self.running)
+        elif what == "transfer":
+            self.engine.transfer(not self.controls.transfer)
+        else:
+            raise CommandError(f"cannot toggle {what!r}")
+
+    def _cmd_learn(self, event: Command, dim: int) -> None:
+        if self.learn is None:
+            raise CommandError("/ravemap/learn: MIDI input is off or no MIDI port is open")
+        self.learn(dim)
+        self.feedback.reply(event.origin, "/ravemap/learn", dim, "waiting for a controller to move")
+
+    def _cmd_vector_apply(self, event: Command, name: str, amount: float) -> tuple[float, ...]:
+        """Add `amount` times the named vector (its `latent.dims` entries) to the latent targets."""
+        self._set_targets(self.engine.vector_moved(name, amount, self.targets))
+        return self.targets
+
+    # -- commands: the mapping ---------------------------------------------------------------
+    def _cmd_save(self, event: Command, name: str | None) -> object:
+        """Save now, on the saver thread (after the save in flight, if any); the reply comes when written."""
+        target = check_name(name) if name is not None else self.mapping.name
+        self._answer(self.keeper.request_save(event, target))
+        return DEFERRED
+
+    def _cmd_load(self, event: Command, name: str) -> object:
+        """Read the file on the mapping reader thread; switch to it when it is read (the newest load wins)."""
+        check_name(name)
+        job = self.jobs.add((event,), self._switch_to_loaded)
+        self.jobs.spawn(job, self.keeper.reader(name), "ravemap-mapping-reader")
+        self.keeper.reading = job
+        return DEFERRED
+
+    def _switch_to_loaded(self, loaded: object) -> None:
+        assert isinstance(loaded, Mapping)
+        self.keeper.check_newest_load(loaded)
+        self._switch(loaded)
+        if self.running and loaded.regressor is None:
+            self._set_running(False)
+        elif self.running:
+            self._predict()
+        self._announce_mapping()
+
+    def _cmd_new(self, event: Command, name: str | None) -> None:
+        name = check_name(name) if name else time.strftime("mapping-%Y%m%d-%H%M%S")
+        self._switch(new_mapping(self.config, name, self.mapping.model))
+        self.keeper.reading = -1  # a load still being read is not switched to
+        if self.running:
+            self._set_running(False)
+        self.keeper.changed()
+        self._announce_mapping()
+
+    def _switch(self, mapping: Mapping) -> None:
+        """Make `mapping` current (the keeper locks it and saves the old one), then reset for it:
+        inputs of its size, every output recording and running."""
+        self.keeper.switch(mapping)
+        self._last_recorded = None
+        if len(self.inputs) != mapping.input_size:
+            self.inputs = (0.5,) * mapping.input_size
+        self.record_on = [True] * self.n_out
+        self.run_on = [True] * self.n_out
+
+    def _announce_mapping(self) -> None:
+        self.feedback.broadcast("/ravemap/mapping", self.mapping.name)
+        self.feedback.broadcast("/ravemap/examples", len(self.mapping.examples))
+        self.feedback.broadcast("/ravemap/run", int(self.running))
+
+    # -- commands: answers ------------------------------------------------------------------
+    def _cmd_status(self, event: Command, port: int | None) -> None:
+        self.view = self._make_view()  # what this event changed so far
+        reply = self.feedback.reply
+        reply(event.origin, "/ravemap/record", int(self.recording), port=port)
+        reply(event.origin, "/ravemap/run", int(self.running), port=port)
+        reply(event.origin, "/ravemap/examples", len(self.mapping.examples), port=port)
+        reply(event.origin, "/ravemap/latent", *[float(v) for v in self.controls.offsets], port=port)
+        reply(event.origin, "/ravemap/status", json.dumps(self.status(), sort_keys=True), port=port)
+
+    def _cmd_ping(self, event: Command, port: int | None) -> None:
+        self.feedback.reply(event.origin, "/ravemap/pong", port=port)
+
+    # -- reading -------------------------------------------------------------------------
+    def _make_view(self) -> SessionView:
+        """An immutable snapshot of the state other threads read (session thread only)."""
+        return self._views.make(self.mapping, self.keeper.serial, self.keeper.changes, inputs=self.inputs,
+                                targets=self.targets, recording=self.recording, running=self.running,
+                                training=self.training.running, progress=self.training.progress_now,
+                                last_error=self.last_error)
+
+    def status(self) -> dict:
+        """The state as `/ravemap/status` sends it; any thread (it reads `view`, the controls and the engine)."""
+        engine = self.playback.status() if self.playback is not None else dict(ENGINE_OFF)
+        return status_of(self.view, self.controls, engine, self.inbox.dropped)

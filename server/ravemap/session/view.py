@@ -1,0 +1,101 @@
+"""What readers on other threads see of the session: an immutable snapshot, replaced whole.
+
+The session thread builds a new `SessionView` after each event it applies and publishes it by
+one attribute assignment (`Session.view`); the web page, the Python API's `status()` and
+`vectors`, and the daemon's ready line read only that. Nothing in a view is ever changed: the
+examples and inputs are tuples, the vectors a read-only mapping of tuples, and the regressor is
+never mutated once trained (a new training makes a new one), so sharing it is safe.
+
+Threads: built on the session thread (`ViewMaker`); read from any thread (`status_of` too).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping as ReadOnly
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
+
+from ravemap.mapping.regressor import Regressor
+from ravemap.mapping.store import Example, Mapping
+
+if TYPE_CHECKING:
+    from ravemap.audio.controls import EngineControls
+
+
+@dataclass(frozen=True)
+class SessionView:
+    name: str  # the current mapping's
+    serial: int  # counts mapping switches: a reloaded mapping of the same name is another
+    examples: tuple[Example, ...]
+    regressor: Regressor | None
+    regressor_kind: str
+    input_size: int
+    output_dims: tuple[int, ...]
+    output_range: tuple[float, float]
+    model: str | None  # the model file the mapping was made with
+    loss: float | None  # the last training's final loss, when the mapping is trained
+    vectors: ReadOnly[str, tuple[float, ...]]
+    inputs: tuple[float, ...]
+    targets: tuple[float, ...]
+    recording: bool
+    running: bool
+    training: bool
+    progress: tuple[float, float]  # the running (or last) training's fraction done and loss
+    last_error: str
+
+
+NO_VECTORS: ReadOnly[str, tuple[float, ...]] = MappingProxyType({})
+
+
+class ViewMaker:
+    """Makes `SessionView`s, copying the examples, vectors and training report only when they changed."""
+
+    def __init__(self) -> None:
+        self._key: tuple = ()
+        self._shared: tuple = ((), NO_VECTORS, None)
+
+    def make(self, mapping: Mapping, serial: int, changes: int, **state: Any) -> SessionView:
+        """`serial` counts mapping switches and `changes` the changes to this one; `state` is the
+        session's own fields of the view (inputs, targets, flags, progress, last_error)."""
+        examples = mapping.examples
+        key = (id(mapping), serial, changes, id(examples), len(examples))
+        if key != self._key:
+            vectors = mapping.extras.get("vectors", {})
+            final = mapping.training.get("loss") if isinstance(mapping.training, dict) else None
+            self._shared = (
+                tuple(examples),
+                MappingProxyType({str(k): tuple(v) for k, v in vectors.items()}) if vectors else NO_VECTORS,
+                final if isinstance(final, int | float) else None,
+            )
+            self._key = key
+        shared_examples, vectors, loss = self._shared
+        return SessionView(
+            name=mapping.name, serial=serial, examples=shared_examples, regressor=mapping.regressor,
+            regressor_kind=mapping.settings.kind, input_size=mapping.input_size,
+            output_dims=tuple(mapping.output_dims), output_range=tuple(mapping.output_range),  # type: ignore[arg-type]
+            model=mapping.model, loss=loss, vectors=vectors, **state,
+        )
+
+
+def status_of(view: SessionView, controls: EngineControls, engine: dict[str, object], dropped: int) -> dict:
+    """`/ravemap/status`: the view, the engine's live controls, the engine's fields (`Playback.status()`)
+    and the events the inbox dropped."""
+    return {
+        "mapping": view.name,
+        "examples": len(view.examples),
+        "trained": view.regressor is not None,
+        "regressor": view.regressor_kind,
+        "recording": view.recording,
+        "running": view.running,
+        "training": view.training,
+        "inputs": [float(v) for v in view.inputs],
+        "targets": list(view.targets),
+        "offsets": list(controls.offsets),
+        "transfer": controls.transfer,
+        "engine": not controls.paused,
+        "gain_db": controls.gain_db,
+        **engine,
+        "events_dropped": dropped,
+        "last_error": view.last_error,
+    }
