@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 import soundfile
 import torch
+from hypothesis import settings
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = Path(os.environ.get("RAVEMAP_FIXTURES", REPO.parent / "shared" / "fixtures" / "rave"))
@@ -37,6 +38,20 @@ atexit.register(shutil.rmtree, _USER_DIRS, ignore_errors=True)
 # As the daemon does with engine.torch_threads: one intra-op thread. Two on a busy 2-core machine
 # spin against each other and make a 0.2 s loop encode take 9 s.
 torch.set_num_threads(1)
+
+# Hypothesis profiles. Each property names how many examples it runs when searched thoroughly
+# (`@settings(max_examples=examples(2000))`); a profile caps that number. "quick", the default, runs
+# at most 100 (hypothesis's own default) per property; "thorough" runs each property's own number:
+#   HYPOTHESIS_PROFILE=thorough ./run-tests
+settings.register_profile("quick", max_examples=100)
+settings.register_profile("thorough", max_examples=10_000)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "quick"))
+
+
+def examples(thorough: int) -> int:
+    """A property's `max_examples`: `thorough` under the thorough profile, at most the loaded profile's
+    `max_examples` under any other (100 in the quick default)."""
+    return min(thorough, settings().max_examples)
 
 
 def fixture_model(name: str) -> Path:

@@ -148,3 +148,58 @@ class Daemon:
 
     def stderr(self) -> str:
         return self.log.read_text()
+
+
+# Status fields that count what happened (and the last error's text) rather than say what the daemon is
+# set to: a reset leaves them as they are.
+COUNTERS = ("events_dropped", "last_error", "nonfinite_silenced", "clipped", "underruns", "lead_raises",
+            "live_realignments")
+
+
+def settings_of(state: dict) -> dict:
+    """A `/ravemap/status` without its counters: what the daemon is set to."""
+    return {k: v for k, v in state.items() if k not in COUNTERS}
+
+
+class SharedDaemon:
+    """One `Daemon` for the tests of a module that each want a daemon as it starts, and its own peer.
+
+    Between tests `reset` puts it back through its OSC surface, as a performer's controller could:
+    training cancelled, run and record off, a new empty mapping under the name it started with (the
+    one before is saved, and every output records and runs again), inputs, sliders, transfer, engine
+    and gain as at start. It then checks that `/ravemap/status` says everything but the counters is
+    what it said at start, and forgets the replies of the test before. Tests that need their own
+    config, a restart, a signal or a crash start a `Daemon` of their own."""
+
+    def __init__(self, tmp: Path, model: Path, loop: Path, *extra: str, config: dict | None = None):
+        self.peer = OscPeer(0)
+        self.daemon = Daemon(tmp, model, loop, self.peer.port, *extra, config=config)
+        self.peer.daemon = ("127.0.0.1", self.daemon.port)
+        self.at_start = settings_of(self.peer.status())
+        self.peer.seen.clear()
+
+    def reset(self) -> OscPeer:
+        peer, start = self.peer, self.at_start
+        peer.daemon = ("127.0.0.1", self.daemon.port)
+        # In order on one socket, applied in order by the session: all sent at once, then one status.
+        peer.send("/ravemap/train/cancel")
+        peer.send("/ravemap/run", 0)
+        peer.send("/ravemap/record", 0)
+        peer.send("/ravemap/mapping/new", start["mapping"])
+        peer.send("/ravemap/xy", *start["inputs"])
+        peer.send("/ravemap/latent", *start["offsets"])
+        peer.send("/ravemap/transfer", int(start["transfer"]))
+        peer.send("/ravemap/engine", int(start["engine"]))
+        peer.send("/ravemap/gain", float(start["gain_db"]))
+        deadline = time.monotonic() + 30
+        while (now := settings_of(peer.status()))["training"]:  # a cancelled training reports within ~2 s
+            assert time.monotonic() < deadline, "the shared daemon's training did not stop within 30 s"
+        assert now == start, f"the shared daemon is not back as it started: {now} != {start}"
+        peer.drain()  # the rate-limited feeds of the reset itself
+        peer.seen.clear()
+        return peer
+
+    def close(self) -> int:
+        code = self.daemon.stop()
+        self.peer.close()
+        return code

@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 
-from tests.osc_peer import Daemon, OscPeer
+from tests.osc_peer import Daemon, OscPeer, SharedDaemon
 
 EXAMPLES = [  # (x, y) -> four slider values
     ((0.1, 0.1), (-2.0, 1.0, 0.0, 0.5)),
@@ -25,6 +25,28 @@ def peer():
     p = OscPeer(0)
     yield p
     p.close()
+
+
+# One daemon for the tests that want one as it starts (put back between tests, see SharedDaemon): the
+# k-nearest-neighbour regressor (exact at the examples) and, beside the XY and Wekinator routes these
+# tests send to, a Max patch's route from 0..127.
+ROUTES = [{"address": "/ravemap/xy", "dims": [0, 1], "range": [0, 1]},
+          {"address": "/wek/inputs", "dims": None, "range": [0, 1]},
+          {"address": "/max/xy", "dims": [0, 1], "range": [0, 127]}]
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory, tiny_model, loop_file):
+    d = SharedDaemon(tmp_path_factory.mktemp("shared"), tiny_model, loop_file,
+                     config={"mapping": {"regressor": "knn"}, "osc": {"routes": ROUTES}})
+    yield d
+    assert d.close() == 0, d.daemon.stderr()[-2000:]
+
+
+@pytest.fixture
+def live(shared) -> OscPeer:
+    """The shared daemon's controller, with the daemon as it started."""
+    return shared.reset()
 
 
 def _start(tmp_path, tiny_model, loop_file, peer, *extra, **kw) -> Daemon:
@@ -49,28 +71,20 @@ def _offsets_at_examples(peer: OscPeer) -> np.ndarray:
     return np.array(found)
 
 
-def test_ping_answers_pong_and_the_ready_line_names_the_port(tmp_path, tiny_model, loop_file, peer):
-    daemon = _start(tmp_path, tiny_model, loop_file, peer)
-    try:
-        assert f"127.0.0.1:{daemon.port} ready" in daemon.ready_line
-        peer.send("/ravemap/ping")
-        assert peer.wait_for("/ravemap/pong") == []
-    finally:
-        assert daemon.stop() == 0
+def test_ping_answers_pong_and_the_ready_line_names_the_port(shared, live):
+    assert f"127.0.0.1:{shared.daemon.port} ready" in shared.daemon.ready_line
+    live.send("/ravemap/ping")
+    assert live.wait_for("/ravemap/pong") == []
 
 
-def test_sliders_set_the_latent_outside_run_mode(tmp_path, tiny_model, loop_file, peer):
-    daemon = _start(tmp_path, tiny_model, loop_file, peer)
-    try:
-        peer.send("/ravemap/latent", 1.0, -1.0, 0.5, 9.0)
-        peer.send("/ravemap/latent/2", -0.25)
-        state = peer.status()
-        assert state["offsets"] == [1.0, -1.0, -0.25, 3.0], "clamped to latent.range"
-        peer.send("/ravemap/latent/0", 0.75)
-        feedback = peer.wait_for("/ravemap/latent")  # the rate-limited feed, unasked
-        assert feedback == pytest.approx([0.75, -1.0, -0.25, 3.0])
-    finally:
-        daemon.stop()
+def test_sliders_set_the_latent_outside_run_mode(live):
+    live.send("/ravemap/latent", 1.0, -1.0, 0.5, 9.0)
+    live.send("/ravemap/latent/2", -0.25)
+    state = live.status()
+    assert state["offsets"] == [1.0, -1.0, -0.25, 3.0], "clamped to latent.range"
+    live.send("/ravemap/latent/0", 0.75)
+    feedback = live.wait_for("/ravemap/latent")  # the rate-limited feed, unasked
+    assert feedback == pytest.approx([0.75, -1.0, -0.25, 3.0])
 
 
 def test_record_train_run_reproduces_the_examples_and_survives_a_restart(tmp_path, tiny_model, loop_file, peer):
@@ -100,91 +114,69 @@ def test_record_train_run_reproduces_the_examples_and_survives_a_restart(tmp_pat
         again.stop()
 
 
-def test_knn_is_exact_at_the_examples(tmp_path, tiny_model, loop_file, peer):
-    daemon = _start(tmp_path, tiny_model, loop_file, peer, config={"mapping": {"regressor": "knn"}})
-    try:
-        _teach(peer)
-        peer.send("/ravemap/train")
-        peer.wait_for("/ravemap/train/done", timeout=60)
-        peer.send("/ravemap/run", 1)
-        offsets = _offsets_at_examples(peer)
-    finally:
-        daemon.stop()
+def test_knn_is_exact_at_the_examples(live):
+    assert live.status()["regressor"] == "knn"
+    _teach(live)
+    live.send("/ravemap/train")
+    live.wait_for("/ravemap/train/done", timeout=60)
+    live.send("/ravemap/run", 1)
+    offsets = _offsets_at_examples(live)
     assert np.allclose(offsets, [t for _, t in EXAMPLES], atol=1e-6)
 
 
-def test_wekinator_control_messages_do_the_same(tmp_path, tiny_model, loop_file, peer):
-    daemon = _start(tmp_path, tiny_model, loop_file, peer)
-    try:
-        peer.send("/wekinator/control/startRecording")
-        for (x, y), targets in EXAMPLES[:4]:
-            peer.send("/ravemap/latent", *targets)
-            peer.send("/wek/inputs", x, y)
-        peer.send("/wekinator/control/stopRecording")
-        assert peer.status()["examples"] == 4
-        peer.send("/wekinator/control/train")
-        peer.wait_for("/ravemap/train/done", timeout=60)
-        peer.send("/wekinator/control/startRunning")
-        assert peer.status()["running"] is True
-        peer.send("/wekinator/control/deleteAllExamples")
-        assert peer.status()["examples"] == 0
-    finally:
-        daemon.stop()
+def test_wekinator_control_messages_do_the_same(live):
+    live.send("/wekinator/control/startRecording")
+    for (x, y), targets in EXAMPLES[:4]:
+        live.send("/ravemap/latent", *targets)
+        live.send("/wek/inputs", x, y)
+    live.send("/wekinator/control/stopRecording")
+    assert live.status()["examples"] == 4
+    live.send("/wekinator/control/train")
+    live.wait_for("/ravemap/train/done", timeout=60)
+    live.send("/wekinator/control/startRunning")
+    assert live.status()["running"] is True
+    live.send("/wekinator/control/deleteAllExamples")
+    assert live.status()["examples"] == 0
 
 
-def test_a_route_range_scales_a_max_patch_sending_0_to_127(tmp_path, tiny_model, loop_file, peer):
-    routes = [{"address": "/max/xy", "dims": [0, 1], "range": [0, 127]}]
-    daemon = _start(tmp_path, tiny_model, loop_file, peer, config={"osc": {"routes": routes}})
-    try:
-        peer.send("/max/xy", 127, 0)
-        assert peer.status()["inputs"] == [1.0, 0.0]
-    finally:
-        daemon.stop()
+def test_a_route_range_scales_a_max_patch_sending_0_to_127(live):
+    live.send("/max/xy", 127, 0)  # a route of the shared daemon's, ROUTES
+    assert live.status()["inputs"] == [1.0, 0.0]
 
 
-def test_training_with_no_examples_is_refused_and_run_needs_training(tmp_path, tiny_model, loop_file, peer):
-    daemon = _start(tmp_path, tiny_model, loop_file, peer)
-    try:
-        peer.send("/ravemap/train")
-        assert "no examples" in peer.wait_for("/ravemap/error")[0]
-        peer.send("/ravemap/run", 1)
-        assert "train first" in peer.wait_for("/ravemap/error")[0]
-        assert peer.status()["running"] is False
-    finally:
-        daemon.stop()
+def test_training_with_no_examples_is_refused_and_run_needs_training(live):
+    live.send("/ravemap/train")
+    assert "no examples" in live.wait_for("/ravemap/error")[0]
+    live.send("/ravemap/run", 1)
+    assert "train first" in live.wait_for("/ravemap/error")[0]
+    assert live.status()["running"] is False
 
 
-def test_mapping_save_load_and_new_by_name(tmp_path, tiny_model, loop_file, peer):
-    daemon = _start(tmp_path, tiny_model, loop_file, peer)
-    try:
-        _teach(peer)
-        peer.send("/ravemap/mapping/save", "set-one")
-        assert peer.wait_for("/ravemap/mapping") == ["set-one"]
-        peer.send("/ravemap/mapping/new", "blank")
-        assert peer.status()["examples"] == 0
-        peer.send("/ravemap/mapping/load", "set-one")  # read beside control: switched when it says so
-        assert peer.wait_for("/ravemap/mapping") == ["set-one"]
-        assert peer.status()["examples"] == len(EXAMPLES)
-        peer.send("/ravemap/mapping/load", "../etc/passwd")
-        refusal = peer.wait_for("/ravemap/error")[0]
-        assert "'../etc/passwd'" in refusal and "letters, digits" in refusal
-        assert peer.status()["mapping"] == "set-one"
-    finally:
-        daemon.stop()
-    assert (daemon.mappings / "set-one.json").is_file() and (daemon.mappings / "blank.json").is_file()
+def test_mapping_save_load_and_new_by_name(shared, live):
+    _teach(live)
+    live.send("/ravemap/mapping/save", "set-one")
+    assert live.wait_for("/ravemap/mapping") == ["set-one"]
+    live.send("/ravemap/mapping/new", "blank")
+    assert live.status()["examples"] == 0
+    live.send("/ravemap/mapping/load", "set-one")  # read beside control: switched when it says so
+    assert live.wait_for("/ravemap/mapping") == ["set-one"]
+    assert live.status()["examples"] == len(EXAMPLES)
+    live.send("/ravemap/mapping/load", "../etc/passwd")
+    refusal = live.wait_for("/ravemap/error")[0]
+    assert "'../etc/passwd'" in refusal and "letters, digits" in refusal
+    assert live.status()["mapping"] == "set-one"
+    # set-one written by its save, blank (changed: it is new) as the load switched away from it
+    mappings = shared.daemon.mappings
+    assert (mappings / "set-one.json").is_file() and (mappings / "blank.json").is_file()
 
 
-def test_transfer_gain_and_status_over_osc(tmp_path, tiny_model, loop_file, peer):
-    daemon = _start(tmp_path, tiny_model, loop_file, peer)
-    try:
-        peer.send("/ravemap/transfer", 0)
-        peer.send("/ravemap/gain", -6.0)
-        state = peer.status()
-        assert state["transfer"] is False and state["gain_db"] == -6.0
-        peer.send("/ravemap/gain", 99.0)
-        assert "gain" in peer.wait_for("/ravemap/error")[0]
-    finally:
-        daemon.stop()
+def test_transfer_gain_and_status_over_osc(live):
+    live.send("/ravemap/transfer", 0)
+    live.send("/ravemap/gain", -6.0)
+    state = live.status()
+    assert state["transfer"] is False and state["gain_db"] == -6.0
+    live.send("/ravemap/gain", 99.0)
+    assert "gain" in live.wait_for("/ravemap/error")[0]
 
 
 def test_a_model_swap_by_name_stays_inside_the_models_folder(tmp_path, tiny_model, streaming_model, loop_file, peer):

@@ -31,6 +31,7 @@ from pythonosc.osc_packet import OscPacket
 from ravemap.config import validate
 from ravemap.control.events import Command, Event, Inbox, SetInputs, SetTarget, SetTargets
 from ravemap.control.osc import MAX_ARGS, MAX_BUNDLE_DEPTH, MAX_PACKET, OscServer
+from tests.conftest import examples
 from tests.osc_peer import Daemon, OscPeer, build
 
 N_INPUTS = 2
@@ -351,13 +352,13 @@ def check_outcome(out: Outcome) -> None:
         assert reply and len(reply) <= 600 and reply.isprintable(), repr(reply[:100])
 
 
-@settings(max_examples=2000, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(2000), deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 @given(packets)
 def test_any_packet_is_refused_or_becomes_well_formed_events_and_never_raises(harness, data):
     check_outcome(harness.feed(data))
 
 
-@settings(max_examples=800, deadline=None, database=None)
+@settings(max_examples=examples(800), deadline=None, database=None)
 @given(st.builds(message, addresses, arg_lists))
 def test_every_well_framed_message_is_translated_never_skipped(harness, data):
     """Any address, any known type tags and arguments: it reaches translation and is answered."""
@@ -388,7 +389,7 @@ def _depth(packet: bytes) -> int:
     return 1 + deepest
 
 
-@settings(max_examples=400, deadline=None, database=None)
+@settings(max_examples=examples(400), deadline=None, database=None)
 @given(bundles())
 def test_a_well_framed_bundle_reaches_every_message_and_a_too_deep_one_is_refused_whole(harness, data):
     out = harness.feed(data)
@@ -519,7 +520,7 @@ events_in = st.lists(
 )
 
 
-@settings(max_examples=300, deadline=None, database=None)
+@settings(max_examples=examples(300), deadline=None, database=None)
 @given(capacity=st.integers(1, 16), script=events_in)
 def test_the_inbox_stays_bounded_keeps_order_and_the_newest_value_of_each_control_wins(capacity, script):
     inbox = Inbox(capacity)

@@ -4,7 +4,7 @@ in the user's folders, and writes nothing into site-packages or the current fold
 
 Every command runs with `HOME` in a folder of the test's own and no `XDG_*` variables, from an empty
 folder, through the venv's `ravemap` script: nothing of the checkout is importable there. The wheel and
-the venv are made once for this module (`-m "not installed"` leaves it out): building takes about 15 s,
+the venv are made once for this module. Only `-m installed` (or .ci/run) runs it: building takes about 15 s,
 installing torch and the rest 2.5 to 3.5 minutes on a busy 2-core machine, most of it unpacking and
 byte-compiling torch; the tests themselves about 25 s.
 """

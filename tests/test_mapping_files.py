@@ -33,6 +33,7 @@ from ravemap.mapping.store import (
     to_json,
     training_report,
 )
+from tests.conftest import examples
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
@@ -227,7 +228,7 @@ def saved_text(tmp_path_factory) -> str:
     return save_mapping(tmp_path_factory.mktemp("saved"), fresh("linear")).read_text(encoding="utf-8")
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=examples(60), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_a_file_cut_short_anywhere_gives_a_mapping_error(tmp_path, saved_text, data):
     cut = data.draw(st.integers(0, len(saved_text) - 2))  # the last "}" goes at least
@@ -236,7 +237,7 @@ def test_a_file_cut_short_anywhere_gives_a_mapping_error(tmp_path, saved_text, d
         load_mapping(tmp_path, "cut")
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(json_values)
 def test_from_json_on_random_json_raises_only_mapping_error(d):
     try:
@@ -252,7 +253,7 @@ FIELDS = [("format",), ("version",), ("name",), ("model",), ("input",), ("input"
           ("regressor", "state", "layers"), ("regressor", "state", "y_std"), ("training",), ("extras",)]
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=examples(400), deadline=None)
 @given(where=st.sampled_from(FIELDS), value=json_values, delete=st.booleans())
 def test_a_valid_file_with_any_field_replaced_or_removed_loads_or_raises_mapping_error(where, value, delete):
     d = valid_dict()
@@ -282,7 +283,7 @@ def name_is_allowed(name: str) -> bool:
 names = st.text(alphabet=st.sampled_from(list("aZ09 _.-/\\\x00:é~*\n")), max_size=70) | st.text(max_size=70)
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=examples(500), deadline=None)
 @given(name=names)
 def test_only_plain_names_are_accepted_and_they_stay_in_the_folder(tmp_path_factory, name):
     folder = tmp_path_factory.getbasetemp() / "names"

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ravemap.mapping.regressor import KINDS, Regressor, RegressorSettings, TrainingCancelled, fit
-from tests.conftest import REPO
+from tests.conftest import REPO, examples
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
@@ -271,7 +271,7 @@ def test_settings_round_trip_and_refuse_bad_values_naming_the_field():
             RegressorSettings.from_dict({field: value})
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(150), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.dictionaries(st.text(max_size=10), json_values, max_size=6))
 def test_settings_from_random_json_are_valid_or_a_value_error(d):
     with contextlib.suppress(ValueError):
@@ -299,7 +299,7 @@ def test_a_bad_or_foreign_regressor_state_says_what_is_wrong(change, message):
         Regressor.from_state(change(valid_states()["mlp"]))
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(200), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(kind=st.sampled_from(KINDS), key=st.sampled_from(
     ["version", "kind", "n_in", "n_out", "x_mean", "x_std", "y_mean", "y_std", "layers", "weight", "bias", "k",
      "power", "points", "outputs"]), value=json_values)

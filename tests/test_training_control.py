@@ -35,13 +35,39 @@ def _start(tmp_path, tiny_model, loop_file, peer, *extra) -> Daemon:
     return daemon
 
 
-def trainer_pid(daemon: Daemon) -> int:
-    """The daemon's trainer process: its child running `ravemap.mapping.trainer_worker`."""
-    pid = daemon.proc.pid
-    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    found = [int(c) for c in children if b"trainer_worker" in Path(f"/proc/{c}/cmdline").read_bytes()]
-    assert len(found) == 1, f"expected one trainer process among {children}"
-    return found[0]
+def children(pid: int) -> list[str]:
+    """The child processes of `pid`, whichever of its threads started them."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            found += (task / "children").read_text().split()
+        except FileNotFoundError:  # a thread that ended meanwhile
+            pass
+    return found
+
+
+def trainer_pid(daemon: Daemon, timeout: float = 30) -> int:
+    """The daemon's trainer process: its child running `ravemap.mapping.trainer_worker`. The daemon
+    starts it (from its session thread) with the first training, so this waits, polling every 10 ms,
+    until there is one."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = []
+        for child in (kids := children(daemon.proc.pid)):
+            try:
+                if b"trainer_worker" in Path(f"/proc/{child}/cmdline").read_bytes():
+                    found.append(int(child))
+            except FileNotFoundError:  # exited meanwhile
+                pass
+        assert len(found) <= 1, f"expected one trainer process among {kids}"
+        if found:
+            return found[0]
+        assert time.monotonic() < deadline, f"no trainer process among {kids} within {timeout} s"
+        time.sleep(0.01)
+
+
+def no_trainer_process(daemon: Daemon) -> bool:
+    return not any(b"trainer_worker" in Path(f"/proc/{c}/cmdline").read_bytes() for c in children(daemon.proc.pid))
 
 
 def gone(pid: int) -> bool:
@@ -109,10 +135,12 @@ def test_training_that_ends_after_another_mapping_was_opened_lands_on_the_mappin
     c_before = trained_mapping_c(daemon.mappings)
     try:
         record(peer, 300)
+        assert no_trainer_process(daemon), "a daemon starts its trainer process with the first training"
+        peer.send("/ravemap/train", 500)
         trainer = trainer_pid(daemon)
-        os.kill(trainer, signal.SIGSTOP)  # the job waits in its pipe: the switch certainly comes while A trains
+        # Stopped while it imports torch: the job waits in its pipe, so the switch certainly comes while A trains.
+        os.kill(trainer, signal.SIGSTOP)
         try:
-            peer.send("/ravemap/train", 500)
             until(lambda: peer.status()["training"], 10, "training accepted")
             peer.send(address, other)
             assert peer.wait_for("/ravemap/mapping", 10) == [other]
@@ -142,10 +170,10 @@ def test_training_that_ends_after_its_mapping_was_replaced_under_the_same_name_i
     daemon = _start(tmp_path, tiny_model, loop_file, peer, "--mapping", "A")
     try:
         record(peer, 50)
+        peer.send("/ravemap/train", 500)
         trainer = trainer_pid(daemon)
-        os.kill(trainer, signal.SIGSTOP)
+        os.kill(trainer, signal.SIGSTOP)  # as it starts up: the job waits in its pipe
         try:
-            peer.send("/ravemap/train", 500)
             until(lambda: peer.status()["training"], 10, "training accepted")
             peer.send("/ravemap/mapping/new", "A")  # a new, empty mapping called A
             until(lambda: peer.status()["examples"] == 0, 10, "the new mapping A opened")
@@ -184,11 +212,12 @@ def test_a_long_training_is_cancelled_over_osc_and_the_next_one_runs(tmp_path, t
 
 def test_a_stopped_trainer_process_is_reported_and_replaced(tmp_path, tiny_model, loop_file, peer):
     daemon = _start(tmp_path, tiny_model, loop_file, peer)
+    stuck = None
     try:
         record(peer, 20)
-        stuck = trainer_pid(daemon)
         peer.send("/ravemap/train", 1_000_000)
         wait_until_training_runs(peer)
+        stuck = trainer_pid(daemon)
         os.kill(stuck, signal.SIGSTOP)
         until(lambda: training_ended(peer), 60, "the stuck training reported")
         assert any("answered nothing" in e for e in errors(peer)), errors(peer)
@@ -197,7 +226,7 @@ def test_a_stopped_trainer_process_is_reported_and_replaced(tmp_path, tiny_model
         assert peer.wait_for("/ravemap/train/done", 60)[1] == 20
         assert trainer_pid(daemon) != stuck
     finally:
-        if not gone(stuck):
+        if stuck is not None and not gone(stuck):
             os.kill(stuck, signal.SIGKILL)
         assert daemon.stop() == 0
 

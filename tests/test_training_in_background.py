@@ -86,6 +86,28 @@ def test_training_runs_in_another_process_and_reports_on_the_trainer_thread(trai
     assert not trainer.busy and trainer.worker_pid == pid  # one persistent process
 
 
+def test_the_first_training_starts_the_trainer_process_and_runs_once_it_is_up():
+    """A daemon that never trains never starts the process; the first `train` starts it without waiting."""
+    def trainer_threads() -> set[threading.Thread]:
+        return {th for th in threading.enumerate() if th.name.startswith(THREAD_NAME)}
+
+    others = trainer_threads()  # the module's trainer, when a test before this one started it
+    t = Trainer()
+    try:
+        assert t.worker_pid is None and not t.busy and trainer_threads() == others, "no process, no threads"
+        x, y = poses()
+        report = train(t, x, y)
+        assert t.busy, "train returned at once, with the job waiting for the process"
+        report.wait(60)
+        assert report.message is None and report.calls == 1 and report.progress[-1][0] == 1.0
+        assert report.result is not None and report.result.examples == 8
+        pid = t.worker_pid
+        assert pid is not None and pid != os.getpid()
+        assert train(t, x, y).wait().result is not None and t.worker_pid == pid, "then it stays"
+    finally:
+        t.close()
+
+
 def test_the_trainer_process_runs_at_a_lower_priority(trainer):
     ours = os.getpriority(os.PRIO_PROCESS, 0)
     assert os.getpriority(os.PRIO_PROCESS, trainer.worker_pid) == min(19, ours + 10)

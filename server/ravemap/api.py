@@ -78,7 +78,6 @@ class Ravemap:
         self.session = Session(self.config, self.controls, self.inbox, self.feedback, self.trainer,
                                self.config.paths.mappings_dir, first, playback=self.playback)
         self.session.start()
-        self.trainer.start(wait=False)
         self._playing = self._started = False
 
     # -- lifecycle (caller's thread) -----------------------------------------------------

@@ -12,6 +12,10 @@ parent. It is a program of its own, not a multiprocessing child: it never import
 main module, so scripts without an `if __name__ == "__main__"` guard, `python -`, `python -c` and
 notebooks all train. It sets nice +10 and one torch thread, warms torch up, then fits one job at a
 time. It exits when told to, or as soon as its stdin closes (the daemon went away, even killed).
+It starts on first need: the first `train` starts it (a job handed over before it is ready runs
+as soon as it is, so the first training also waits for its start-up, a second or two), and a
+daemon that never trains never starts it (nor imports torch a second time). `start` starts it
+ahead of time, for a caller who wants the first training to begin at once.
 
 Threads, three per trainer process, and what each may do:
 - listener, "ravemap-trainer": the only reader of the child's stdout. It calls `on_progress` and
@@ -26,8 +30,10 @@ Threads, three per trainer process, and what each may do:
   ends with a message saying so, and a new child starts at once in its place.
 - any other thread (control, API, tests): `start`, `train`, `cancel`, `close`, `busy`, `worker_pid`.
   A lock guards the bookkeeping. `start` waits for the child to be ready (seconds: torch import)
-  and `close` for it to stop; `train`, `cancel` and `busy` never wait. After the child died,
-  `train` starts a new one without waiting: the job runs once it is up.
+  and `close` for it to stop; `train`, `cancel` and `busy` never wait. When no child runs (none
+  started yet, or the last one died), `train` starts one without waiting: the job runs once it
+  is up. The three threads exist only while a child does: none before the first `train` or
+  `start`.
 Callbacks come from the listener or the watchdog, one call at a time (a lock), never from the
 caller's thread; `on_progress` never comes after its job's `on_done`, and `train` may be called
 from inside `on_done`. An exception in a callback is logged (rate-limited) and swallowed.
@@ -141,12 +147,12 @@ class Trainer:
     # -- lifecycle -------------------------------------------------------------------------
 
     def start(self, wait: bool = True) -> None:
-        """Start the trainer process and wait until it is ready (torch imported and warmed up: a few
-        seconds on a busy 2-core machine). Idempotent. RuntimeError if it does not start.
+        """Start the trainer process ahead of the first `train` and wait until it is ready (torch
+        imported and warmed up: a few seconds on a busy 2-core machine). Idempotent. RuntimeError if
+        it does not start. Optional: `train` starts the process itself when none runs.
 
         With `wait=False` it only starts the process and returns: a job given to `train` before the
-        process is ready runs as soon as it is (the daemon starts this way, so that it is ready to
-        answer, and to stop, at once)."""
+        process is ready runs as soon as it is."""
         worker = self._ensure_worker()
         if not wait:
             return
