@@ -298,7 +298,7 @@ def measure_model_delay(play: Callable[[], np.ndarray], source: AudioSource, blo
     """
     sr = source.sr
     hop = ENVELOPE_HOP
-    n_blocks = max(2, math.ceil(min(source.n_samples, DELAY_MEASURE_S * sr) / block))
+    n_blocks = max(2, math.ceil(DELAY_MEASURE_S * sr / block))  # a short loop wraps round
     y = np.concatenate([play() for _ in range(n_blocks)]).mean(axis=1).astype(np.float64)
     n = y.size
     max_lag = min(max_lag if max_lag is not None else int(DELAY_SEARCH_S * sr), n // 2) // hop * hop

@@ -135,9 +135,13 @@ def model_delay(config: Config, model: RaveModel, loop: Loop | None = None,
                                  encode="cached", smoothing_ms=0.0)
     neutral = EngineControls(len(settings.latent_dims), tuple(config.latent.range))  # type: ignore[arg-type]
     neutral.fit_latent_size(info.latent_size)
-    processor = BlockProcessor(model, loop, settings, neutral, latents=latents)
-    with torch.inference_mode():
-        delay, strength = measure_model_delay(processor.next_block, loop, settings.block_size)
+    before = model.snapshot()  # a streaming model's state: the measurement must leave no trace
+    try:
+        processor = BlockProcessor(model, loop, settings, neutral, latents=latents)
+        with torch.inference_mode():
+            delay, strength = measure_model_delay(processor.next_block, loop, settings.block_size)
+    finally:
+        model.restore(before)
     if strength < FOLLOWS:
         log.warning("model delay of %s: its output does not follow the loudness of %s (match %.2f), so its "
                     "delay cannot be measured; the dry path is not delayed (set engine.model_delay)",
@@ -339,6 +343,22 @@ class Playback:
             self._hand_over(new)
             log.info("now playing loop %s (%.2f s)", path, new.loop.seconds)
             return new
+
+    def reencode(self) -> BlockProcessor | None:
+        """Encode the cached loop again at the controls' input gain (after a change); None if nothing to do."""
+        with self._swap_lock:
+            current = self.newest
+            if current.latents is None or current.encoded_gain_db == self.controls.input_gain_db:
+                return None
+            new = prepare_processor(self.config, self.controls, model=current.model, loop_path=current.loop.path,
+                                    warm_up=False, choice=current.latency)
+            self._hand_over(new)
+            log.info("loop encoded again at input gain %.1f dB", new.encoded_gain_db)
+            return new
+
+    def chain_status(self) -> dict:
+        """The performer's chain of what plays from the next block: model delay, limiter, mix, jitter, scale."""
+        return self.newest.chain_status()
 
     def _hand_over(self, new: BlockProcessor) -> None:
         if self.engine is None:

@@ -186,6 +186,8 @@ class BlockProcessor:
         This also takes TorchScript's slow first calls (it profiles and optimises them) off the clock.
         """
         blocks = max(2, math.ceil(WARMUP_SAMPLES / self.block))  # TorchScript also optimises on first calls
+        scale = self.controls.scale
+        self.shaper.jump(scale)  # the state settles with the latents scaled as they will play
         with torch.inference_mode():
             for k in range(blocks, 0, -1):
                 start = self.pos - k * self.block
@@ -195,7 +197,9 @@ class BlockProcessor:
                         self._src *= np.float32(db_to_gain(self.controls.input_gain_db))
                     else:  # live input has no past: settle on silence
                         self._src.fill(0.0)
-                self.model.decode(self._latents_for(start))
+                z = self._latents_for(start)
+                self.shaper.scale(z, scale)
+                self.model.decode(z)
 
     def _latents_for(self, start: int) -> torch.Tensor:
         """Latent frames for the block at sample `start`: from the cache, or by encoding `_src`."""
