@@ -152,7 +152,8 @@ def main() -> None:
           f"peak RSS {peak_rss:.0f} MiB")
     cost_ms = 1000 * block_s * (1 / on - 1 / off)
     print(f"  (e) chain all off {off:6.2f}x realtime, all on {on:6.2f}x realtime: the chain costs "
-          f"{cost_ms:.3f} ms per block ({100 * cost_ms / (1000 * block_s):.1f}% of the block's {1000 * block_s:.1f} ms)")
+          f"{cost_ms:.3f} ms per block ({100 * cost_ms / (1000 * block_s):.1f}% of the block's "
+          f"{1000 * block_s:.1f} ms)")
 
     # (d) The model alone at its smallest block, one latent frame per call: what a low-latency
     # engine pays per block. Medians over --frame-calls calls after a warm-up.

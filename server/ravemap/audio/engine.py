@@ -150,7 +150,7 @@ class Engine:
 
     @property
     def latency_frames(self) -> int:
-        """Most frames from a control change to its sound: the next block's start, the lead, the limiter's look-ahead."""
+        """Most frames from a control change to its sound: the next block's start, the lead, the look-ahead."""
         return self.target_fill + max(self.block_out, self.period) + self.lookahead_frames
 
     @property
