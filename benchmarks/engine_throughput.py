@@ -23,6 +23,7 @@ import resource
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -105,7 +106,27 @@ def main() -> None:
             for k in range(n):
                 model.decode(latents[k % n_loop_blocks])
 
-    contenders = {"engine": run_engine, "workshop": run_workshop, "decode": run_decode}
+    # (e) the chain, all off against all on, on the same model and block size.
+    def chain_processor(on: bool) -> BlockProcessor:
+        chain_controls = EngineControls(len(dims), (-3.0, 3.0), scale=0.9 if on else 1.0, jitter=0.5 if on else 0.0,
+                                        mix=0.5 if on else 1.0, input_gain_db=-3.0 if on else 0.0,
+                                        limit_db=-1.0 if on else None)
+        chain_controls.fit_latent_size(info.latent_size)
+        chain_controls.set_offsets([0.5] * len(dims))
+        settings = ProcessorSettings(args.block, dims, model_delay=1000 if on else 0, limiter=on)
+        return BlockProcessor(model, loop, settings, chain_controls)
+
+    chain_off, chain_on = chain_processor(False), chain_processor(True)
+
+    def run_chain(processor: BlockProcessor) -> Callable[[int], None]:
+        def run(n: int) -> None:
+            with torch.inference_mode():
+                for _ in range(n):
+                    processor.next_block()
+        return run
+
+    contenders = {"engine": run_engine, "workshop": run_workshop, "decode": run_decode,
+                  "chain off": run_chain(chain_off), "chain on": run_chain(chain_on)}
     for fn in contenders.values():  # warm-up: TorchScript optimises on first calls
         fn(3)
     engine.stats.worst_block_s = 0.0
@@ -117,6 +138,7 @@ def main() -> None:
             speeds[name].append(args.blocks * block_s / (time.perf_counter() - start))
 
     a, b, c = (statistics.median(speeds[k]) for k in ("engine", "workshop", "decode"))
+    off, on = (statistics.median(speeds[k]) for k in ("chain off", "chain on"))
     peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"model {info.describe()}")
     print(f"block {args.block} samples ({1000 * block_s:.1f} ms), torch threads {args.threads}, "
@@ -128,6 +150,10 @@ def main() -> None:
     print(f"  (a)/(c) = {a / c:.2f}  (target >= 0.9)")
     print(f"  engine worst block {1000 * engine.stats.worst_block_s:.1f} ms (budget {1000 * block_s:.1f} ms), "
           f"peak RSS {peak_rss:.0f} MiB")
+    cost_ms = 1000 * block_s * (1 / on - 1 / off)
+    print(f"  (e) chain all off {off:6.2f}x realtime, all on {on:6.2f}x realtime: the chain costs "
+          f"{cost_ms:.3f} ms per block ({100 * cost_ms / (1000 * block_s):.1f}% of the block's "
+          f"{1000 * block_s:.1f} ms)")
 
     # (d) The model alone at its smallest block, one latent frame per call: what a low-latency
     # engine pays per block. Medians over --frame-calls calls after a warm-up.

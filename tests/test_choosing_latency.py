@@ -113,7 +113,7 @@ def test_the_lead_is_whole_device_periods_and_follows_the_period_the_callback_as
     engine.ring.fill(np.zeros((1024, 1), dtype=np.float32))  # a device with 1024-frame periods
     engine._update_target(engine.processor)
     assert engine.target_fill % 1024 == 0 and engine.target_fill >= 1024
-    assert engine.latency_frames == engine.target_fill + max(engine.block_out, 1024)
+    assert engine.latency_frames == engine.target_fill + max(engine.block_out, 1024) + engine.lookahead_frames
 
 
 def test_the_choice_is_made_again_for_a_swapped_model(standin, loop_file, tmp_path):
@@ -198,7 +198,7 @@ def test_live_input_goes_back_to_its_delay_after_an_underrun(standin):
     for _ in range(4):
         _cycle(engine, in_ring, silence, period)
     steady = _click_delay(engine, in_ring, period)
-    assert steady == engine.live_delay_target
+    assert steady == engine.live_delay_target + engine.lookahead_frames  # the limiter looks ahead
     # The engine misses three callbacks: the device plays silence and input piles up.
     for _ in range(3):
         _cycle(engine, in_ring, silence, period, render=False)

@@ -69,7 +69,24 @@ class EngineConfig(Section):
     torch_threads: int = Field(1, ge=1, le=64, description="Torch intra-op threads for the model.")
     transfer: bool = Field(True, description="Style transfer at start: on plays the model, off the dry loop.")
     gain_db: float = Field(0.0, ge=-120.0, le=24.0, description="Output gain in dB.")
-    smoothing_ms: float = Field(50.0, ge=0.0, le=10000.0, description="Glide time of latent offsets.")
+    smoothing_ms: float = Field(50.0, ge=0.0, le=10000.0, description="Glide time of latent offsets and scales.")
+    mix: float = Field(
+        1.0, ge=0.0, le=1.0,
+        description="Dry/wet at start: 0 plays the source delayed by the model's delay (bit-exact), 1 the model.",
+    )
+    model_delay: int | None = Field(
+        None, ge=0, le=192000,
+        description="Samples the dry path is delayed by to line up with the model; empty: measured at load "
+        "(the loop cross-correlated with its reconstruction).",
+    )
+    input_gain_db: float = Field(
+        0.0, ge=-60.0, le=24.0, description="Gain in dB on the loop or live input, before the encoder."
+    )
+    limit_db: float | None = Field(
+        -1.0, ge=-60.0, le=0.0,
+        description="Ceiling in dBFS of the output's look-ahead limiter (adds its 5 ms look-ahead to the "
+        "latency); empty: no limiter, only the last-resort clip at [-1, 1].",
+    )
 
 
 class LatentConfig(Section):
@@ -77,6 +94,25 @@ class LatentConfig(Section):
         (0, 1, 2, 3), description="Latent dimensions the offsets (sliders, mapping) move, in order."
     )
     range: tuple[float, float] = Field((-3.0, 3.0), description="Offsets are clamped to [low, high].")
+    scale: float | tuple[float, ...] = Field(
+        1.0,
+        description="The model's own latent is multiplied by this before the offsets are added, on every latent "
+        "dim of the model: one number (-4..4) for all, or a list, one per dim (checked at load); 0 removes the "
+        "loop's influence.",
+    )
+    jitter: float = Field(
+        0.0, ge=0.0, le=3.0, description="Std of Gaussian noise added to every latent dim, a new draw per frame."
+    )
+
+    @field_validator("scale")
+    @classmethod
+    def _scale(cls, value: float | tuple[float, ...]) -> float | tuple[float, ...]:
+        values = (value,) if isinstance(value, int | float) else value
+        if not values:
+            raise ValueError("give one number for every dim, or a list with one per latent dim of the model")
+        if any(not -4.0 <= v <= 4.0 for v in values):
+            raise ValueError("scale must be in range -4..4")
+        return value
 
     @field_validator("dims")
     @classmethod

@@ -143,9 +143,15 @@ class Engine:
         self._period_seen = period
 
     @property
+    def lookahead_frames(self) -> int:
+        """The limiter's look-ahead at the output's rate (0 without a limiter at load)."""
+        processor = self.processor
+        return math.ceil(processor.limiter.lookahead * self.out_sr / processor.model.info.sr)
+
+    @property
     def latency_frames(self) -> int:
-        """Most frames from a control change to its sound: the next block's start, then the lead."""
-        return self.target_fill + max(self.block_out, self.period)
+        """Most frames from a control change to its sound: the next block's start, the lead, the look-ahead."""
+        return self.target_fill + max(self.block_out, self.period) + self.lookahead_frames
 
     @property
     def latency_ms(self) -> float:
@@ -159,9 +165,12 @@ class Engine:
     def describe_latency(self) -> str:
         choice = self.processor.latency
         raised = f", raised {self.lead_raises}x after underruns" if self.lead_raises else ""
+        lookahead = self.processor.limiter.lookahead
+        limiter = f", limiter look-ahead {lookahead} samples" if lookahead else ""
         return (f"block {self.processor.block} samples, lead {self.target_fill} frames "
-                f"({self.target_fill / self.block_out:.2f} blocks{raised}), period {self.period}, "
-                f"latency {self.latency_ms:.1f} ms ({choice.describe()})")
+                f"({self.target_fill / self.block_out:.2f} blocks{raised}), period {self.period}{limiter}, "
+                f"latency {self.latency_ms:.1f} ms ({choice.describe()}); "
+                f"model delay {self.processor.model_delay} samples")
 
     # -- control side -------------------------------------------------------------------
     def swap(self, processor: BlockProcessor) -> None:
@@ -240,6 +249,9 @@ class Engine:
         if new.model is old.model or new.model.info.sr == old.model.info.sr:
             new.pos = old.pos % new.loop.n_samples
         new.smoother.current[:] = old.smoother.current[: len(new.smoother.current)]
+        if new.shaper.n == old.shaper.n:
+            new.shaper.current[:] = old.shaper.current
+        new.limiter.take_over(old.limiter)  # the look-ahead's samples play on: no gap at the swap
         new.safety = old.safety
         self.processor = new
         self._configure_output(new)

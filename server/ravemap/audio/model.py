@@ -70,6 +70,17 @@ class RaveModel:
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         return self._decode(z)
 
+    def snapshot(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """A copy of every buffer (a streaming export's state), for `restore`."""
+        return [(buf, buf.detach().clone()) for _, buf in self.module.named_buffers()]
+
+    @staticmethod
+    def restore(snapshot: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
+        """Put the buffers back as `snapshot` found them: what ran in between leaves no trace."""
+        with torch.inference_mode():  # a streaming export's buffers become inference tensors as it plays
+            for buf, saved in snapshot:
+                buf.copy_(saved)
+
 
 def load_model(path: str | Path) -> RaveModel:
     """Load and validate a RAVE/nn~ export; raise `ModelError` if it is not one."""

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import weakref
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -24,13 +25,15 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from ravemap import locations
 from ravemap.audio import latency
+from ravemap.audio.chain import FOLLOWS, measure_model_delay
 from ravemap.audio.controls import EngineControls
 from ravemap.audio.engine import Engine
 from ravemap.audio.headless import HeadlessOutput
 from ravemap.audio.latency import LatencyChoice
 from ravemap.audio.live import LiveInput
-from ravemap.audio.model import RaveModel, load_model
+from ravemap.audio.model import ModelInfo, RaveModel, load_model
 from ravemap.audio.processor import BlockProcessor, ProcessorSettings, check_settings, encode_loop
 from ravemap.audio.ring import FrameRing
 from ravemap.audio.source import Loop, fit_to_ratio, load_loop
@@ -50,6 +53,8 @@ def processor_settings(config: Config, block_size: int) -> ProcessorSettings:
         latent_dims=tuple(config.latent.dims),
         encode=config.engine.encode,
         smoothing_ms=config.engine.smoothing_ms,
+        model_delay=config.engine.model_delay or 0,
+        limiter=config.engine.limit_db is not None,
     )
 
 
@@ -59,6 +64,11 @@ def make_controls(config: Config) -> EngineControls:
         offset_range=tuple(config.latent.range),  # type: ignore[arg-type]
         transfer=config.engine.transfer,
         gain_db=config.engine.gain_db,
+        scale=config.latent.scale,
+        jitter=config.latent.jitter,
+        mix=config.engine.mix,
+        input_gain_db=config.engine.input_gain_db,
+        limit_db=config.engine.limit_db,
     )
 
 
@@ -75,19 +85,73 @@ def prepare_processor(config: Config, controls: EngineControls, model: RaveModel
     if model is None:
         model = load_model(model_path or config.engine.model)
     info = model.info
+    _check_scale(controls, info)
     if live is not None:
         settings = replace(processor_settings(config, info.ratio), encode="live")
         check_settings(settings, model)
         choice = choice or choose_latency(config, model, settings, timing_source(model))
-        return BlockProcessor(model, live, replace(settings, block_size=choice.block), controls,
+        delay = model_delay(config, model)
+        controls.fit_latent_size(info.latent_size, info.path.name)
+        return BlockProcessor(model, live, replace(settings, block_size=choice.block, model_delay=delay), controls,
                               latency=choice)
     loop = load_loop(loop_path or config.engine.loop, info.sr, info.in_channels, info.ratio)
     settings = processor_settings(config, info.ratio)
     check_settings(settings, model)
-    latents = encode_loop(model, loop) if settings.encode == "cached" else None
+    gain_db = controls.input_gain_db
+    latents = encode_loop(model, loop, gain_db) if settings.encode == "cached" else None
     choice = choice or choose_latency(config, model, settings, loop, latents)
-    return BlockProcessor(model, loop, replace(settings, block_size=choice.block), controls, latents=latents,
-                          warm_up=warm_up, latency=choice)
+    delay = model_delay(config, model, loop, latents)
+    controls.fit_latent_size(info.latent_size, info.path.name)
+    return BlockProcessor(model, loop, replace(settings, block_size=choice.block, model_delay=delay), controls,
+                          latents=latents, warm_up=warm_up, latency=choice, encoded_gain_db=gain_db)
+
+
+def _check_scale(controls: EngineControls, info: ModelInfo) -> None:
+    """Refuse a `latent.scale` list that does not have one value per latent dim of this model (before any work)."""
+    listed = controls.scale_list
+    if listed is not None and len(listed) != info.latent_size:
+        raise ConfigError(f"latent.scale: {len(listed)} values given but {info.path.name} has {info.latent_size} "
+                          f"latent dims; give one number for every dim, or {info.latent_size} numbers")
+
+
+_MEASURED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> its measured delay
+
+
+def model_delay(config: Config, model: RaveModel, loop: Loop | None = None,
+                latents: torch.Tensor | None = None) -> int:
+    """The dry path's delay: `engine.model_delay`, else measured once per loaded model (on `loop`, or
+    the embedded default loop for live input) before the model plays. A loop swap keeps the model's."""
+    if config.engine.model_delay is not None:
+        return config.engine.model_delay
+    known = _MEASURED.get(model)
+    if known is not None:
+        return known
+    info = model.info
+    if loop is None:
+        loop = load_loop(locations.embedded_loop(), info.sr, info.in_channels, info.ratio)
+    if latents is None:
+        latents = encode_loop(model, loop)
+    ratio = info.ratio
+    settings = ProcessorSettings(block_size=ratio * max(1, 2048 // ratio), latent_dims=tuple(config.latent.dims),
+                                 encode="cached", smoothing_ms=0.0)
+    neutral = EngineControls(len(settings.latent_dims), tuple(config.latent.range))  # type: ignore[arg-type]
+    neutral.fit_latent_size(info.latent_size)
+    before = model.snapshot()  # a streaming model's state: the measurement must leave no trace
+    try:
+        processor = BlockProcessor(model, loop, settings, neutral, latents=latents)
+        with torch.inference_mode():
+            delay, strength = measure_model_delay(processor.next_block, loop, settings.block_size)
+    finally:
+        model.restore(before)
+    if strength < FOLLOWS:
+        log.warning("model delay of %s: its output does not follow the loudness of %s (match %.2f), so its "
+                    "delay cannot be measured; the dry path is not delayed (set engine.model_delay)",
+                    info.path.name, loop.path.name, strength)
+    else:
+        log.info("model delay of %s: %d samples (%.1f ms, match %.2f, measured on %s)", info.path.name, delay,
+                 1000 * delay / info.sr, strength, loop.path.name)
+    _MEASURED[model] = delay
+    return delay
 
 
 def choose_latency(config: Config, model: RaveModel, settings: ProcessorSettings, source: Loop,
@@ -280,6 +344,22 @@ class Playback:
             self._hand_over(new)
             log.info("now playing loop %s (%.2f s)", path, new.loop.seconds)
             return new
+
+    def reencode(self) -> BlockProcessor | None:
+        """Encode the cached loop again at the controls' input gain (after a change); None if nothing to do."""
+        with self._swap_lock:
+            current = self.newest
+            if current.latents is None or current.encoded_gain_db == self.controls.input_gain_db:
+                return None
+            new = prepare_processor(self.config, self.controls, model=current.model, loop_path=current.loop.path,
+                                    warm_up=False, choice=current.latency)
+            self._hand_over(new)
+            log.info("loop encoded again at input gain %.1f dB", new.encoded_gain_db)
+            return new
+
+    def chain_status(self) -> dict:
+        """The performer's chain of what plays from the next block: model delay, limiter, mix, jitter, scale."""
+        return self.newest.chain_status()
 
     def _hand_over(self, new: BlockProcessor) -> None:
         if self.engine is None:

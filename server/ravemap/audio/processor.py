@@ -1,4 +1,5 @@
-"""One block of audio: source -> latents (+ offsets) -> decode -> gain -> safety.
+"""One block of audio: source -> input gain -> latents (x scale + offsets + jitter) -> decode
+-> dry/wet mix -> gain -> limiter -> safety.
 
 `BlockProcessor.next_block()` is the single code path that makes sound: the engine
 thread calls it ahead of the audio callback, and `ravemap render` calls it in a plain loop.
@@ -16,6 +17,15 @@ the state it will have every time the loop comes round.
 Offsets are smoothed per latent frame with a one-pole filter, so a jump in a slider
 glides over `smoothing_ms` instead of clicking.
 
+The performer's chain (server/ravemap/audio/chain.py): the input gain multiplies the source
+before the encoder (with `encode: cached` the loop was encoded at load with the gain of that
+moment: a later change moves the dry path at once and the model's input when the loop is encoded
+again, e.g. by `Playback.reencode`); the model's latents are scaled per dim, offset, jittered;
+the dry source, delayed by the model's own delay (`settings.model_delay`), is mixed with the
+model's output; transfer off plays the undelayed source as before; the limiter (look-ahead
+`lookahead` samples, present when `engine.limit_db` was set at load) turns the output down to
+its ceiling, and `make_safe` stays behind it as the last resort.
+
 Threads: built on any thread (start-up, a loader thread for hot swaps); `next_block`
 is called by one thread only (the engine thread, or the renderer). Reads
 `EngineControls` once per block.
@@ -29,6 +39,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ravemap.audio.chain import DelayLine, GainRamp, LatentShaper, Limiter, Mixer, db_to_gain, lookahead_samples
 from ravemap.audio.controls import EngineControls
 from ravemap.audio.latency import LatencyChoice
 from ravemap.audio.model import RaveModel
@@ -48,6 +59,9 @@ class ProcessorSettings:
     latent_dims: tuple[int, ...]
     encode: str = "cached"
     smoothing_ms: float = 50.0
+    model_delay: int = 0  # samples the dry path is delayed by, to line up with the model's output
+    limiter: bool = False  # a look-ahead limiter (engine.limit_db set at load); off: no look-ahead
+    seed: int = 0  # the jitter's generator
 
 
 def check_settings(settings: ProcessorSettings, model: RaveModel) -> None:
@@ -69,8 +83,9 @@ def check_settings(settings: ProcessorSettings, model: RaveModel) -> None:
         raise ConfigError(f"engine.encode: {settings.encode!r} is not one of {', '.join(ENCODE_MODES)}")
 
 
-def encode_loop(model: RaveModel, loop: AudioSource) -> torch.Tensor:
-    """Encode a whole loop once, circularly: returns `z[1, latent_size, n_frames]`."""
+def encode_loop(model: RaveModel, loop: AudioSource, gain_db: float = 0.0) -> torch.Tensor:
+    """Encode a whole loop once, circularly, at an input gain: returns `z[1, latent_size, n_frames]`."""
+    gain = db_to_gain(gain_db)
     ratio = model.info.ratio
     n_frames = loop.n_samples // ratio
     context = max(8, math.ceil(MIN_CONTEXT_SAMPLES / ratio))
@@ -81,6 +96,8 @@ def encode_loop(model: RaveModel, loop: AudioSource) -> torch.Tensor:
             span = f1 - f0 + 2 * context
             x = np.empty((loop.samples.shape[0], span * ratio), dtype=np.float32)
             loop.read((f0 - context) * ratio, span * ratio, x)
+            if gain != 1.0:
+                x *= np.float32(gain)
             z = model.encode(torch.from_numpy(x)[None])
             out[:, :, f0:f1] = z[:, :, context : context + f1 - f0]
     return out
@@ -110,7 +127,7 @@ class BlockProcessor:
 
     def __init__(self, model: RaveModel, loop: AudioSource, settings: ProcessorSettings,
                  controls: EngineControls, latents: torch.Tensor | None = None, warm_up: bool = True,
-                 latency: LatencyChoice | None = None):
+                 latency: LatencyChoice | None = None, encoded_gain_db: float | None = None):
         check_settings(settings, model)
         if loop.sr != model.info.sr or loop.samples.shape[0] != model.info.in_channels:
             raise ValueError("the loop must be prepared at the model's rate and input channels")
@@ -140,7 +157,22 @@ class BlockProcessor:
         self._frame_index = torch.arange(self.frames_per_block)
         self._ramp = np.linspace(0.0, 1.0, self.block, endpoint=False, dtype=np.float32)[:, None]
         self._transfer = controls.transfer
-        self._gain = _db_to_gain(controls.gain_db)
+        self._gain = db_to_gain(controls.gain_db)
+        # The performer's chain, its buffers allocated here.
+        block, in_ch, out_ch = self.block, info.in_channels, info.out_channels
+        self.model_delay = int(settings.model_delay)
+        # The input gain the cached latents were encoded with (`encode: cached` only).
+        self.encoded_gain_db = controls.input_gain_db if encoded_gain_db is None else encoded_gain_db
+        self.shaper = LatentShaper(info.latent_size, self.frames_per_block, info.ratio / info.sr,
+                                   settings.smoothing_ms, seed=settings.seed)
+        self.input_gain = GainRamp(block, controls.input_gain_db)
+        self.dry_gain = GainRamp(block, controls.input_gain_db)
+        self.mixer = Mixer(block, out_ch, controls.mix)
+        self.limiter = Limiter(info.sr, out_ch, block,
+                               lookahead_samples(info.sr, 0.0 if settings.limiter else None))
+        self._dry = np.zeros((in_ch, block), dtype=np.float32)  # the source, delayed by the model's delay
+        self._mixed = np.empty((block, out_ch), dtype=np.float32)
+        self._dry_line = None if loop.seekable else DelayLine(in_ch, self.model_delay, block)
         if warm_up:
             self._warm_up()
 
@@ -154,15 +186,20 @@ class BlockProcessor:
         This also takes TorchScript's slow first calls (it profiles and optimises them) off the clock.
         """
         blocks = max(2, math.ceil(WARMUP_SAMPLES / self.block))  # TorchScript also optimises on first calls
+        scale = self.controls.scale
+        self.shaper.jump(scale)  # the state settles with the latents scaled as they will play
         with torch.inference_mode():
             for k in range(blocks, 0, -1):
                 start = self.pos - k * self.block
                 if self.latents is None:
                     if self.loop.seekable:
                         self.loop.read(start, self.block, self._src)
+                        self._src *= np.float32(db_to_gain(self.controls.input_gain_db))
                     else:  # live input has no past: settle on silence
                         self._src.fill(0.0)
-                self.model.decode(self._latents_for(start))
+                z = self._latents_for(start)
+                self.shaper.scale(z, scale)
+                self.model.decode(z)
 
     def _latents_for(self, start: int) -> torch.Tensor:
         """Latent frames for the block at sample `start`: from the cache, or by encoding `_src`."""
@@ -176,30 +213,48 @@ class BlockProcessor:
         """Make the next block; always returns finite samples in [-1, 1]."""
         controls = self.controls
         offsets, transfer, gain_db = controls.offsets, controls.transfer, controls.gain_db
+        scale, jitter, mix = controls.scale, controls.jitter, controls.mix
+        input_db, limit_db = controls.input_gain_db, controls.limit_db
         self.loop.read(self.pos, self.block, self._src)
+        self.input_gain.apply(self._src, input_db, axis=1)
         dry = adapt_channels(self._src.T, self.out_channels).T
-        wet = self._decode_block(offsets)
-        out = self._mix(dry, wet, transfer)
+        wet = self._decode_block(offsets, scale, jitter)
+        self.mixer.process(self._delayed_dry(input_db), wet, mix, self._mixed)
+        out = self._mix(dry, self._mixed, transfer)
         # Paused is gain 0: the ramp fades out (and back in) over one block. The model keeps
         # running, so its state, the offsets and the mapping are as they were on resume.
-        self._apply_gain(out, 0.0 if controls.paused else _db_to_gain(gain_db))
+        self._apply_gain(out, 0.0 if controls.paused else db_to_gain(gain_db))
+        self.limiter.process(out, limit_db)
         make_safe(out, self.safety)
         self.pos = (self.pos + self.block) % self.loop.n_samples
         self.blocks += 1
         return out
 
-    def _decode_block(self, offsets: tuple[float, ...]) -> np.ndarray:
+    def _delayed_dry(self, input_db: float) -> np.ndarray:
+        """The source `model_delay` samples ago, at the input gain, `[frames, out_channels]`."""
+        if self._dry_line is None:  # a loop: read it where it was
+            self.loop.read(self.pos - self.model_delay, self.block, self._dry)
+            self.dry_gain.apply(self._dry, input_db, axis=1)
+        else:  # live input: the source already had its gain
+            self._dry_line.process(self._src, self._dry)
+        if self._dry.shape[0] == self.out_channels:
+            return self._dry.T
+        return adapt_channels(self._dry.T, self.out_channels).T
+
+    def _decode_block(self, offsets: tuple[float, ...], scale: tuple[float, ...], jitter: float) -> np.ndarray:
         with torch.inference_mode():
             z = self._latents_for(self.pos)
+            self.shaper.scale(z, scale)
             if len(offsets) == len(self.settings.latent_dims) and offsets:
                 steps = self.smoother.frames(offsets, self.frames_per_block, self._offsets)
                 z[0].index_add_(0, self.dims, torch.from_numpy(steps))
+            self.shaper.jitter(z, jitter)
             torch.nan_to_num_(z, nan=0.0, posinf=0.0, neginf=0.0)
             y = self.model.decode(z)
         return y[0].numpy().T
 
     def _mix(self, dry: np.ndarray, wet: np.ndarray, transfer: bool) -> np.ndarray:
-        """Dry or wet; a one-block crossfade when transfer was just switched."""
+        """Transfer on: the dry/wet mix; off: the undelayed source; a one-block crossfade when switched."""
         if transfer == self._transfer:
             return np.array(wet if transfer else dry, dtype=np.float32, copy=True)
         self._transfer = transfer
@@ -215,9 +270,21 @@ class BlockProcessor:
         self._gain = gain
 
     def set_offsets_now(self, offsets: tuple[float, ...]) -> None:
-        """Skip the glide: the next block starts at these offsets (for renders)."""
+        """Skip the glide: the next block starts at these offsets and the current scale (for renders)."""
         self.smoother.jump(offsets)
+        self.shaper.jump(self.controls.scale)
 
-
-def _db_to_gain(db: float) -> float:
-    return 1.0 if db == 0.0 else float(10.0 ** (db / 20.0))
+    def chain_status(self) -> dict:
+        """The performer's chain as it plays, for status replies (any thread: plain values)."""
+        controls = self.controls
+        return {
+            "model_delay_samples": self.model_delay,
+            "limit_db": controls.limit_db,
+            "limiter_lookahead_samples": self.limiter.lookahead,
+            "gain_reduction_db": round(self.limiter.reduction_db, 2),
+            "limiter_clamped": self.limiter.clamped,
+            "mix": controls.mix,
+            "jitter": controls.jitter,
+            "input_gain_db": controls.input_gain_db,
+            "scale": list(controls.scale),
+        }
