@@ -15,10 +15,10 @@ import pytest
 import ravemap.api
 import ravemap.control.midi
 import ravemap.control.osc
-from ravemap.control import vocabulary
 from ravemap import Ravemap
 from ravemap.audio.playback import make_controls
 from ravemap.config import MidiAction, load_config
+from ravemap.control import vocabulary
 from ravemap.control.events import Inbox
 from ravemap.control.feedback import Feedback
 from ravemap.errors import ModelError, SourceError

@@ -101,9 +101,9 @@ VOCABULARY: tuple[Entry, ...] = (
           "inputs", "rw", value="inputs", tables=("osc", W)),
     # -- latent -----------------------------------------------------------------------------------
     Entry("/ravemap/latent", "f…", "f…", "all manual latent targets at once", "targets", "rw",
-          range="latent", value="targets", reported=True),
+          range="latent", clip="both", value="targets", reported=True),
     Entry("/ravemap/latent/N", "f", "f", "one manual latent target, N from 0", "target", "rw",
-          range="latent", value="targets", reported=True, expect="one number"),
+          range="latent", clip="both", value="targets", reported=True, expect="one number"),
     # -- examples, training, running --------------------------------------------------------------
     Entry("/ravemap/record", "i", "i", "1: record an example each time the input changes; 0: stop", "record", "rw",
           range=((0, 1),), value="recording", reported=True, expect=ONOFF),
