@@ -2,7 +2,8 @@
 layout sends is one the daemon routes, what it listens for is what the daemon sends back, and
 the Pd patch, run by real Pure Data, teaches and runs a live daemon.
 
-The routed addresses come from `OscTranslator.addresses()` with the repository's config; the
+The addresses a layout may send are the vocabulary's (`ravemap.control.vocabulary`), which the
+translator routes with the repository's config (checked here too); the
 feedback addresses from the README's "Replies and feedback" paragraph (the documented contract)."""
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from ravemap.config import load_config
+from ravemap.control import vocabulary
 from ravemap.control.osc import OscTranslator
 from tests.conftest import REPO
 from tests.osc_peer import Daemon, OscPeer, free_udp_port
@@ -31,7 +33,8 @@ MAX_PATCHERS = [EXAMPLES / "max" / "ravemap.maxpat", EXAMPLES / "max" / "ravemap
 
 CONFIG = load_config(REPO / "config.yaml")
 N_TARGETS = len(CONFIG.latent.dims)
-ROUTED = set(OscTranslator(CONFIG.inputs.size, N_TARGETS, CONFIG.osc.routes).addresses())
+ROUTED = {e.address for e in vocabulary.entries()}
+assert set(OscTranslator(CONFIG.inputs.size, N_TARGETS, CONFIG.osc.routes).addresses()) == ROUTED
 
 
 def _feedback_addresses() -> set[str]:

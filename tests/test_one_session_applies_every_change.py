@@ -18,6 +18,7 @@ import ravemap.control.osc
 from ravemap import Ravemap
 from ravemap.audio.playback import make_controls
 from ravemap.config import MidiAction, load_config
+from ravemap.control import vocabulary
 from ravemap.control.events import Inbox
 from ravemap.control.feedback import Feedback
 from ravemap.errors import ModelError, SourceError
@@ -73,6 +74,17 @@ def test_every_command_a_surface_sends_has_a_handler_and_every_handler_a_surface
     assert everything - handlers == set(), "commands a surface sends that the session cannot apply"
     assert handlers - everything - API_PLUMBING == set(), "handlers no surface reaches"
     assert produced["python"] <= handlers and produced["midi"] <= handlers
+
+
+def test_the_handler_table_is_the_vocabularys(session):
+    """Every command an OSC address becomes (the vocabulary's `becomes`) has a handler, and every handler a
+    surface reaches over OSC is named in the vocabulary: the table, not the translator's code, is the list."""
+    declared = vocabulary.commands()
+    handlers = set(session.handlers)
+    assert declared - handlers == set(), "vocabulary entries that become commands the session cannot apply"
+    midi_or_python_only = handlers - declared - API_PLUMBING
+    assert midi_or_python_only <= surface_commands()["midi"] | surface_commands()["python"]
+    assert surface_commands()["osc"] <= declared, "the translator makes only commands the vocabulary declares"
 
 
 def test_the_translator_routes_only_to_commands_the_session_applies(session):

@@ -263,7 +263,7 @@ def get(daemon: Daemon, path: str, source: str = ALLOWED, host: str | None = Non
 
 
 def test_only_the_packaged_page_is_served(daemon):
-    status, headers, body = get(daemon, "/")
+    status, headers, body = get(daemon, "/", extra="Accept: text/html\r\n")  # a browser
     assert status == 200 and headers["content-type"].startswith("text/html") and b"XY pad" in body
     assert "default-src 'self'" in headers["content-security-policy"]
     assert headers["x-content-type-options"] == "nosniff"
@@ -278,6 +278,8 @@ def test_only_the_packaged_page_is_served(daemon):
         assert status in (400, 404), (path, status)
         assert b"import" not in body and b"root:" not in body
     assert get(daemon, "/", method="POST", extra="Content-Length: 0\r\n")[0] == 405
+    status, headers, body = get(daemon, "/")  # no Accept: text/html: an OSCQuery client, given the namespace
+    assert status == 200 and headers["content-type"].startswith("application/json") and b'"FULL_PATH": "/"' in body
 
 
 def test_strangers_other_sites_and_other_names_are_refused(daemon):

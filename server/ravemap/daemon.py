@@ -168,7 +168,8 @@ class Daemon:
         print(f"ravemap: OSC control on udp {host}:{port} ready, feedback to port {self.feedback.feedback_port}, "
               f"mapping {self.session.view.name!r}{latency}; Ctrl-C to stop", flush=True)
         if config.osc.zeroconf:
-            self.advertiser = Advertiser(config.osc.service_name, port, config.osc.host)
+            web_port = self.web.address[1] if self.web is not None else None
+            self.advertiser = Advertiser(config.osc.service_name, port, config.osc.host, web_port=web_port)
             self.advertiser.start()
 
     def _open_wekinator_port(self) -> None:
@@ -197,7 +198,8 @@ class Daemon:
         from ravemap.web.server import WebServer  # aiohttp is imported only when the page is served
 
         assert self.core is not None and self.session is not None and self.feedback is not None
-        self.web = WebServer(self.config, self.session, self.core.inbox, self.feedback)
+        assert self.osc is not None
+        self.web = WebServer(self.config, self.session, self.core.inbox, self.feedback, osc_port=self.osc.address[1])
         self.web.start()
         print(f"ravemap: control page on {self.web.url} (open it in a browser on the same network)", flush=True)
         if self.qr:

@@ -39,7 +39,9 @@ from pythonosc.osc_message_builder import OscMessageBuilder
 from pythonosc.osc_packet import OscPacket
 
 from ravemap.config import Config, OscRoute
+from ravemap.control import vocabulary
 from ravemap.control.events import Command, Event, Inbox, SetInputs, SetTarget, SetTargets
+from ravemap.control.vocabulary import Entry
 from ravemap.errors import DeviceError
 from ravemap.mapping.store import MAX_NAME
 from ravemap.ratelimit import RateLimitedLog
@@ -267,7 +269,12 @@ class Route:
 
 # -- translation -----------------------------------------------------------------------------
 class OscTranslator:
-    """Address -> event. `translate` raises BadMessage with the reason for the sender."""
+    """Address -> event. `translate` raises BadMessage with the reason for the sender.
+
+    The addresses are the vocabulary's (`control/vocabulary.py`): each entry's argument count is checked
+    from it first (with the entry's wording), then the address's own function below, if it has one,
+    checks the rest and makes the event; an entry with none becomes `Command(entry.becomes, args)` with
+    its arguments checked against its type tags and range (a new parameter is one vocabulary entry)."""
 
     def __init__(self, n_inputs: int, n_targets: int, routes: Sequence[OscRoute],
                  latent_range: tuple[float, float] = (-3.0, 3.0), wekinator_units: str = "unit"):
@@ -324,11 +331,66 @@ class OscTranslator:
             "/wekinator/control/runNewProject": _momentary(Command("new", (None,))),
         }
         commands.update({address: _cannot(why) for address, why in WEKINATOR_CANNOT.items()})
+        self.vocabulary = vocabulary.by_address()
+        undeclared = sorted(set(commands) - set(self.vocabulary))
+        if undeclared:
+            raise ValueError(f"OSC addresses missing from the vocabulary: {undeclared}")
+        self._own = set(commands)  # addresses with a function of their own (the rest: `_generic`)
+        for entry in self.vocabulary.values():
+            if entry.address not in commands and entry.becomes not in vocabulary.EVENTS:
+                commands[entry.address] = self._generic(entry)
         self.commands = commands
 
     def addresses(self) -> list[str]:
         """Every address this translator routes (for docs, layouts and tests)."""
         return sorted({*self.commands, *self.routes, "/ravemap/latent/N"})
+
+    def entry(self, address: str) -> Entry | None:
+        """The vocabulary entry of `address` (`/ravemap/latent/3` is `/ravemap/latent/N`'s)."""
+        found = self.vocabulary.get(address)
+        if found is None and address.startswith("/ravemap/latent/"):
+            found = self.vocabulary.get("/ravemap/latent/N")
+        return found
+
+    def ranges(self, entry: Entry) -> tuple[tuple[float, float] | None, ...]:
+        """One (low, high) per argument (None: no range), the config's names filled in."""
+        if entry.range == "latent":
+            return (self.latent_range,) * max(1, len(entry.tags))
+        if entry.range == "unit":
+            return ((0.0, 1.0),) * max(1, len(entry.tags))
+        return tuple(entry.range or ())
+
+    def _generic(self, entry: Entry) -> Callable[[str, Sequence[object]], Event | None]:
+        """An entry with no function of its own: its arguments checked against its type tags and range."""
+        def handler(address: str, args: Sequence[object]) -> Event:
+            ranges = self.ranges(entry)
+            values: list[object] = []
+            for i, value in enumerate(args):
+                tag = entry.tags[min(i, len(entry.tags) - 1)]
+                if tag == "s":
+                    if not isinstance(value, str):
+                        raise BadMessage(f"{address}: argument {i + 1} must be a string, got {type(value).__name__}")
+                    values.append(value)
+                    continue
+                number = _number(address, value, f"argument {i + 1}")
+                bounds = ranges[min(i, len(ranges) - 1)] if ranges else None
+                if bounds is not None and not bounds[0] <= number <= bounds[1]:
+                    if entry.clip != "both":
+                        raise BadMessage(f"{address}: argument {i + 1} must be in {bounds[0]:g}..{bounds[1]:g}, "
+                                         f"got {number:g}")
+                    number = min(max(number, bounds[0]), bounds[1])
+                values.append(int(number) if tag == "i" else number)
+            return Command(entry.becomes, tuple(values))
+        return handler
+
+    @staticmethod
+    def _check_count(entry: Entry, address: str, args: Sequence[object]) -> None:
+        tags = entry.tags
+        low = max(0, len(tags) - entry.optional)
+        high = MAX_ARGS if entry.variadic else max(len(tags), entry.optional)
+        spec = entry.expect or (f"{low} to {high} arguments ({entry.args})" if low != high
+                                else f"{low} argument(s) ({entry.args})")
+        _count(address, args, low, high, spec)
 
     def translate(self, address: str, args: Sequence[object]) -> Event | None:
         if len(address) > MAX_ADDRESS or not address.isprintable():
@@ -340,6 +402,9 @@ class OscTranslator:
             return self._inputs(route, args)
         handler = self.commands.get(address)
         if handler is not None:
+            entry = self.vocabulary.get(address)
+            if entry is not None and (entry.expect is not None or address not in self._own):
+                self._check_count(entry, address, args)
             return handler(address, args)
         if address.startswith("/ravemap/latent/"):
             return self._latent_one(address, args)

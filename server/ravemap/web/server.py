@@ -11,7 +11,15 @@ watcher that sends each page what changed; the watcher also looks every
 broadcast. So TouchOSC, MIDI, the Python API and every page see one state.
 
 What is served: the files shipped in `server/ravemap/web/static/` (read once at start) at `/` and
-`/<name>`, and the WebSocket at `/ws`; nothing else (404), no directory, no file system path.
+`/<name>`, the page's WebSocket at `/ws`, and OSCQuery (`control/oscquery.py`): no directory, no
+file system path. Which one answers a GET (the rule the README states):
+- a WebSocket upgrade on any other path than `/ws` is an OSCQuery client's (LISTEN/IGNORE in JSON text,
+  OSC packets in binary frames, PATH_CHANGED pushed);
+- `/` without a query string, from a client whose `Accept` names `text/html` (every browser), is the page;
+- `/app.js` and the page's other files, without a query string, are those files;
+- everything else is OSCQuery: `/` the namespace, `/ravemap/xy` one node, `?VALUE` (`?TYPE`, ...) one
+  attribute, `/?HOST_INFO` the host info; an unknown path 404, an unknown attribute 400 (both counted);
+  at most `OSCQUERY_RATE` requests a second per peer (429 past that, counted).
 Guarded like the OSC port: bound on `osc.host`, a peer outside `osc.allow` gets 403, a
 `Host` header that is not an IP address or this machine's name gets 421 (a page of another
 site whose name was pointed at this machine cannot use it), and a WebSocket whose `Origin` is
@@ -55,7 +63,8 @@ from aiohttp.http_websocket import WebSocketError
 from ravemap.config import Config
 from ravemap.control.events import Command, Inbox
 from ravemap.control.feedback import Feedback
-from ravemap.control.osc import AllowList
+from ravemap.control.osc import AllowList, BadMessage, BadPacket, check_framing, decode_packet, encode_message
+from ravemap.control.oscquery import ATTRIBUTES, Namespace, shape_of
 from ravemap.errors import DeviceError
 from ravemap.ratelimit import RateLimit, RateLimitedLog
 from ravemap.web.address import page_url
@@ -88,6 +97,12 @@ HEADERS = {
     "Cache-Control": "no-store",
 }
 PUSH_ORDER = ("config", "lists", "state", "examples", "field")  # latest-value slots, sent in this order
+MAX_QUERY = 64  # characters of an OSCQuery query string (`HOST_INFO`, `VALUE`, ...)
+MAX_PATH = 256  # characters of an OSCQuery path
+OSCQUERY_RATE = 100.0  # OSCQuery HTTP requests a second per peer address (bursts as many)
+MAX_PEERS = 256  # peer addresses whose OSCQuery request budgets are kept
+MAX_LISTENS = 1024  # paths one OSCQuery client may LISTEN to
+MAX_OSC_PACKET = 16384
 
 
 @dataclass
@@ -103,6 +118,14 @@ class WebCounters:
     bad: int = 0
     rate_limited: int = 0
     errors_suppressed: int = 0
+    oscquery_requests: int = 0
+    oscquery_not_found: int = 0
+    oscquery_bad: int = 0
+    oscquery_rate_limited: int = 0
+    oscquery_clients: int = 0
+    oscquery_messages: int = 0
+    oscquery_malformed: int = 0
+    oscquery_osc_refused: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -155,11 +178,34 @@ class Page:
         return None
 
 
+class QueryClient:
+    """One OSCQuery WebSocket: what it listens to, its rate budget, and what waits to be sent to it
+    (the newest value per path, latest wins; at most `MAX_EVENTS` PATH_CHANGED texts)."""
+
+    def __init__(self, ws: web.WebSocketResponse, peer: str):
+        self.ws = ws
+        self.peer = peer
+        self.reads = RateLimit(BURST, BURST / RATE)
+        self.listening: set[str] = set()
+        self.values: dict[str, bytes] = {}
+        self.texts: deque[str] = deque(maxlen=MAX_EVENTS)
+        self.wake = asyncio.Event()
+
+    def push_value(self, path: str, packet: bytes) -> None:
+        self.values.pop(path, None)
+        self.values[path] = packet
+        self.wake.set()
+
+    def push_text(self, text: str) -> None:
+        self.texts.append(text)
+        self.wake.set()
+
+
 class WebServer:
     """Serves the page on `osc.host:web.port`; see the module docstring."""
 
     def __init__(self, config: Config, session: Session, inbox: Inbox, feedback: Feedback,
-                 port: int | None = None):
+                 port: int | None = None, osc_port: int | None = None):
         self.config = config
         self.session = session
         self.inbox = inbox
@@ -169,6 +215,11 @@ class WebServer:
         self.counters = WebCounters()
         self.assets = load_assets()
         self.pages: set[Page] = set()
+        self.query_clients: set[QueryClient] = set()
+        self.osc_port = config.osc.port if osc_port is None else osc_port
+        self._namespace: Namespace | None = None
+        self._query_values: dict[str, list[object]] = {}
+        self._query_budgets = RateLimit(OSCQUERY_RATE, 1.0, max_keys=MAX_PEERS)  # per peer address
         self._log = RateLimitedLog(log, seconds=2.0)
         self._names = _own_names()
         self._period = 1.0 / config.osc.latent_feedback_hz
@@ -239,12 +290,15 @@ class WebServer:
         log.info("web page: %d pages opened, %d messages; refused: %d hosts, %d origins, %d malformed, "
                  "%d oversized, %d unknown, %d bad, %d over the rate", c.pages_opened, c.messages,
                  c.refused_hosts, c.refused_origins, c.malformed, c.oversized, c.unknown, c.bad, c.rate_limited)
+        log.info("OSCQuery: %d requests, %d clients, %d messages; refused: %d not found, %d bad, %d over the rate, "
+                 "%d malformed, %d OSC messages", c.oscquery_requests, c.oscquery_clients, c.oscquery_messages,
+                 c.oscquery_not_found, c.oscquery_bad, c.oscquery_rate_limited, c.oscquery_malformed,
+                 c.oscquery_osc_refused)
 
     async def _startup(self) -> None:
         app = web.Application(middlewares=[self._guard], client_max_size=4096)
         app.router.add_get("/ws", self._websocket)
-        app.router.add_get("/", self._index)
-        app.router.add_get("/{name}", self._asset)
+        app.router.add_get("/{path:.*}", self._get)
         app.on_response_prepare.append(_add_headers)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=CLOSE_TIMEOUT_S)
         await self._runner.setup()
@@ -257,7 +311,8 @@ class WebServer:
             self._watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._watcher
-        closing = [page.ws.close(code=WSCloseCode.GOING_AWAY, message=b"ravemap is stopping") for page in self.pages]
+        closing = [client.ws.close(code=WSCloseCode.GOING_AWAY, message=b"ravemap is stopping")
+                   for client in (*self.pages, *self.query_clients)]
         if closing:  # a phone that went to sleep never answers the close: do not wait for it
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.gather(*closing, return_exceptions=True), CLOSE_TIMEOUT_S)
@@ -288,11 +343,72 @@ class WebServer:
         except ValueError:
             return name.lower().split(".", 1)[0] in self._names
 
-    async def _index(self, request: web.Request) -> web.Response:
-        return self._file("index.html")
+    async def _get(self, request: web.Request) -> web.StreamResponse:
+        """The page, its files, or OSCQuery: the rule is in the module docstring."""
+        path = request.path
+        if request.headers.get("Upgrade", "").lower() == "websocket":
+            return await self._query_websocket(request)
+        if not request.query_string:
+            if path == "/" and "text/html" in request.headers.get("Accept", ""):
+                return self._file("index.html")
+            if path[1:] in self.assets:
+                return self._file(path[1:])
+        return self._query(request)
 
-    async def _asset(self, request: web.Request) -> web.Response:
-        return self._file(request.match_info["name"])
+    # -- OSCQuery over HTTP ----------------------------------------------------------------------
+    def namespace(self) -> tuple[Namespace, dict[str, list[object]]]:
+        """The namespace for the session's current shape, and the current values."""
+        status = self.session.status()
+        shape = shape_of(status)
+        if self._namespace is None or self._namespace.shape != shape:
+            self._namespace = Namespace(self.config, shape)
+        return self._namespace, self._namespace.values(status)
+
+    def _query_refused(self, status: int, counter: str, remote: str, why: str) -> web.Response:
+        setattr(self.counters, counter, getattr(self.counters, counter) + 1)
+        self._log.warning("refused an OSCQuery request from %s: %s", remote, why, key=f"{counter}:{remote}")
+        return web.json_response({"ERROR": why}, status=status)
+
+    def _query(self, request: web.Request) -> web.Response:
+        self.counters.oscquery_requests += 1
+        remote = request.remote or ""
+        if not self._query_budgets.allow(remote):
+            return self._query_refused(429, "oscquery_rate_limited", remote,
+                                       f"over {int(OSCQUERY_RATE)} requests a second")
+        path, query = request.path, request.query_string
+        if len(query) > MAX_QUERY or len(path) > MAX_PATH:
+            return self._query_refused(400, "oscquery_bad", remote, f"a query of {len(query)} characters and a path "
+                                       f"of {len(path)}: at most {MAX_QUERY} and {MAX_PATH}")
+        if len(path) > 1:
+            path = path.rstrip("/")
+        namespace, values = self.namespace()
+        if query == "HOST_INFO":
+            return web.json_response(namespace.host_info(self.config.osc.service_name,
+                                                         self._osc_ip(request), self.osc_port))
+        node = namespace.node(path, values) if namespace.has(path) else None
+        if node is None:
+            return self._query_refused(404, "oscquery_not_found", remote, f"no OSC address {path[:80]!r}")
+        if not query:
+            return web.json_response(node)
+        attribute = query.split("=", 1)[0]
+        if attribute not in ATTRIBUTES:
+            return self._query_refused(400, "oscquery_bad", remote, f"unknown attribute {attribute[:40]!r}: one of "
+                                       f"{', '.join(ATTRIBUTES)} or HOST_INFO")
+        if attribute not in node:
+            return web.Response(status=204)  # the proposal: an attribute this node has no value for
+        return web.json_response({attribute: node[attribute]})
+
+    def _osc_ip(self, request: web.Request) -> str:
+        """The address the OSC port is reached at: `osc.host`, or, bound to every address, the one this
+        request came in on."""
+        host = self.config.osc.host
+        try:
+            if not ipaddress.ip_address(host).is_unspecified:
+                return host
+        except ValueError:
+            return host
+        sockname = request.transport.get_extra_info("sockname") if request.transport is not None else None
+        return str(sockname[0]) if sockname else host
 
     def _file(self, name: str) -> web.Response:
         found = self.assets.get(name)
@@ -343,6 +459,143 @@ class WebServer:
             sender.cancel()
             log.info("control page closed from %s (%d open)", page.peer, len(self.pages))
         return ws
+
+    # -- OSCQuery WebSocket ----------------------------------------------------------------------
+    async def _query_websocket(self, request: web.Request) -> web.StreamResponse:
+        origin = request.headers.get("Origin")
+        if origin is not None:  # a browser: only the page's own origin, as for `/ws`
+            parts = urlsplit(origin)
+            if parts.scheme not in ("http", "https") or parts.netloc.lower() != request.host.lower():
+                self.counters.refused_origins += 1
+                self._log.warning("refused an OSCQuery WebSocket from %s with Origin %r", request.remote,
+                                  origin[:80], key="origin:" + str(request.remote))
+                return web.Response(status=403, text="WebSocket refused: its Origin is not this page\n")
+        if len(self.pages) + len(self.query_clients) >= MAX_PAGES:
+            return web.Response(status=503, text=f"{MAX_PAGES} WebSockets are open already\n")
+        ws = web.WebSocketResponse(max_msg_size=MAX_FRAME, heartbeat=HEARTBEAT_S, compress=False,
+                                   timeout=CLOSE_TIMEOUT_S)
+        await ws.prepare(request)
+        client = QueryClient(ws, str(request.remote))
+        self.query_clients.add(client)
+        self.counters.oscquery_clients += 1
+        log.info("OSCQuery client connected from %s", client.peer)
+        self.namespace()  # PATH_CHANGED is about changes from what it could have read by now
+        sender = asyncio.get_running_loop().create_task(self._query_send_loop(client))
+        try:
+            async for msg in ws:
+                if msg.type in (WSMsgType.TEXT, WSMsgType.BINARY) and (wait := client.reads.wait()) > 0.0:
+                    self.counters.rate_limited += 1
+                    self._log.warning("OSCQuery client %s sends over %d messages a second: it is read no faster",
+                                      client.peer, int(RATE), key="qrate:" + client.peer)
+                    await asyncio.sleep(max(wait, THROTTLE_S))
+                    if request.transport is None or request.transport.is_closing():
+                        break
+                if msg.type == WSMsgType.TEXT:
+                    self._on_query_text(client, msg.data)
+                elif msg.type == WSMsgType.BINARY:
+                    self._on_query_osc(client, msg.data)
+                elif msg.type == WSMsgType.ERROR:
+                    if isinstance(msg.data, WebSocketError) and msg.data.code == WSCloseCode.MESSAGE_TOO_BIG:
+                        self.counters.oversized += 1
+                    break
+        finally:
+            self.query_clients.discard(client)
+            sender.cancel()
+            log.info("OSCQuery client gone from %s", client.peer)
+        return ws
+
+    def _query_malformed(self, client: QueryClient, why: str) -> None:
+        self.counters.oscquery_malformed += 1
+        self._log.warning("refused an OSCQuery message from %s: %s", client.peer, why, key="qbad:" + client.peer)
+
+    def _on_query_text(self, client: QueryClient, text: str) -> None:
+        self.counters.oscquery_messages += 1
+        if len(text) > 4096:
+            self._query_malformed(client, f"a command of {len(text)} characters")
+            return
+        try:
+            data = json.loads(text, parse_constant=lambda c: None)
+        except (ValueError, RecursionError):
+            self._query_malformed(client, "not JSON")
+            return
+        if not isinstance(data, dict) or data.get("COMMAND") not in ("LISTEN", "IGNORE") \
+                or not isinstance(data.get("DATA"), str):
+            self._query_malformed(client, 'expected {"COMMAND": "LISTEN" or "IGNORE", "DATA": "/path"}')
+            return
+        path = data["DATA"]
+        if data["COMMAND"] == "IGNORE":
+            client.listening.discard(path)
+            client.values.pop(path, None)
+            return
+        namespace, _ = self.namespace()
+        if not namespace.has(path):
+            self.counters.oscquery_not_found += 1
+            self._log.warning("OSCQuery LISTEN to an unknown path from %s", client.peer, key="qlisten:" + client.peer)
+            return
+        if len(client.listening) < MAX_LISTENS:
+            client.listening.add(path)
+
+    def _on_query_osc(self, client: QueryClient, data: bytes) -> None:
+        """Binary OSC from an OSCQuery client: through the OSC translator into the inbox, like a datagram."""
+        self.counters.oscquery_messages += 1
+        try:
+            if len(data) > MAX_OSC_PACKET:
+                raise BadPacket(f"{len(data)} bytes (at most {MAX_OSC_PACKET})")
+            check_framing(data)
+            messages = decode_packet(data)
+        except (ValueError, RecursionError) as err:
+            self._query_malformed(client, f"not a valid OSC packet: {str(err)[:120]}")
+            return
+        for address, args in messages:
+            try:
+                event = self.translator.osc.translate(address, args)
+            except BadMessage as err:
+                self.counters.oscquery_osc_refused += 1
+                self._log.warning("refused OSC from OSCQuery client %s: %s", client.peer, err,
+                                  key="qosc:" + client.peer)
+                continue
+            if event is not None:
+                self.inbox.put(event)
+        self._kick()
+
+    async def _query_send_loop(self, client: QueryClient) -> None:
+        ws = client.ws
+        try:
+            while not ws.closed:
+                await client.wake.wait()
+                client.wake.clear()
+                while not ws.closed:
+                    if client.texts:
+                        await ws.send_str(client.texts.popleft())
+                    elif client.values:
+                        path = next(iter(client.values))
+                        await ws.send_bytes(client.values.pop(path))
+                    else:
+                        break
+        except (ConnectionError, RuntimeError):
+            pass
+
+    def _refresh_query(self) -> None:
+        """Send listened values that changed, and PATH_CHANGED when the namespace's shape did."""
+        before = self._namespace
+        namespace, values = self.namespace()
+        if before is not None and namespace is not before:
+            old, new = before.paths(), namespace.paths()
+            changed = sorted(p for p in old.keys() | new.keys() if old.get(p) != new.get(p))
+            texts = [json.dumps({"COMMAND": "PATH_CHANGED", "DATA": p}) for p in changed[:16]]
+            if len(changed) > 16:
+                texts = [json.dumps({"COMMAND": "PATH_CHANGED", "DATA": "/"})]
+            log.info("OSCQuery namespace changed (%s)", ", ".join(changed[:8]))
+            for client in self.query_clients:
+                for text in texts:
+                    client.push_text(text)
+        last = self._query_values
+        self._query_values = values
+        for client in self.query_clients:
+            for path in client.listening:
+                value = values.get(path)
+                if value is not None and value != last.get(path):
+                    client.push_value(path, encode_message(path, *value))
 
     async def _send_loop(self, page: Page) -> None:
         ws = page.ws
@@ -448,10 +701,13 @@ class WebServer:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self._period)
             self._wake.clear()
-            if not self.pages:
+            if not self.pages and not self.query_clients:
                 continue
             try:
-                self._refresh()
+                if self.query_clients:
+                    self._refresh_query()
+                if self.pages:
+                    self._refresh()
             except Exception as err:  # a bug here must not stop the pushes; the next look tries again
                 self._log.warning("web page push failed: %r", err, key="push")
 

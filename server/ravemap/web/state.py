@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from ravemap.config import Config
+from ravemap.control import vocabulary
 from ravemap.mapping.store import Mapping
 from ravemap.names import check_name
 from ravemap.offline import learned_field
@@ -31,12 +32,14 @@ STATE_KEYS = ("mapping", "examples", "trained", "regressor", "recording", "runni
 
 
 def page_config(config: Config, pads: int) -> dict[str, Any]:
-    """What the page needs to build itself: how many faders, their range, how many pad fingers."""
+    """What the page needs to build itself: how many faders, their range, how many pad fingers, and the
+    parameter controls the vocabulary declares (`params`: the page builds one per entry with `page` set)."""
     return {
         "inputs": config.inputs.size,
         "dims": list(config.latent.dims),
         "range": list(config.latent.range),
         "pads": pads,
+        "params": vocabulary.page_params(),
     }
 
 
@@ -44,7 +47,8 @@ def page_state(session: Session) -> dict[str, Any]:
     """The session's state as the page shows it (numbers rounded: the page needs no more)."""
     view = session.view
     status = session.status()
-    state = {key: _finite(status[key]) for key in STATE_KEYS if key in status}
+    keys = (*STATE_KEYS, *(p["state"] for p in vocabulary.page_params() if p["state"]))
+    state = {key: _finite(status[key]) for key in keys if key in status}
     for key in ("inputs", "targets", "offsets"):
         state[key] = [round(float(v), 5) for v in state[key]]
     fraction, loss = view.progress

@@ -10,7 +10,7 @@
   const RETRY_MS = 1000;
 
   let ws = null;
-  let config = { inputs: 2, dims: [0, 1, 2, 3], range: [-3, 3], pads: 1 };
+  let config = { inputs: 2, dims: [0, 1, 2, 3], range: [-3, 3], pads: 1, params: [] };
   let state = null;
   let points = [];
   let field = null;
@@ -65,7 +65,7 @@
 
   function handle(message) {
     switch (message.type) {
-      case "config": config = message.config; buildFaders(); buildFieldMaps(); drawAll(); break;
+      case "config": config = message.config; buildFaders(); buildParams(); buildFieldMaps(); drawAll(); break;
       case "state": state = message.state; showState(); break;
       case "examples": points = message.points; drawAll(); break;
       case "field": field = message.field; buildFieldMaps(); drawAll(); break;
@@ -142,6 +142,78 @@
     });
   }
 
+  // -- parameter controls: one per entry of the daemon's OSC vocabulary that names a page control
+  // (config.params: address, kind "fader" or "toggle", name, range, unit, description, state key).
+  // A parameter added to the vocabulary appears here with no change to this page.
+  const params = [];  // {param, el, output, touchedAt, held}
+  function buildParams() {
+    $("params").textContent = "";
+    for (const old of document.querySelectorAll("[data-param]")) old.remove();
+    params.length = 0;
+    for (const param of config.params || []) {
+      const entry = { param, el: null, output: null, touchedAt: 0, held: false, settle: null };
+      if (param.kind === "toggle") {
+        const el = document.createElement("button");
+        el.type = "button";
+        el.textContent = param.name;
+        el.title = param.description;
+        el.dataset.param = param.address;
+        el.setAttribute("aria-pressed", "false");
+        el.addEventListener("click", () => command(param.address, [el.getAttribute("aria-pressed") === "true" ? 0 : 1]));
+        $("buttons").append(el);
+        entry.el = el;
+      } else {
+        const [low, high] = param.range;
+        const row = document.createElement("div");
+        row.className = "fader";
+        row.dataset.param = param.address;
+        const label = document.createElement("span");
+        label.textContent = param.name;
+        label.title = param.description;
+        const input = document.createElement("input");
+        input.type = "range";
+        input.min = String(low);
+        input.max = String(high);
+        input.step = "any";  // the daemon's value is shown as it is, not snapped to a step
+        input.value = String(Math.min(high, Math.max(low, 0)));
+        input.setAttribute("aria-label", param.name);
+        const output = document.createElement("output");
+        output.textContent = Number(input.value).toFixed(2) + (param.unit ? ` ${param.unit}` : "");
+        input.addEventListener("input", () => {
+          entry.touchedAt = performance.now();
+          clearTimeout(entry.settle);  // then show the daemon's value again, whoever set it meanwhile
+          entry.settle = setTimeout(() => { if (state) showParams(); }, LOCAL_HOLD_MS + 50);
+          output.textContent = Number(input.value).toFixed(2) + (param.unit ? ` ${param.unit}` : "");
+          setContinuous(param.address, [Number(input.value)]);
+        });
+        input.addEventListener("change", () => { entry.touchedAt = performance.now(); flush(); });
+        input.addEventListener("pointerdown", () => { entry.held = true; });
+        const release = () => { entry.held = false; entry.touchedAt = performance.now(); flush(); };
+        input.addEventListener("pointerup", release);
+        input.addEventListener("pointercancel", release);
+        row.append(label, input, output);
+        $("params").append(row);
+        entry.el = input;
+        entry.output = output;
+      }
+      params.push(entry);
+    }
+  }
+
+  function showParams() {
+    const now = performance.now();
+    for (const entry of params) {
+      const value = entry.param.state ? state[entry.param.state] : undefined;
+      if (value === undefined || value === null) continue;
+      if (entry.param.kind === "toggle") {
+        entry.el.setAttribute("aria-pressed", value ? "true" : "false");
+      } else if (!entry.held && now - entry.touchedAt >= LOCAL_HOLD_MS && typeof value === "number") {
+        if (Number(entry.el.value) !== value) entry.el.value = String(value);
+        entry.output.textContent = value.toFixed(2) + (entry.param.unit ? ` ${entry.param.unit}` : "");
+      }
+    }
+  }
+
   // -- state ------------------------------------------------------------------------------
   function pressed(id, on) { $(id).setAttribute("aria-pressed", on ? "true" : "false"); }
 
@@ -150,8 +222,6 @@
     $("mapping-name").textContent = state.mapping;
     pressed("record", state.recording);
     pressed("run", state.running);
-    pressed("transfer", state.transfer);
-    pressed("engine", state.engine);
     $("run").disabled = !state.trained && !state.running;
     const [fraction, progressLoss] = state.progress;
     const progress = $("progress");
@@ -172,6 +242,7 @@
     selectValue($("loop"), state.loop);
     selectValue($("mapping"), state.mapping);
     showFaders();
+    showParams();
     if (!localCursor[0]) {
       const [x, y] = currentInput();
       $("pad-readout").textContent = `x ${x.toFixed(2)} y ${y.toFixed(2)}`;
@@ -428,8 +499,6 @@
   $("clear").addEventListener("click", () => command("/ravemap/examples/clear"));
   $("train").addEventListener("click", () => { say("training", false); command("/ravemap/train"); });
   $("run").addEventListener("click", () => command("/ravemap/run", [isOn("run") ? 0 : 1]));
-  $("transfer").addEventListener("click", () => command("/ravemap/transfer", [isOn("transfer") ? 0 : 1]));
-  $("engine").addEventListener("click", () => command("/ravemap/engine", [isOn("engine") ? 0 : 1]));
   $("model").addEventListener("change", (e) => { say(`loading model ${e.target.value}`); command("/ravemap/model", [e.target.value]); });
   $("loop").addEventListener("change", (e) => { say(`loading loop ${e.target.value}`); command("/ravemap/loop", [e.target.value]); });
   for (const id of ["model", "loop", "mapping"]) {
@@ -455,6 +524,7 @@
   });
 
   buildFaders();
+  buildParams();
   buildFieldMaps();
   drawAll();
   connect();
