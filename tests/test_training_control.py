@@ -4,6 +4,7 @@ stops answering is reported and replaced."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -39,10 +40,8 @@ def children(pid: int) -> list[str]:
     """The child processes of `pid`, whichever of its threads started them."""
     found = []
     for task in Path(f"/proc/{pid}/task").iterdir():
-        try:
+        with contextlib.suppress(FileNotFoundError):  # a thread that ended meanwhile
             found += (task / "children").read_text().split()
-        except FileNotFoundError:  # a thread that ended meanwhile
-            pass
     return found
 
 
