@@ -68,7 +68,10 @@ def playing(tmp_path_factory, bad_models, loop_file):
     folders = {kind: tmp_path_factory.mktemp(kind) for kind in bad_models}
     started = dict(zip(bad_models, start_daemons(
         [{"tmp": folders[kind], "model": path, "loop": loop_file, "extra": ("--mapping", "set"),
-          "config": {"mapping": {"save_delay_s": 60}}} for kind, path in bad_models.items()]), strict=True))
+          # No limiter: these daemons check the last resort behind it (silence for NaN, the clip at
+          # [-1, 1]), which a limiter at its default ceiling would never let a million reach.
+          "config": {"mapping": {"save_delay_s": 60}, "engine": {"limit_db": None}}}
+         for kind, path in bad_models.items()]), strict=True))
     try:
         for _, peer in started.values():
             peer.send("/ravemap/latent", *RECORDED.output)
@@ -112,17 +115,22 @@ def test_sigint_and_sigterm_stop_within_two_seconds_with_exit_0_and_the_mapping_
     assert counter(nan_line, "block errors") == counter(huge_line, "block errors") == 0
 
 
-@pytest.mark.parametrize("kind", ["nan", "huge"])
-def test_what_the_engine_hands_to_the_output_is_finite_and_within_one(tmp_path, bad_models, loop_file, kind):
-    """The block path the engine plays, rendered: every sample the device would get."""
-    config = validate({"engine": {"model": str(bad_models[kind]), "loop": str(loop_file)}})
+@pytest.mark.parametrize("kind,limit_db", [("nan", None), ("huge", None), ("nan", -1.0), ("huge", -1.0)])
+def test_what_the_engine_hands_to_the_output_is_finite_and_within_one(tmp_path, bad_models, loop_file, kind,
+                                                                      limit_db):
+    """The block path the engine plays, rendered: every sample the device would get, with the limiter
+    at its default ceiling and without one (the last resort alone)."""
+    config = validate({"engine": {"model": str(bad_models[kind]), "loop": str(loop_file), "limit_db": limit_db}})
     result = render(config, tmp_path / "out.wav", 1.0)
     audio, _ = soundfile.read(str(result.path), dtype="float32")
     assert audio.size and np.all(np.isfinite(audio)) and np.abs(audio).max() <= 1.0
     if kind == "nan":
         assert not audio.any(), "non-finite samples become silence"
+    elif limit_db is None:
+        assert np.abs(audio).max() == 1.0, "a million is clipped to full scale"
     else:
-        assert np.abs(audio).max() == 1.0, "a million is limited to full scale"
+        ceiling = 10 ** (limit_db / 20)
+        assert np.abs(audio).max() <= ceiling * 1.0001, "a million is turned down to the limiter's ceiling"
 
 
 def test_a_second_signal_while_stopping_forces_the_exit_and_the_mapping_file_stays_whole(tmp_path, tiny_model,
