@@ -1,4 +1,12 @@
-"""Shared test set-up: RAVE fixtures, a JACK dummy server, loops, configs.
+"""Shared test set-up: RAVE fixtures, a JACK dummy server, loops, configs, and tests that run alone.
+
+Parallel runs: `./run-tests` runs the suite in three pytest-xdist workers (most tests wait on a
+daemon, a socket or a child process, not on a core). Tests whose figures depend on having the machine
+to themselves (audio through JACK counting xruns, timing blocks to choose a latency, floods measured
+against audio) are marked `alone` (the `jack` marker implies it): such a test waits until no other
+test runs and no other test starts until it ends. A readers-writer lock across the workers does it:
+two files locked with flock(2) in a folder of this run's own (`gate`, then `room`).
+A worker keeps the room across consecutive `alone` tests, so a module of them waits for the others once.
 
 JACK: one dummy-driver server per test session under a unique name, at 44100 Hz like the
 RAVE fixtures. `JACK_DEFAULT_SERVER` points this process and its subprocesses at it, and
@@ -8,6 +16,7 @@ RAVE fixtures. `JACK_DEFAULT_SERVER` points this process and its subprocesses at
 from __future__ import annotations
 
 import atexit
+import fcntl
 import os
 import shutil
 import subprocess
@@ -52,6 +61,64 @@ def examples(thorough: int) -> int:
     """A property's `max_examples`: `thorough` under the thorough profile, at most the loaded profile's
     `max_examples` under any other (100 in the quick default)."""
     return min(thorough, settings().max_examples)
+
+
+_ALONE_LOCKS: dict[str, object] = {}
+
+
+def _lock_file(name: str):
+    """This worker's open file `name` in this run's lock folder (one open file per process: flock(2)
+    locks belong to an open file, so two in one process would wait on each other)."""
+    if name not in _ALONE_LOCKS:
+        folder = Path(tempfile.gettempdir()) / f"ravemap-tests-{os.environ['PYTEST_XDIST_TESTRUNUID']}"
+        folder.mkdir(exist_ok=True)
+        _ALONE_LOCKS[name] = open(folder / name, "a+")  # noqa: SIM115 - held for the worker's lifetime
+    return _ALONE_LOCKS[name]
+
+
+def _enter(alone: bool) -> None:
+    """Take the room shared (any test) or exclusive (an `alone` test). The gate keeps new tests out
+    while an `alone` test waits for the room, so it is never starved."""
+    gate, room = _lock_file("gate"), _lock_file("room")
+    fcntl.flock(gate, fcntl.LOCK_EX)
+    try:
+        fcntl.flock(room, fcntl.LOCK_EX if alone else fcntl.LOCK_SH)
+    finally:
+        if not alone:
+            fcntl.flock(gate, fcntl.LOCK_UN)
+
+
+def _leave(alone: bool) -> None:
+    fcntl.flock(_lock_file("room"), fcntl.LOCK_UN)
+    if alone:
+        fcntl.flock(_lock_file("gate"), fcntl.LOCK_UN)
+
+
+def _is_alone(item: pytest.Item) -> bool:
+    return item.get_closest_marker("alone") is not None or item.get_closest_marker("jack") is not None
+
+
+_holding_alone = False  # this worker keeps the room from one `alone` test to the next one it runs
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):
+    """Set-up, call and tear-down of each test inside its turn (only in an xdist worker). A worker
+    whose next test is `alone` too keeps the room: the others wait once for a module of them
+    (tests of a module run in one worker), not once per test."""
+    global _holding_alone
+    if "PYTEST_XDIST_TESTRUNUID" not in os.environ:
+        yield
+        return
+    alone = _is_alone(item)
+    if not (alone and _holding_alone):
+        _enter(alone)
+    try:
+        yield
+    finally:
+        _holding_alone = alone and nextitem is not None and _is_alone(nextitem)
+        if not _holding_alone:
+            _leave(alone)
 
 
 def fixture_model(name: str) -> Path:

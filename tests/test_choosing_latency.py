@@ -23,6 +23,9 @@ from ravemap.audio.ring import FrameRing
 from ravemap.config import validate
 from tests.standins import WithMethodList, save
 
+# Times blocks to choose a latency and counts underruns: on a machine of its own.
+pytestmark = pytest.mark.alone
+
 
 class CostlyModel(RaveModel):
     """A real stand-in export whose every decode also takes `cost_s` more seconds."""

@@ -839,6 +839,7 @@ def rss_kib(pid: int) -> int:
         return int(re.search(r"VmRSS:\s+(\d+) kB", f.read()).group(1))
 
 
+@pytest.mark.alone  # a flood or a stopwatch measured against audio: no other test beside it
 def test_a_ten_second_flood_of_ten_thousand_messages_a_second_keeps_audio_and_memory(daemon, peer):
     """XY moves, slider moves and presses at 10,000 a second from loopback for 10 s."""
     before = peer.status()

@@ -24,6 +24,9 @@ from ravemap.render import render
 from tests.osc_peer import Daemon, OscPeer
 from tests.standins import StandInRave, save
 
+# Times how fast signals stop a daemon and counts its underruns: on a machine of its own.
+pytestmark = pytest.mark.alone
+
 
 def start_daemons(specs: list[dict]) -> list[tuple[Daemon, OscPeer]]:
     """Start several daemons side by side (startup is mostly waiting on imports); each spec holds

@@ -282,6 +282,7 @@ def test_a_changed_input_size_sends_path_changed_and_the_namespace_follows(daemo
     assert {f"/ravemap/latent/{n}" for n in range(4)} <= paths, "the model swap left the latent addresses as they were"
 
 
+@pytest.mark.alone  # a flood or a stopwatch measured against audio: no other test beside it
 def test_hostile_http_and_websocket_input_is_refused_and_counted_and_audio_plays_on(daemon, peer):
     before = peer.status()["underruns"]
     session = requests.Session()

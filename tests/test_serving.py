@@ -48,6 +48,7 @@ def _wait_for_line(proc: subprocess.Popen, needle: str, timeout: float = 60) -> 
     raise AssertionError(f"no line with {needle!r} within {timeout} s")
 
 
+@pytest.mark.alone  # a flood or a stopwatch measured against audio: no other test beside it
 def test_serve_on_auto_latency_says_what_it_chose_and_the_latency_it_implies(tiny_model, loop_file):
     proc = _serve("--model", str(tiny_model), "--loop", str(loop_file), "--audio", "none", latency="auto")
     try:
@@ -70,6 +71,7 @@ def test_serve_on_auto_latency_says_what_it_chose_and_the_latency_it_implies(tin
         proc.kill()
 
 
+@pytest.mark.alone  # a flood or a stopwatch measured against audio: no other test beside it
 def test_serve_headless_plays_and_stops_on_sigterm_within_two_seconds(tiny_model, loop_file):
     proc = _serve("--model", str(tiny_model), "--loop", str(loop_file), "--audio", "none")
     try:

@@ -167,6 +167,7 @@ def test_a_huge_frame_closes_only_that_connection(daemon, peer):
     assert peer.status()["inputs"] == [0.25, 0.75]
 
 
+@pytest.mark.alone  # a flood or a stopwatch measured against audio: no other test beside it
 def test_a_flood_of_ten_thousand_messages_a_second_leaves_audio_and_state_alone(daemon, peer):
     before = peer.status()
     connections, seconds, per_tick = 4, 2.0, 25  # 4 x 25 every 10 ms: 10,000 messages a second offered
