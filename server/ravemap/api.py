@@ -162,8 +162,12 @@ class Ravemap:
         """The output limiter's ceiling in dBFS (-60..0); None: no limiter, only the [-1, 1] clip."""
         self._call("limit", db)
 
-    def set_autopilot(self, amount: float | None = None, rate: float | None = None) -> None:
-        """The autopilot's amount (0 off .. 1) and how fast it wanders (Hz, 0.01..10); see the README."""
+    def set_autopilot(self, amount: float | None = None, rate: float | None = None,
+                      prior: bool | None = None) -> None:
+        """The autopilot's amount (0 off .. 1), how fast it wanders (Hz, 0.01..10), and whether it plays the
+        model's `prior` (refused for a model that exports none); see the README."""
+        if prior is not None:
+            self._call("autopilot_prior", bool(prior))
         if rate is not None:
             self._call("autopilot_rate", rate)
         if amount is not None:

@@ -41,12 +41,11 @@ def _checked(set_value: Callable[[], object]) -> object:
 
 class ChainCommands:
     def __init__(self, controls: EngineControls, feedback: Feedback, autopilot: Autopilot,
-                 playback: Playback | None, model_methods: Callable[[], tuple[str, tuple[str, ...]]]):
+                 playback: Playback | None):
         self.controls = controls
         self.feedback = feedback
         self.autopilot = autopilot
         self.playback = playback
-        self.model_methods = model_methods  # () -> (the playing model's file name, its exported methods)
 
     def handlers(self) -> dict[str, Callable[..., object]]:
         return {
@@ -110,7 +109,10 @@ class ChainCommands:
         return on
 
     def _check_prior(self) -> None:
-        model, methods = self.model_methods()
+        if self.playback is None:
+            raise CommandError("/ravemap/autopilot/prior: no model is loaded")
+        info = self.playback.newest.model.info
+        model, methods = info.path.name, info.methods
         if "prior" not in methods:
             raise CommandError(f"/ravemap/autopilot/prior: the model {model} exports no `prior` method (it has "
                                f"{', '.join(methods) or 'none'}); the autopilot walks the latent instead")

@@ -97,7 +97,7 @@ class Session:
         self.training = Training(trainer, inbox, feedback, self.keeper)
         self.engine = EngineCommands(config, controls, feedback, self.keeper, playback)
         self.autopilot = Autopilot()
-        self.chain = ChainCommands(controls, feedback, self.autopilot, playback, self._model_methods)
+        self.chain = ChainCommands(controls, feedback, self.autopilot, playback)
         self.n_out = len(config.latent.dims)
         self.low, self.high = config.latent.range
         self.inputs: tuple[float, ...] = (0.5,) * mapping.input_size  # replaced, never changed in place
@@ -473,12 +473,6 @@ class Session:
             self._set_targets(walked)
         self._publish()
 
-    def _model_methods(self) -> tuple[str, tuple[str, ...]]:
-        if self.playback is None:
-            raise CommandError("no model is loaded")
-        info = self.playback.newest.model.info
-        return info.path.name, info.methods
-
     def _cmd_vector_apply(self, event: Command, name: str, amount: float) -> tuple[float, ...]:
         """Add `amount` times the named vector (its `latent.dims` entries) to the latent targets."""
         self._set_targets(self.engine.vector_moved(name, amount, self.targets))
@@ -536,12 +530,13 @@ class Session:
     # -- commands: answers ------------------------------------------------------------------
     def _cmd_status(self, event: Command, port: int | None) -> None:
         self.view = self._make_view()  # what this event changed so far
-        reply = self.feedback.reply
-        reply(event.origin, "/ravemap/record", int(self.recording), port=port)
-        reply(event.origin, "/ravemap/run", int(self.running), port=port)
-        reply(event.origin, "/ravemap/examples", len(self.mapping.examples), port=port)
-        reply(event.origin, "/ravemap/latent", *[float(v) for v in self.controls.offsets], port=port)
-        reply(event.origin, "/ravemap/status", json.dumps(self.status(), sort_keys=True), port=port)
+        status = self.status()
+        reply = partial(self.feedback.reply, event.origin, port=port)
+        for address, key in (("/ravemap/record", "recording"), ("/ravemap/run", "running"),
+                             ("/ravemap/examples", "examples")):
+            reply(address, int(status[key]))
+        reply("/ravemap/latent", *[float(v) for v in status["offsets"]])
+        reply("/ravemap/status", json.dumps(status, sort_keys=True))
 
     def _cmd_ping(self, event: Command, port: int | None) -> None:
         self.feedback.reply(event.origin, "/ravemap/pong", port=port)
