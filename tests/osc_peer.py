@@ -168,7 +168,8 @@ class SharedDaemon:
     training cancelled, run and record off, a new empty mapping under the name it started with (the
     one before is saved, and every output records and runs again), inputs, sliders, transfer, engine
     and gain as at start. It then checks that `/ravemap/status` says everything but the counters is
-    what it said at start (the performer's chain and the autopilot too), and forgets the replies of the test before. Tests that need their own
+    what it said at start (the performer's chain and the autopilot too), and forgets the replies of the
+    test before. Tests that need their own
     config, a restart, a signal or a crash start a `Daemon` of their own."""
 
     def __init__(self, tmp: Path, model: Path, loop: Path, *extra: str, config: dict | None = None):

@@ -42,7 +42,7 @@ RATE_RANGE = (0.01, 10.0)
 
 
 class Autopilot:
-    def __init__(self, rate: float = 0.2, seed: int | None = None):
+    def __init__(self, rate: float = 0.25, seed: int | None = None):
         self.amount = 0.0
         self.rate = check_range(rate, "autopilot rate (Hz)", RATE_RANGE)
         self.prior = False
