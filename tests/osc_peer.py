@@ -153,7 +153,7 @@ class Daemon:
 # Status fields that count what happened (and the last error's text) rather than say what the daemon is
 # set to: a reset leaves them as they are.
 COUNTERS = ("events_dropped", "last_error", "nonfinite_silenced", "clipped", "underruns", "lead_raises",
-            "live_realignments")
+            "live_realignments", "gain_reduction_db", "limiter_clamped")
 
 
 def settings_of(state: dict) -> dict:
@@ -168,7 +168,8 @@ class SharedDaemon:
     training cancelled, run and record off, a new empty mapping under the name it started with (the
     one before is saved, and every output records and runs again), inputs, sliders, transfer, engine
     and gain as at start. It then checks that `/ravemap/status` says everything but the counters is
-    what it said at start, and forgets the replies of the test before. Tests that need their own
+    what it said at start (the performer's chain and the autopilot too), and forgets the replies of the
+    test before. Tests that need their own
     config, a restart, a signal or a crash start a `Daemon` of their own."""
 
     def __init__(self, tmp: Path, model: Path, loop: Path, *extra: str, config: dict | None = None):
@@ -182,6 +183,9 @@ class SharedDaemon:
         peer, start = self.peer, self.at_start
         peer.daemon = ("127.0.0.1", self.daemon.port)
         # In order on one socket, applied in order by the session: all sent at once, then one status.
+        peer.send("/ravemap/autopilot", float(start["autopilot"]))
+        peer.send("/ravemap/autopilot/rate", float(start["autopilot_rate"]))
+        peer.send("/ravemap/autopilot/prior", int(start["autopilot_prior"]))
         peer.send("/ravemap/train/cancel")
         peer.send("/ravemap/run", 0)
         peer.send("/ravemap/record", 0)
@@ -191,6 +195,13 @@ class SharedDaemon:
         peer.send("/ravemap/transfer", int(start["transfer"]))
         peer.send("/ravemap/engine", int(start["engine"]))
         peer.send("/ravemap/gain", float(start["gain_db"]))
+        peer.send("/ravemap/scale", *[float(v) for v in start["scale"]])
+        for name, key in (("jitter", "jitter"), ("mix", "mix"), ("input/gain", "input_gain_db")):
+            peer.send(f"/ravemap/{name}", float(start[key]))
+        if start["limit_db"] is None:
+            peer.send("/ravemap/limit/off")
+        else:
+            peer.send("/ravemap/limit", float(start["limit_db"]))
         deadline = time.monotonic() + 30
         while (now := settings_of(peer.status()))["training"]:  # a cancelled training reports within ~2 s
             assert time.monotonic() < deadline, "the shared daemon's training did not stop within 30 s"

@@ -86,3 +86,10 @@ def test_serve_stops_at_start_on_a_mapping_setting_no_mapping_could_train_with(t
     result = ravemap("serve", "--config", str(config), timeout=60)
     assert result.returncode == 2
     assert f"{config}: mapping.hidden[0]: 0 is not allowed" in result.stderr, result.stderr
+
+
+def test_a_midi_control_must_name_a_chain_control():
+    message = _error({"midi": {"controls": [{"cc": 7, "control": "volume"}]}})
+    assert "midi.controls" in message and "unknown chain control 'volume'" in message and "scale N" in message
+    config = validate({"midi": {"controls": [{"cc": 7, "control": "scale  3"}, {"cc": 8, "control": "input gain"}]}})
+    assert [c.control for c in config.midi.controls] == ["scale 3", "input gain"]

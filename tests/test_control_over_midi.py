@@ -89,3 +89,35 @@ def test_no_midi_port_is_one_info_line_and_the_rest_runs(tmp_path, tiny_model, l
     finally:
         daemon.stop()
         peer.close()
+
+
+def test_a_cc_in_midi_controls_moves_a_chain_control_and_learn_binds_one(tmp_path, tiny_model, loop_file, controller):
+    peer = OscPeer(0)
+    midi = {"enabled": True, "api": "jack", "port": "fake-controller", "virtual_port": None,
+            "controls": [{"cc": 7, "control": "mix"}, {"cc": 8, "control": "scale 2", "channel": 2},
+                         {"cc": 9, "control": "limit"}]}
+    daemon = Daemon(tmp_path, tiny_model, loop_file, peer.port, config={"midi": midi})
+    peer.daemon = ("127.0.0.1", daemon.port)
+    try:
+        cc = lambda control, value, channel=0: mido.Message(  # noqa: E731
+            "control_change", control=control, value=value, channel=channel)
+        for msg in (cc(7, 0), cc(8, 0, channel=1), cc(9, 127)):
+            controller.send(msg)
+        time.sleep(0.3)
+        state = peer.status()
+        assert state["mix"] == 0.0 and state["scale"][2] == -4.0 and state["limit_db"] == 0.0
+        controller.send(cc(7, 127))
+        time.sleep(0.3)
+        assert peer.status()["mix"] == 1.0, "0..127 across the control's range"
+        peer.send("/ravemap/learn/control", "jitter")
+        assert peer.wait_for("/ravemap/learn/control") == ["jitter", "waiting for a controller to move"]
+        controller.send(cc(21, 127, channel=4))
+        time.sleep(0.3)
+        assert peer.status()["jitter"] == 3.0
+        assert peer.last("/ravemap/learn/control") == ["jitter", "CC 21 on channel 5"]
+        controller.send(cc(21, 0, channel=4))
+        time.sleep(0.3)
+        assert peer.status()["jitter"] == 0.0
+    finally:
+        daemon.stop()
+        peer.close()

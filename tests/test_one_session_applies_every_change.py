@@ -49,7 +49,8 @@ def surface_commands() -> dict[str, set[str]]:
     midi_actions = set(typing.get_args(MidiAction.model_fields["action"].annotation))
     midi = {"toggle"} | _string_calls(ravemap.control.midi, "Command") | (midi_actions - ravemap.control.midi.TOGGLES)
     return {
-        "osc": _string_calls(ravemap.control.osc, "Command"),
+        # the translator's own functions, and the entries it routes from their declaration alone
+        "osc": _string_calls(ravemap.control.osc, "Command") | vocabulary.commands(),
         "midi": midi,
         "python": _string_calls(ravemap.api, "_call"),
     }

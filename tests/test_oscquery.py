@@ -63,8 +63,10 @@ HOST_INFO_SCHEMA = {
 
 @pytest.fixture(scope="module")
 def daemon(tmp_path_factory, tiny_model, loop_file, peer):
-    d = Daemon(tmp_path_factory.mktemp("oscquery"), tiny_model, loop_file, peer.port,
-               config={"osc": {"service_name": "ravemap-oscquery-test"}})
+    tmp = tmp_path_factory.mktemp("oscquery")
+    (tmp / "models").mkdir()
+    d = Daemon(tmp, tiny_model, loop_file, peer.port,
+               config={"osc": {"service_name": "ravemap-oscquery-test"}, "paths": {"models_dir": str(tmp / "models")}})
     peer.daemon = ("127.0.0.1", d.port)
     yield d
     assert d.stop() == 0, d.stderr()[-3000:]
@@ -249,30 +251,37 @@ def test_a_browser_origin_is_checked_on_the_oscquery_websocket(daemon):
     asyncio.run(scenario())
 
 
-def test_a_changed_input_size_sends_path_changed_and_the_namespace_follows(daemon, peer, tiny_model, tmp_path):
-    """ravemap's address space changes when the session's shape does. A model swap does not change it:
-    the number of `/ravemap/latent/N` addresses is `latent.dims`' (every fixture has 8 latent dims), so
-    after a swap to another model the namespace is the same. A new mapping that takes its input size
-    from Wekinator's first `/wek/inputs` does: `/wek/inputs` then has another TYPE."""
-    import shutil
+def test_a_changed_shape_sends_path_changed_and_the_namespace_follows(daemon, peer, tmp_path):
+    """ravemap's address space changes when the session's shape does. `/ravemap/scale/N` exists for each
+    latent dim of the model playing: a swap (by name, from `paths.models_dir`) to a model with another
+    latent size changes it. Every RAVE fixture and the default model have 8 latent dims, so the model
+    swapped to is a stand-in with 4 (tests/standins.py: the test is about the address space, not the
+    sound). The number of `/ravemap/latent/N` addresses is `latent.dims`', which a swap leaves alone. A new
+    mapping that takes its input size from Wekinator's first `/wek/inputs` changes `/wek/inputs`' TYPE."""
+    from tests.standins import StandInRave, save
 
-    shutil.copy(tiny_model, daemon.config_path.parent / "swap.ts")
+    paths = {n["FULL_PATH"] for n in walk(requests.get(base(daemon)).json())}
+    assert {f"/ravemap/scale/{n}" for n in range(8)} <= paths and "/ravemap/scale/8" not in paths
+    assert requests.get(base(daemon) + "/ravemap/scale?TYPE").json() == {"TYPE": "f" * 8}
+    save(StandInRave(sr=44100, channels=1, latent=4, ratio=256), daemon.config_path.parent / "models" / "four.ts")
+    wanted = {"/ravemap/scale", "/wek/inputs"}
 
     async def scenario():
         async with websockets.connect(ws_url(daemon)) as ws:
-            peer.send("/ravemap/model", str(daemon.config_path.parent / "swap.ts"))
+            peer.send("/ravemap/model", "four")
+            assert peer.wait_for("/ravemap/model", timeout=60) == ["four.ts"], "the swap by name was refused"
             peer.send("/ravemap/mapping/new", "sized")
             await asyncio.sleep(0.5)
             peer.send("/wek/inputs", 0.1, 0.2, 0.3, 0.4, 0.5, 0.6)
-            deadline = time.monotonic() + 5
+            deadline = time.monotonic() + 10
             seen = []
             while time.monotonic() < deadline:
                 data = await asyncio.wait_for(ws.recv(), deadline - time.monotonic())
                 if isinstance(data, str):
                     seen.append(json.loads(data))
-                    if seen[-1] == {"COMMAND": "PATH_CHANGED", "DATA": "/wek/inputs"}:
+                    if wanted <= {m.get("DATA") for m in seen} or {"COMMAND": "PATH_CHANGED", "DATA": "/"} in seen:
                         return seen
-            raise AssertionError(f"no PATH_CHANGED: {seen}")
+            raise AssertionError(f"no PATH_CHANGED for {wanted}: {seen}")
 
     seen = asyncio.run(scenario())
     assert all(m["COMMAND"] == "PATH_CHANGED" for m in seen)
@@ -280,6 +289,15 @@ def test_a_changed_input_size_sends_path_changed_and_the_namespace_follows(daemo
     assert node["TYPE"] == "ffffff" and node["VALUE"] == pytest.approx([0.1, 0.2, 0.3, 0.4, 0.5, 0.6])
     paths = {n["FULL_PATH"] for n in walk(requests.get(base(daemon)).json())}
     assert {f"/ravemap/latent/{n}" for n in range(4)} <= paths, "the model swap left the latent addresses as they were"
+    assert {f"/ravemap/scale/{n}" for n in range(4)} <= paths and "/ravemap/scale/4" not in paths, \
+        "one scale address per latent dim of the model now playing"
+    scale = requests.get(base(daemon) + "/ravemap/scale").json()
+    assert scale["TYPE"] == "ffff" and scale["VALUE"] == [1.0] * 4
+    peer.send("/ravemap/scale/3", 2.5)
+    deadline = time.monotonic() + 5
+    while requests.get(base(daemon) + "/ravemap/scale/3?VALUE").json() != {"VALUE": [2.5]}:
+        assert time.monotonic() < deadline, "OSCQuery's VALUE never showed the new scale"
+        time.sleep(0.05)
 
 
 @pytest.mark.alone  # a flood or a stopwatch measured against audio: no other test beside it

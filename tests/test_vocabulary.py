@@ -11,7 +11,8 @@ from ravemap.control.events import Command
 from ravemap.control.osc import BadMessage, OscTranslator
 from ravemap.web.state import page_config
 
-MIX = vocabulary.Entry("/ravemap/mix", "f", "f", "dry/wet mix, 0 dry .. 1 wet", "mix", "rw", range=((0.0, 1.0),),
+# A second address for the mix (the vocabulary has /ravemap/mix): the mechanism, not the parameter, is tested.
+MIX = vocabulary.Entry("/ravemap/wet", "f", "f", "dry/wet mix, 0 dry .. 1 wet", "mix", "rw", range=((0.0, 1.0),),
                        value="mix", reported=True, page="fader", expect="one number")
 
 
@@ -27,17 +28,17 @@ def _translator() -> OscTranslator:
 
 def test_an_added_entry_is_routed_and_checked_from_its_declaration(with_mix):
     translator = _translator()
-    assert translator.translate("/ravemap/mix", [0.25]) == Command("mix", (0.25,))
-    with pytest.raises(BadMessage, match=r"/ravemap/mix: expected one number, got 2 argument\(s\)"):
-        translator.translate("/ravemap/mix", [0.25, 1.0])
+    assert translator.translate("/ravemap/wet", [0.25]) == Command("mix", (0.25,))
+    with pytest.raises(BadMessage, match=r"/ravemap/wet: expected one number, got 2 argument\(s\)"):
+        translator.translate("/ravemap/wet", [0.25, 1.0])
     with pytest.raises(BadMessage, match=r"must be in 0\.\.1, got 2"):
-        translator.translate("/ravemap/mix", [2.0])
+        translator.translate("/ravemap/wet", [2.0])
     with pytest.raises(BadMessage, match="must be a number"):
-        translator.translate("/ravemap/mix", ["wet"])
+        translator.translate("/ravemap/wet", ["wet"])
     assert "mix" in vocabulary.commands()
     params = page_config(load_config(), 1)["params"]
-    assert {"address": "/ravemap/mix", "kind": "fader", "name": "mix", "range": [0.0, 1.0], "unit": None,
-            "description": MIX.description, "state": "mix"} in params
+    assert {"address": "/ravemap/wet", "kind": "fader", "name": "wet", "range": [0.0, 1.0], "unit": None,
+            "description": MIX.description, "state": "mix", "panel": "params", "per_dim": False} in params
 
 
 def test_every_address_the_translator_has_a_function_for_is_declared():

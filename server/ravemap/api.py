@@ -132,35 +132,46 @@ class Ravemap:
         self._call("engine", True)
 
     # -- the performer's chain ---------------------------------------------------------------
-    # For now these set the engine's controls directly (latest value wins, read by the engine
-    # thread at its next block) instead of posting an event to the session: the session's
-    # command path is being rebuilt, and they join it (with OSC, MIDI and the page) from the
-    # declared vocabulary. Out-of-range values raise ValueError naming the range.
+    # Through the session's inbox like every change (as `/ravemap/scale`, `/ravemap/mix` ... are).
+    # Out-of-range values raise ValueError naming the range.
     def set_scale(self, value: float | list[float] | tuple[float, ...], dim: int | None = None) -> None:
         """Multiply the model's own latent before the offsets: one number for every dim, a list (one per
         dim of the model), or one number for `dim`; -4..4, 1 leaves it alone, 0 removes the loop's part."""
-        if dim is None:
-            self.controls.set_scale(value)
+        if dim is not None:
+            self._call("scale_dim", int(dim), value)
+        elif isinstance(value, list | tuple):
+            self._call("scale", *value)
         else:
-            self.controls.set_scale_dim(dim, value)  # type: ignore[arg-type]
+            self._call("scale", value)
 
     def set_jitter(self, amount: float) -> None:
         """Gaussian noise of this std (0..3) on every latent dim, a new draw per latent frame."""
-        self.controls.set_jitter(amount)
+        self._call("jitter", amount)
 
     def set_mix(self, amount: float) -> None:
         """0 plays the source delayed by the model's delay (dry), 1 the model (wet)."""
-        self.controls.set_mix(amount)
+        self._call("mix", amount)
 
     def set_input_gain(self, db: float) -> None:
         """Gain (-60..24 dB) on the loop or live input before the encoder. With `encode: cached` the
-        loop is encoded again at that gain (as long as a loop swap takes); the dry path moves at once."""
-        self.controls.set_input_gain_db(db)
-        self.playback.reencode()
+        loop is encoded again at that gain (as long as a loop swap takes; this returns once it plays);
+        the dry path moves at once."""
+        self._call("input_gain", db, timeout=None)
 
     def set_limit(self, db: float | None) -> None:
         """The output limiter's ceiling in dBFS (-60..0); None: no limiter, only the [-1, 1] clip."""
-        self.controls.set_limit_db(db)
+        self._call("limit", db)
+
+    def set_autopilot(self, amount: float | None = None, rate: float | None = None,
+                      prior: bool | None = None) -> None:
+        """The autopilot's amount (0 off .. 1), how fast it wanders (Hz, 0.01..10), and whether it plays the
+        model's `prior` (refused for a model that exports none); see the README."""
+        if prior is not None:
+            self._call("autopilot_prior", bool(prior))
+        if rate is not None:
+            self._call("autopilot_rate", rate)
+        if amount is not None:
+            self._call("autopilot", amount)
 
     def load_model(self, path: str | Path) -> None:
         """Play another RAVE export from the next block (the old one plays on if it fails: ModelError).

@@ -312,6 +312,21 @@ class MidiCC(Section):
     fine: bool = Field(False, description="14-bit: `cc` is the MSB (0..31), cc+32 the LSB")
 
 
+class MidiControl(Section):
+    cc: int = Field(ge=0, le=127, description="controller number")
+    control: str = Field(description="the chain control it drives across its range: mix, jitter, limit, input gain, "
+                                     "autopilot, autopilot rate, scale (every dim) or scale N (dim N)")
+    channel: int | None = Field(None, ge=1, le=16, description="1..16, or empty for any channel")
+
+    @field_validator("control")
+    @classmethod
+    def _control(cls, name: str) -> str:
+        from ravemap.control.vocabulary import midi_control
+
+        midi_control(name)  # ValueError naming the names allowed
+        return " ".join(name.split())
+
+
 class MidiAction(Section):
     action: Literal["record", "record_once", "train", "run", "clear", "undo", "transfer"] = Field(
         description="what the note or CC triggers"
@@ -337,6 +352,10 @@ class MidiConfig(Section):
     pitchbend_channel: int | None = Field(None, ge=1, le=16, description="Pitch bend channel (empty: any).")
     actions: tuple[MidiAction, ...] = Field(
         (), description="Notes or CCs that record, train, run, ... (on note-on or CC >= 64)."
+    )
+    controls: tuple[MidiControl, ...] = Field(
+        (), description="Control changes that drive the performer's chain (mix, jitter, limit, scale N, ...), "
+        "0..127 across the control's range."
     )
 
 

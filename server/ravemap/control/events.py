@@ -88,17 +88,18 @@ class Command(Event):
 
 @dataclass(frozen=True)
 class Learned(Event):
-    """MIDI learn bound a controller to an input dim."""
+    """MIDI learn bound a controller to an input dim (an int) or a chain control (its MIDI name, a str)."""
 
-    dim: int
+    target: int | str
     description: str
 
 
 @dataclass(frozen=True)
 class LearnAvailable(Event):
-    """MIDI input is open: `/ravemap/learn DIM` calls `learn(DIM)` (the daemon posts this once, at start)."""
+    """MIDI input is open: `/ravemap/learn DIM` calls `learn(DIM)`, `/ravemap/learn/control NAME` `learn(NAME)`
+    (the daemon posts this once, at start)."""
 
-    learn: Callable[[int], None]
+    learn: Callable[[int | str], None]
 
 
 @dataclass(frozen=True)

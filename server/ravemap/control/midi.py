@@ -2,8 +2,11 @@
 
 Controllers become events: a routed control change (7-bit, or a 14-bit MSB n / LSB n+32
 pair) or pitch bend sets an input dim, normalised to 0..1; a routed note-on or CC >= 64
-triggers an action (record, train, run...). `learn(dim)` binds the next control change
-that moves, on any channel, to that input dim.
+triggers an action (record, train, run...); a control change in `midi.controls` drives a chain
+control (mix, jitter, limit, input gain, autopilot, autopilot rate, scale, scale N: the vocabulary's
+entries marked `midi`) across its declared range, 0 at its low end and 127 at its high end.
+`learn(dim)` binds the next control change that moves, on any channel, to that input dim;
+`learn(name)` binds it to that chain control instead.
 
 Ports: every input port whose name contains `midi.port` (or all of them), through the
 rtmidi API in `midi.api` (ALSA, JACK, CoreMIDI, WinMM; `default` is the platform's own).
@@ -30,6 +33,7 @@ from dataclasses import dataclass
 import mido
 
 from ravemap.config import Config
+from ravemap.control import vocabulary
 from ravemap.control.events import Command, Inbox, Learned, SetInputs
 from ravemap.ratelimit import RateLimitedLog
 
@@ -100,6 +104,27 @@ class CCRoute:
     fine: bool
 
 
+@dataclass(frozen=True)
+class ControlRoute:
+    """A CC that drives a chain control: `name` (its MIDI name) becomes `Command(becomes, ([dim,] value))`."""
+
+    name: str
+    becomes: str
+    low: float
+    high: float
+    dim: int | None = None
+
+    @classmethod
+    def named(cls, name: str) -> ControlRoute:
+        entry, dim = vocabulary.midi_control(name)
+        low, high = entry.range[0] if isinstance(entry.range, tuple) and entry.range[0] else (0.0, 1.0)
+        return cls(name, entry.becomes, float(low), float(high), dim)
+
+    def command(self, value: int) -> Command:
+        level = self.low + (self.high - self.low) * value / 127
+        return Command(self.becomes, (level,) if self.dim is None else (self.dim, level))
+
+
 class MidiTranslator:
     """mido messages -> events, by a routing table that `learn` can change."""
 
@@ -121,16 +146,22 @@ class MidiTranslator:
                              for a in midi.actions if a.note is not None}
         self.cc_actions = {(a.channel - 1 if a.channel else None, a.cc): a.action
                            for a in midi.actions if a.cc is not None}
+        self.controls = {(c.channel - 1 if c.channel else None, c.cc): ControlRoute.named(c.control)
+                         for c in midi.controls}
         self._msb: dict[tuple[int, int], int] = {}
         self._lsb: dict[tuple[int, int], int] = {}
-        self._learning: int | None = None
+        self._learning: int | str | None = None
         self.received = 0
         self.ignored = 0
 
-    def learn(self, dim: int) -> None:
-        if not 0 <= dim < self.n_inputs:
-            raise ValueError(f"input dim must be 0..{self.n_inputs - 1}, got {dim}")
-        self._learning = dim
+    def learn(self, target: int | str) -> None:
+        """The next control change that moves drives input dim `target` (an int) or the chain control
+        of that MIDI name (a str: "mix", "scale 3"...)."""
+        if isinstance(target, str):
+            ControlRoute.named(target)  # ValueError naming the names allowed
+        elif not 0 <= target < self.n_inputs:
+            raise ValueError(f"input dim must be 0..{self.n_inputs - 1}, got {target}")
+        self._learning = target
 
     @staticmethod
     def _lookup(table: dict, channel: int, number: int):
@@ -155,15 +186,15 @@ class MidiTranslator:
 
     def _control_change(self, channel: int, control: int, value: int) -> None:
         if self._learning is not None and control < 120:
-            dim, self._learning = self._learning, None
-            routes = {k: r for k, r in self.routes.items() if r.dim != dim}
-            routes[(channel, control)] = CCRoute(dim, False)
-            self.routes = routes
-            self.inbox.put(Learned(dim, f"CC {control} on channel {channel + 1}"))
+            self._learned(self._learning, channel, control)
         action = self._lookup(self.cc_actions, channel, control)
         if action:
             if value >= 64:
                 self._action(action)
+            return
+        chain = self._lookup(self.controls, channel, control)
+        if chain is not None:
+            self.inbox.put(chain.command(value))
             return
         route = self._lookup(self.routes, channel, control)
         if route is not None:
@@ -183,6 +214,20 @@ class MidiTranslator:
                 self.inbox.put(SetInputs(((route.dim, ((msb << 7) | value) / 16383),), source=f"MIDI CC {msb_cc}"))
                 return
         self.ignored += 1
+
+    def _learned(self, target: int | str, channel: int, control: int) -> None:
+        """Bind CC `control` on `channel` to `target` (an input dim or a chain control), in place of what
+        drove it and of what it drove; the tables are replaced whole."""
+        self._learning = None
+        key = (channel, control)
+        routes = {k: r for k, r in self.routes.items() if k != key and (isinstance(target, str) or r.dim != target)}
+        controls = {k: c for k, c in self.controls.items() if k != key and c.name != target}
+        if isinstance(target, str):
+            controls[key] = ControlRoute.named(target)
+        else:
+            routes[key] = CCRoute(target, False)
+        self.routes, self.controls = routes, controls
+        self.inbox.put(Learned(target, f"CC {control} on channel {channel + 1}"))
 
     def _action(self, action: str) -> None:
         if action in TOGGLES:
@@ -246,8 +291,8 @@ class MidiInput:
     def active(self) -> bool:
         return bool(self.ports)
 
-    def learn(self, dim: int) -> None:
-        self.translator.learn(dim)
+    def learn(self, target: int | str) -> None:
+        self.translator.learn(target)
 
     def close(self) -> None:
         for port in self.ports:

@@ -308,6 +308,8 @@ class OscTranslator:
             "/ravemap/status": lambda a, x: Command("status", (_reply_port(a, x, self.own_ports),)),
             "/ravemap/ping": lambda a, x: Command("ping", (_reply_port(a, x, self.own_ports),)),
             "/ravemap/learn": self._learn,
+            "/ravemap/learn/control": self._learn_control,
+            "/ravemap/limit/off": _momentary(Command("limit", (None,))),
             "/ravemap/vector/capture": lambda a, x: Command("vector_capture", (_name(a, x, True), None)),
             "/ravemap/vector/apply": self._vector_apply,
             # Wekinator's control messages, with Wekinator's meaning
@@ -337,19 +339,20 @@ class OscTranslator:
             raise ValueError(f"OSC addresses missing from the vocabulary: {undeclared}")
         self._own = set(commands)  # addresses with a function of their own (the rest: `_generic`)
         for entry in self.vocabulary.values():
-            if entry.address not in commands and entry.becomes not in vocabulary.EVENTS:
+            if entry.address not in commands and entry.becomes not in vocabulary.EVENTS and not entry.per_dim:
                 commands[entry.address] = self._generic(entry)
         self.commands = commands
 
     def addresses(self) -> list[str]:
         """Every address this translator routes (for docs, layouts and tests)."""
-        return sorted({*self.commands, *self.routes, "/ravemap/latent/N"})
+        return sorted({*self.commands, *self.routes, "/ravemap/latent/N", "/ravemap/scale/N"})
 
     def entry(self, address: str) -> Entry | None:
         """The vocabulary entry of `address` (`/ravemap/latent/3` is `/ravemap/latent/N`'s)."""
         found = self.vocabulary.get(address)
-        if found is None and address.startswith("/ravemap/latent/"):
-            found = self.vocabulary.get("/ravemap/latent/N")
+        for prefix in ("/ravemap/latent/", "/ravemap/scale/"):
+            if found is None and address.startswith(prefix):
+                found = self.vocabulary.get(prefix + "N")
         return found
 
     def ranges(self, entry: Entry) -> tuple[tuple[float, float] | None, ...]:
@@ -408,6 +411,8 @@ class OscTranslator:
             return handler(address, args)
         if address.startswith("/ravemap/latent/"):
             return self._latent_one(address, args)
+        if address.startswith("/ravemap/scale/"):
+            return self._scale_one(address, args)
         raise BadMessage(f"{address}: unknown address; see the OSC API in the README")
 
     def _inputs(self, route: Route, args: Sequence[object]) -> SetInputs:
@@ -439,6 +444,27 @@ class OscTranslator:
             raise BadMessage(f"{address}: latent index must be 0..{self.n_targets - 1}")
         _count(address, args, 1, 1, "one number")
         return SetTarget(int(tail), _number(address, args[0]))
+
+    def _scale_one(self, address: str, args: Sequence[object]) -> Command:
+        """`/ravemap/scale/N f`: N is checked against the model playing by the session (a swap may change it)."""
+        tail = address.rsplit("/", 1)[1]
+        if not (tail.isascii() and tail.isdigit()) or len(tail) > 4:
+            raise BadMessage(f"{address}: the latent dim must be an int from 0 (the model's latent size - 1 at most)")
+        entry = self.vocabulary["/ravemap/scale/N"]
+        _count(address, args, 1, 1, entry.expect or "one number")
+        value = _number(address, args[0])
+        low, high = self.ranges(entry)[0] or (-math.inf, math.inf)
+        if not low <= value <= high:
+            raise BadMessage(f"{address}: argument 1 must be in {low:g}..{high:g}, got {value:g}")
+        return Command(entry.becomes, (int(tail), value))
+
+    def _learn_control(self, address: str, args: Sequence[object]) -> Command:
+        name = _name(address, args, True)
+        try:
+            vocabulary.midi_control(str(name))
+        except ValueError as err:
+            raise BadMessage(f"{address}: {err}") from None
+        return Command("learn", (" ".join(str(name).split()),))
 
     def _train(self, address: str, args: Sequence[object]) -> Command | None:
         _count(address, args, 0, 1, "no argument, or an int number of epochs")

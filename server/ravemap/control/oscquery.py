@@ -7,7 +7,9 @@ proposal's node tree (FULL_PATH, CONTENTS, TYPE, ACCESS, VALUE, RANGE, DESCRIPTI
 which reads the immutable `SessionView`, the `EngineControls` and the engine's status, never the
 session itself). The web server (`web/server.py`) serves it over HTTP and its WebSocket.
 
-Shape: `/ravemap/latent/N` exists for N below the number of latent targets; `/wek/inputs`'s TYPE has
+Shape: `/ravemap/latent/N` exists for N below the number of latent targets, `/ravemap/scale/N` for N
+below the latent size of the model playing (the length of status `scale`: a model swap to a model
+with another latent size changes it, and `/ravemap/scale`'s TYPE); `/wek/inputs`'s TYPE has
 one `f` per input (a new mapping takes its input size from the first `/wek/inputs`, which changes the
 namespace: the web server sends PATH_CHANGED then).
 
@@ -39,6 +41,7 @@ class Shape:
 
     n_targets: int
     n_inputs: int
+    n_latent: int = 0  # the latent dims of the model playing (`/ravemap/scale/N`)
 
 
 @dataclass(frozen=True)
@@ -52,7 +55,7 @@ class Method:
 
 
 def shape_of(status: Mapping[str, Any]) -> Shape:
-    return Shape(len(status.get("targets", ())), len(status.get("inputs", ())))
+    return Shape(len(status.get("targets", ())), len(status.get("inputs", ())), len(status.get("scale", ())))
 
 
 def _range(bounds: tuple[float, float] | None) -> dict[str, float] | None:
@@ -74,7 +77,7 @@ class Namespace:
                     continue  # not routed by this config
                 methods[entry.address] = self._input(entry, route)
             elif entry.per_dim:
-                for n in range(shape.n_targets):
+                for n in range(shape.n_latent if entry.dims_of == "scale" else shape.n_targets):
                     path = entry.address.replace("/N", f"/{n}")
                     methods[path] = self._method(entry, path, "f", dims=(n,))
             else:
@@ -92,7 +95,8 @@ class Namespace:
     def _types(self, entry: Entry) -> str:
         if not entry.variadic:
             return entry.tags
-        count = {"targets": self.shape.n_targets, "inputs": self.shape.n_inputs}.get(entry.becomes)
+        count = {"targets": self.shape.n_targets, "inputs": self.shape.n_inputs,
+                 "scale": self.shape.n_latent}.get(entry.becomes)
         if entry.address == "/wekinator/control/outputs":
             count = self.shape.n_targets
         return entry.tags[:-1] + entry.tags[-1] * count if count else entry.tags

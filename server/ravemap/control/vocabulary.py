@@ -19,6 +19,13 @@ Type tags: `f` float, `i` int (any number is accepted; non-zero is on), `s` stri
 repeats the last tag (a whole vector). `optional` trailing arguments may be left out. An address
 holding `N` (`/ravemap/latent/N`) stands for one address per latent dim, N from 0.
 
+An entry with `dims_of="scale"` (`/ravemap/scale/N`) has one address per latent dim of the model
+playing instead (the length of the status field `scale`), so a model swap can change the address space.
+
+`midi`: a MIDI controller can drive it (`midi.controls` in the config, or `/ravemap/learn/control`),
+across its range; its MIDI name is `name` ("mix", "input gain", "scale 3" for a per-dim entry).
+`panel`: which group of the page its control goes to ("params", or "performer" for the chain).
+
 `range` gives one (low, high) per argument, or a name the config fills in: "latent" (`latent.range`)
 or "unit" (0..1). `clip`: "both" values outside the range are clamped to it, "none" they are refused
 (or, for a translator function of its own, checked there).
@@ -57,6 +64,9 @@ class Entry:
     expect: str | None = None  # the argument count's wording in `/ravemap/error` replies
     tables: tuple[str, ...] = ("osc",)  # README tables listing it: "osc", "wekinator"
     alias_of: str | None = None  # another entry's address it does the same as
+    dims_of: Literal["targets", "scale"] = "targets"  # a per-dim entry's N: latent targets, or the model's dims
+    midi: bool = False  # a MIDI CC may drive it across its range (see `midi_control`)
+    panel: Literal["params", "performer"] = "params"  # the page's group for its control
 
     @property
     def variadic(self) -> bool:
@@ -137,12 +147,49 @@ VOCABULARY: tuple[Entry, ...] = (
           reported=True, expect=NAME),
     Entry("/ravemap/loop", "s", "s name", "hot-swap a loop from `paths.loops_dir` (waits the same way)", "loop", "rw",
           value="loop", reported=True, expect=NAME),
+    # -- the performer's chain (the engine's side: audio/chain.py) ------------------------------
+    Entry("/ravemap/scale", "f…", "f…", "scale of the model's own latent before the offsets are added (z' = scale x z "
+          "+ offset), -4..4: one number for every latent dim of the model, or one per dim; 0 removes the loop's part",
+          "scale", "rw", range=((-4.0, 4.0),), value="scale", reported=True, midi=True,
+          expect="one number, or one per latent dim of the model"),
+    Entry("/ravemap/scale/N", "f", "f", "the scale of the model's latent dim N (N from 0 to its latent size - 1; a "
+          "model swap may change how many there are), -4..4", "scale_dim", "rw", range=((-4.0, 4.0),),
+          value="scale", reported=True, page="fader", label="scale", dims_of="scale", midi=True, panel="performer",
+          expect="one number"),
+    Entry("/ravemap/jitter", "f", "f", "Gaussian noise of this std added to every latent dim, a new draw per latent "
+          "frame (0..3)", "jitter", "rw", range=((0.0, 3.0),), value="jitter", reported=True, page="fader",
+          midi=True, panel="performer", expect="one number"),
+    Entry("/ravemap/mix", "f", "f", "dry/wet: 0 plays the source delayed by the model's delay, 1 the model (0..1)",
+          "mix", "rw", range=((0.0, 1.0),), value="mix", reported=True, page="fader", midi=True, panel="performer",
+          expect="one number"),
+    Entry("/ravemap/input/gain", "f", "f", "gain on the loop or live input before the encoder, in dB (-60..24); with "
+          "`engine.encode: cached` the reply comes once the loop is encoded again", "input_gain", "rw",
+          range=((-60.0, 24.0),), unit="dB", value="input_gain_db", reported=True, page="fader", label="input gain",
+          midi=True, panel="performer", expect="one number (dB)"),
+    Entry("/ravemap/limit", "f", "f", "the output limiter's ceiling in dBFS (-60..0); switches the limiter on",
+          "limit", "rw", range=((-60.0, 0.0),), unit="dBFS", value="limit_db", reported=True, page="fader",
+          midi=True, panel="performer", expect="one number (dBFS)"),
+    Entry("/ravemap/limit/off", "", "—", "switch the limiter off (the [-1, 1] clip stays as the last resort); "
+          "`/ravemap/limit f` switches it on again", "limit", "", expect=PRESS, optional=1),
+    Entry("/ravemap/autopilot", "f", "f", "autopilot amount, 0 off .. 1: a smooth random walk of the inputs between "
+          "the recorded examples (run mode) or of the latent targets around where they were left (manual); any "
+          "input or latent message takes over", "autopilot", "rw", range=((0.0, 1.0),), value="autopilot",
+          reported=True, page="fader", midi=True, panel="performer", expect="one number"),
+    Entry("/ravemap/autopilot/rate", "f", "f", "how fast the autopilot wanders, in Hz (0.01..10)", "autopilot_rate",
+          "rw", range=((0.01, 10.0),), unit="Hz", value="autopilot_rate", reported=True, page="fader",
+          label="autopilot rate", midi=True, panel="performer", expect="one number (Hz)"),
+    Entry("/ravemap/autopilot/prior", "i", "i", "1: the autopilot plays the model's `prior` method (temperature = "
+          "amount), refused for a model that exports none; 0: the walk", "autopilot_prior", "rw", range=((0, 1),),
+          value="autopilot_prior", reported=True, expect=ONOFF),
     # -- asking -----------------------------------------------------------------------------------
     Entry("/ravemap/status", "i", "[i port]", "reply with the state (see below); the port may not be ravemap's own "
           "control port", "status", optional=1, expect=PORT),
     Entry("/ravemap/ping", "i", "[i port]", "reply `/ravemap/pong`", "ping", optional=1, expect=PORT),
     Entry("/ravemap/learn", "i", "i dim", "MIDI learn: the next control change that moves drives input dim `dim`",
           "learn", expect="one int (the input dim)"),
+    Entry("/ravemap/learn/control", "s", "s name", "MIDI learn for a chain control: the next control change that "
+          "moves drives `name` across its range (mix, jitter, limit, input gain, autopilot, autopilot rate, scale "
+          "for every dim, or scale N)", "learn", expect=NAME),
     Entry("/ravemap/vector/capture", "s", "s name", "encode the current loop (on the loader thread) and keep its mean "
           "latent as a named vector (saved with the mapping)", "vector_capture", expect=NAME),
     Entry("/ravemap/vector/apply", "sf", "s name [f amount]", "add amount (default 1) x the named vector to the "
@@ -213,15 +260,36 @@ def commands() -> set[str]:
 
 def page_params() -> list[dict[str, object]]:
     """The controls the page builds from the vocabulary, JSON-ready: address, kind, name, range, unit,
-    description and the state key its value is shown from."""
+    description, the state key its value is shown from and the panel it goes to; a per-dim entry
+    (`per_dim`: true) is one control per element of its state list, named "name N", at address N."""
     found = []
     for e in entries():
         if e.page is None:
             continue
         low, high = e.range[0] if isinstance(e.range, tuple) and e.range and e.range[0] else (0.0, 1.0)
         found.append({"address": e.address, "kind": e.page, "name": e.name, "range": [low, high],
-                      "unit": e.unit, "description": e.description, "state": e.value})
+                      "unit": e.unit, "description": e.description, "state": e.value, "panel": e.panel,
+                      "per_dim": e.per_dim})
     return found
+
+
+def midi_names() -> list[str]:
+    """The names `midi.controls` and `/ravemap/learn/control` take ("scale N" for a per-dim entry)."""
+    return [f"{e.name} N" if e.per_dim else e.name for e in entries() if e.midi]
+
+
+def midi_control(name: str) -> tuple[Entry, int | None]:
+    """The entry a MIDI name drives, and the dim for a per-dim one ("scale 3"); ValueError naming the
+    names allowed."""
+    text = " ".join(str(name).split())
+    for e in entries():
+        if e.midi and not e.per_dim and e.name == text:
+            return e, None
+    head, _, tail = text.rpartition(" ")
+    for e in entries():
+        if e.midi and e.per_dim and e.name == head and tail.isascii() and tail.isdigit() and len(tail) <= 4:
+            return e, int(tail)
+    raise ValueError(f"unknown chain control {str(name)[:40]!r}: one of {', '.join(midi_names())}")
 
 
 def _cell(text: str) -> str:

@@ -13,13 +13,14 @@ it receives (`/wek/inputs`).
 `Session` is the one owner. Commands are dispatched through its handler table (`handlers`: command
 name -> handler); the work of each concern is done by a collaborator that returns an outcome and
 never imports this module: `jobs` (work on other threads, `Finished` events, the loader queue),
-`keeper` (the mapping, its lock and its saves), `training` and `engine` (engine commands). Only
+`keeper` (the mapping, its lock and its saves), `training`, `engine` (engine commands), `chain` (the
+performer's chain) and `autopilot` (its walk, stepped on this thread between events). Only
 this module answers senders (`_settle`), predicts and resets the performance for a new mapping.
 
 Threads:
 - session thread, "ravemap-session" (owned here): takes events from the `Inbox` in order and
-  applies them. It is the only writer of this state and the only caller of `EngineControls`
-  setters for the offsets. Whatever takes long runs on another thread (see the collaborators'
+  applies them, and steps the autopilot between them. It is the only writer of this state and the
+  only caller of `EngineControls` setters. Whatever takes long runs on another thread (see the collaborators'
   modules: saver, mapping reader, loader, trainer) and comes back as an event, which the session
   applies in turn, so control never waits on a disk or a model.
 - Every change, from any thread, goes through the inbox (the Python API waits on the event's
@@ -62,6 +63,8 @@ from ravemap.errors import RavemapError
 from ravemap.mapping.store import Example, Mapping, check_name
 from ravemap.mapping.trainer import Trainer
 from ravemap.ratelimit import RateLimitedLog
+from ravemap.session.autopilot import Autopilot
+from ravemap.session.chain import ChainCommands, is_touch
 from ravemap.session.engine import EngineCommands
 from ravemap.session.jobs import Jobs
 from ravemap.session.keeper import MappingKeeper, new_mapping
@@ -81,7 +84,7 @@ Handler = Callable[..., object]  # (event, *event.args) -> what an API caller ge
 class Session:
     def __init__(self, config: Config, controls: EngineControls, inbox: Inbox, feedback: Feedback,
                  trainer: Trainer, mappings_dir: Path, mapping: Mapping,
-                 playback: Playback | None = None, learn: Callable[[int], None] | None = None):
+                 playback: Playback | None = None, learn: Callable[[int | str], None] | None = None):
         self.config = config
         self.controls = controls
         self.inbox = inbox
@@ -93,6 +96,8 @@ class Session:
         self.keeper = MappingKeeper(config, mappings_dir, mapping, self.jobs, feedback)
         self.training = Training(trainer, inbox, feedback, self.keeper)
         self.engine = EngineCommands(config, controls, feedback, self.keeper, playback)
+        self.autopilot = Autopilot()
+        self.chain = ChainCommands(controls, feedback, self.autopilot, playback)
         self.n_out = len(config.latent.dims)
         self.low, self.high = config.latent.range
         self.inputs: tuple[float, ...] = (0.5,) * mapping.input_size  # replaced, never changed in place
@@ -134,15 +139,15 @@ class Session:
             "transfer": lambda event, on: self.engine.transfer(on),
             "engine": lambda event, on: self.engine.engine(on),
             "gain": lambda event, db: self.engine.gain(db),
-            "model": lambda event, name, path=None: self._in_background(event, self.engine.swap("model", name, path)),
-            "loop": lambda event, name, path=None: self._in_background(event, self.engine.swap("loop", name, path)),
-            "vector_capture": lambda event, name, path=None: self._in_background(event,
-                                                                                 self.engine.capture(name, path)),
+            "model": lambda event, name, path=None: self.engine.swap("model", name, path),
+            "loop": lambda event, name, path=None: self.engine.swap("loop", name, path),
+            "vector_capture": lambda event, name, path=None: self.engine.capture(name, path),
             "vector_apply": self._cmd_vector_apply,
             # answers
             "status": self._cmd_status,
             "ping": self._cmd_ping,
             "sync": lambda event: None,  # an API caller waits on it to know that everything sent before is applied
+            **self.chain.handlers(),  # scale, jitter, mix, input gain, limit, autopilot
         }
         self.view = self._make_view()
 
@@ -183,9 +188,11 @@ class Session:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            event = self.inbox.get(timeout=0.05)
+            wait = self.autopilot.wait(time.monotonic())
+            event = self.inbox.get(timeout=0.05 if wait is None else wait)
             if event is not None:
                 self.handle(event)
+            self._step_autopilot()
             if self.keeper.save_due():
                 self._answer(self.keeper.start_save())
                 self._publish()
@@ -195,6 +202,8 @@ class Session:
         if event.origin is not None:
             self.feedback.note_sender(event.origin[0])
         self._settle((event,), lambda: self.apply(event))
+        if isinstance(event, SetInputs | SetTargets | SetTarget) or is_touch(event):
+            self.autopilot.take_over(time.monotonic())  # the performer takes over at once
         self.applied += 1
         self.last_applied_at = time.monotonic()
         self._publish()
@@ -290,7 +299,8 @@ class Session:
             handler = self.handlers.get(event.name)
             if handler is None:
                 raise CommandError(f"unknown command {event.name!r}")
-            return handler(event, *event.args)
+            result = handler(event, *event.args)
+            return self._in_background(event, result) if isinstance(result, Background) else result
         elif isinstance(event, TrainingProgress):
             self.training.progress(event)
         elif isinstance(event, TrainingDone):
@@ -298,8 +308,9 @@ class Session:
         elif isinstance(event, Finished):
             self._finished(event)
         elif isinstance(event, Learned):
-            log.info("MIDI learn: %s now drives input %d", event.description, event.dim)
-            self.feedback.broadcast("/ravemap/learn", event.dim, event.description)
+            log.info("MIDI learn: %s now drives %s", event.description, event.target)
+            address = "/ravemap/learn/control" if isinstance(event.target, str) else "/ravemap/learn"
+            self.feedback.broadcast(address, event.target, event.description)
         elif isinstance(event, LearnAvailable):
             self.learn = event.learn
         return None
@@ -439,11 +450,28 @@ class Session:
         else:
             raise CommandError(f"cannot toggle {what!r}")
 
-    def _cmd_learn(self, event: Command, dim: int) -> None:
+    def _cmd_learn(self, event: Command, target: int | str) -> None:
+        """MIDI learn for an input dim (an int) or a chain control (its MIDI name, e.g. "mix", "scale 3")."""
+        address = "/ravemap/learn/control" if isinstance(target, str) else "/ravemap/learn"
         if self.learn is None:
-            raise CommandError("/ravemap/learn: MIDI input is off or no MIDI port is open")
-        self.learn(dim)
-        self.feedback.reply(event.origin, "/ravemap/learn", dim, "waiting for a controller to move")
+            raise CommandError(f"{address}: MIDI input is off or no MIDI port is open")
+        self.learn(target)
+        self.feedback.reply(event.origin, address, target, "waiting for a controller to move")
+
+    # -- the autopilot ----------------------------------------------------------------------
+    def _step_autopilot(self) -> None:
+        """One step of the walk when one is due: the inputs in run mode, else the latent targets."""
+        current = self.inputs if self.running else self.targets
+        examples = [e.input for e in self.mapping.examples] if self.running else []
+        walked = self.autopilot.step(time.monotonic(), self.running, current, self.low, self.high, examples)
+        if walked is None:
+            return
+        if self.running:
+            self.inputs = walked
+            self._predict(send=True)
+        else:
+            self._set_targets(walked)
+        self._publish()
 
     def _cmd_vector_apply(self, event: Command, name: str, amount: float) -> tuple[float, ...]:
         """Add `amount` times the named vector (its `latent.dims` entries) to the latent targets."""
@@ -502,12 +530,13 @@ class Session:
     # -- commands: answers ------------------------------------------------------------------
     def _cmd_status(self, event: Command, port: int | None) -> None:
         self.view = self._make_view()  # what this event changed so far
-        reply = self.feedback.reply
-        reply(event.origin, "/ravemap/record", int(self.recording), port=port)
-        reply(event.origin, "/ravemap/run", int(self.running), port=port)
-        reply(event.origin, "/ravemap/examples", len(self.mapping.examples), port=port)
-        reply(event.origin, "/ravemap/latent", *[float(v) for v in self.controls.offsets], port=port)
-        reply(event.origin, "/ravemap/status", json.dumps(self.status(), sort_keys=True), port=port)
+        status = self.status()
+        reply = partial(self.feedback.reply, event.origin, port=port)
+        for address, key in (("/ravemap/record", "recording"), ("/ravemap/run", "running"),
+                             ("/ravemap/examples", "examples")):
+            reply(address, int(status[key]))
+        reply("/ravemap/latent", *[float(v) for v in status["offsets"]])
+        reply("/ravemap/status", json.dumps(status, sort_keys=True))
 
     def _cmd_ping(self, event: Command, port: int | None) -> None:
         self.feedback.reply(event.origin, "/ravemap/pong", port=port)
@@ -518,9 +547,12 @@ class Session:
         return self._views.make(self.mapping, self.keeper.serial, self.keeper.changes, inputs=self.inputs,
                                 targets=self.targets, recording=self.recording, running=self.running,
                                 training=self.training.running, progress=self.training.progress_now,
-                                last_error=self.last_error)
+                                last_error=self.last_error, autopilot=self.autopilot.amount,
+                                autopilot_rate=self.autopilot.rate, autopilot_prior=self.autopilot.prior)
 
     def status(self) -> dict:
         """The state as `/ravemap/status` sends it; any thread (it reads `view`, the controls and the engine)."""
         engine = self.playback.status() if self.playback is not None else dict(ENGINE_OFF)
+        if self.playback is not None:
+            engine.update(self.playback.chain_status())  # model delay, gain reduction
         return status_of(self.view, self.controls, engine, self.inbox.dropped)

@@ -43,6 +43,9 @@ class SessionView:
     training: bool
     progress: tuple[float, float]  # the running (or last) training's fraction done and loss
     last_error: str
+    autopilot: float  # the autopilot's amount (0 off), rate (Hz) and prior mode
+    autopilot_rate: float
+    autopilot_prior: bool
 
 
 NO_VECTORS: ReadOnly[str, tuple[float, ...]] = MappingProxyType({})
@@ -95,6 +98,14 @@ def status_of(view: SessionView, controls: EngineControls, engine: dict[str, obj
         "transfer": controls.transfer,
         "engine": not controls.paused,
         "gain_db": controls.gain_db,
+        "scale": list(controls.scale),
+        "jitter": controls.jitter,
+        "mix": controls.mix,
+        "input_gain_db": controls.input_gain_db,
+        "limit_db": controls.limit_db,
+        "autopilot": view.autopilot,
+        "autopilot_rate": view.autopilot_rate,
+        "autopilot_prior": view.autopilot_prior,
         **engine,
         "events_dropped": dropped,
         "last_error": view.last_error,

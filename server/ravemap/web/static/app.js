@@ -65,7 +65,12 @@
 
   function handle(message) {
     switch (message.type) {
-      case "config": config = message.config; buildFaders(); buildParams(); buildFieldMaps(); drawAll(); break;
+      case "config":
+        config = message.config;
+        buildFaders(); buildParams(); buildFieldMaps();
+        if (state) showState();  // the state may have come first: show it on the new controls
+        drawAll();
+        break;
       case "state": state = message.state; showState(); break;
       case "examples": points = message.points; drawAll(); break;
       case "field": field = message.field; buildFieldMaps(); drawAll(); break;
@@ -110,7 +115,7 @@
       input.setAttribute("aria-label", `latent ${i}`);
       const output = document.createElement("output");
       output.textContent = "0.00";
-      const fader = { input, output, touchedAt: 0, held: false, settle: null };
+      const fader = { input, output, touchedAt: -Infinity, held: false, settle: null };
       input.addEventListener("input", () => {
         fader.touchedAt = performance.now();
         clearTimeout(fader.settle);  // then show the daemon's value again, whoever set it meanwhile
@@ -143,67 +148,94 @@
   }
 
   // -- parameter controls: one per entry of the daemon's OSC vocabulary that names a page control
-  // (config.params: address, kind "fader" or "toggle", name, range, unit, description, state key).
+  // (config.params: address, kind "fader" or "toggle", name, range, unit, description, state key, panel
+  // "params" or "performer", per_dim). A per-dim entry (/ravemap/scale/N) is one fader per element of its
+  // state list, named "scale 0", "scale 1"..., rebuilt when the list's length changes (a model swap).
   // A parameter added to the vocabulary appears here with no change to this page.
-  const params = [];  // {param, el, output, touchedAt, held}
+  const params = [];  // {param, index, el, output, touchedAt, held}
+  const perDimCounts = new Map();  // per-dim address -> how many faders it has now
+  function panelOf(param) { return param.panel === "performer" ? $("performer") : $("params"); }
   function buildParams() {
     $("params").textContent = "";
+    $("performer").textContent = "";
     for (const old of document.querySelectorAll("[data-param]")) old.remove();
     params.length = 0;
+    perDimCounts.clear();
     for (const param of config.params || []) {
-      const entry = { param, el: null, output: null, touchedAt: 0, held: false, settle: null };
-      if (param.kind === "toggle") {
-        const el = document.createElement("button");
-        el.type = "button";
-        el.textContent = param.name;
-        el.title = param.description;
-        el.dataset.param = param.address;
-        el.setAttribute("aria-pressed", "false");
-        el.addEventListener("click", () => command(param.address, [el.getAttribute("aria-pressed") === "true" ? 0 : 1]));
-        $("buttons").append(el);
-        entry.el = el;
+      if (param.per_dim) {
+        const count = state && Array.isArray(state[param.state]) ? state[param.state].length : 0;
+        perDimCounts.set(param.address, count);
+        for (let i = 0; i < count; i++) addFader(param, i);
+      } else if (param.kind === "toggle") {
+        addToggle(param);
       } else {
-        const [low, high] = param.range;
-        const row = document.createElement("div");
-        row.className = "fader";
-        row.dataset.param = param.address;
-        const label = document.createElement("span");
-        label.textContent = param.name;
-        label.title = param.description;
-        const input = document.createElement("input");
-        input.type = "range";
-        input.min = String(low);
-        input.max = String(high);
-        input.step = "any";  // the daemon's value is shown as it is, not snapped to a step
-        input.value = String(Math.min(high, Math.max(low, 0)));
-        input.setAttribute("aria-label", param.name);
-        const output = document.createElement("output");
-        output.textContent = Number(input.value).toFixed(2) + (param.unit ? ` ${param.unit}` : "");
-        input.addEventListener("input", () => {
-          entry.touchedAt = performance.now();
-          clearTimeout(entry.settle);  // then show the daemon's value again, whoever set it meanwhile
-          entry.settle = setTimeout(() => { if (state) showParams(); }, LOCAL_HOLD_MS + 50);
-          output.textContent = Number(input.value).toFixed(2) + (param.unit ? ` ${param.unit}` : "");
-          setContinuous(param.address, [Number(input.value)]);
-        });
-        input.addEventListener("change", () => { entry.touchedAt = performance.now(); flush(); });
-        input.addEventListener("pointerdown", () => { entry.held = true; });
-        const release = () => { entry.held = false; entry.touchedAt = performance.now(); flush(); };
-        input.addEventListener("pointerup", release);
-        input.addEventListener("pointercancel", release);
-        row.append(label, input, output);
-        $("params").append(row);
-        entry.el = input;
-        entry.output = output;
+        addFader(param, null);
       }
-      params.push(entry);
     }
+  }
+  function addToggle(param) {
+    const el = document.createElement("button");
+    el.type = "button";
+    el.textContent = param.name;
+    el.title = param.description;
+    el.dataset.param = param.address;
+    el.setAttribute("aria-pressed", "false");
+    el.addEventListener("click", () => command(param.address, [el.getAttribute("aria-pressed") === "true" ? 0 : 1]));
+    $("buttons").append(el);
+    params.push({ param, index: null, el, output: null, touchedAt: -Infinity, held: false, settle: null });
+  }
+  function addFader(param, index) {
+    const entry = { param, index, el: null, output: null, touchedAt: -Infinity, held: false, settle: null };
+    const name = index === null ? param.name : `${param.name} ${index}`;
+    const address = index === null ? param.address : param.address.replace("/N", `/${index}`);
+    const unit = param.unit ? ` ${param.unit}` : "";
+    const [low, high] = param.range;
+    const row = document.createElement("div");
+    row.className = "fader";
+    row.dataset.param = address;
+    const label = document.createElement("span");
+    label.textContent = name;
+    label.title = param.description;
+    const input = document.createElement("input");
+    input.type = "range";
+    input.min = String(low);
+    input.max = String(high);
+    input.step = "any";  // the daemon's value is shown as it is, not snapped to a step
+    input.value = String(Math.min(high, Math.max(low, 0)));
+    input.setAttribute("aria-label", name);
+    const output = document.createElement("output");
+    output.textContent = Number(input.value).toFixed(2) + unit;
+    input.addEventListener("input", () => {
+      entry.touchedAt = performance.now();
+      clearTimeout(entry.settle);  // then show the daemon's value again, whoever set it meanwhile
+      entry.settle = setTimeout(() => { if (state) showParams(); }, LOCAL_HOLD_MS + 50);
+      output.textContent = Number(input.value).toFixed(2) + unit;
+      setContinuous(address, [Number(input.value)]);
+    });
+    input.addEventListener("change", () => { entry.touchedAt = performance.now(); flush(); });
+    input.addEventListener("pointerdown", () => { entry.held = true; });
+    const release = () => { entry.held = false; entry.touchedAt = performance.now(); flush(); };
+    input.addEventListener("pointerup", release);
+    input.addEventListener("pointercancel", release);
+    row.append(label, input, output);
+    panelOf(param).append(row);
+    entry.el = input;
+    entry.output = output;
+    params.push(entry);
   }
 
   function showParams() {
+    for (const param of config.params || []) {
+      const list = state[param.state];
+      if (param.per_dim && Array.isArray(list) && perDimCounts.get(param.address) !== list.length) {
+        buildParams();  // the model's latent size changed: one fader per dim again
+        break;
+      }
+    }
     const now = performance.now();
     for (const entry of params) {
-      const value = entry.param.state ? state[entry.param.state] : undefined;
+      let value = entry.param.state ? state[entry.param.state] : undefined;
+      if (entry.index !== null) value = Array.isArray(value) ? value[entry.index] : undefined;
       if (value === undefined || value === null) continue;
       if (entry.param.kind === "toggle") {
         entry.el.setAttribute("aria-pressed", value ? "true" : "false");
