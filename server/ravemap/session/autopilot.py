@@ -27,10 +27,12 @@ this object is read and written on the session thread only.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 
 from ravemap.audio.controls import check_range
+from ravemap.mapping.store import Example
 
 TICK_S = 0.04  # a step at most every 40 ms (25 a second): smooth for latents that glide (engine.smoothing_ms)
 HOLD_S = 1.0  # after a touch, the walk waits this long before it starts again from there
@@ -77,10 +79,10 @@ class Autopilot:
         return min(max(0.0, due - now), TICK_S)
 
     def step(self, now: float, running: bool, current: tuple[float, ...], low: float, high: float,
-             examples: list[tuple[float, ...]]) -> tuple[float, ...] | None:
+             examples: Sequence[Example]) -> tuple[float, ...] | None:
         """The walked values now (latent targets in manual mode, inputs in run mode), or None when no
         step is due. `current`: the values as they are; `low`, `high`: the manual mode's bounds;
-        `examples`: the recorded inputs (run mode)."""
+        `examples`: the recorded examples (run mode; only a few are read when a walk starts)."""
         if not self.on or now < self._held_until or not current:
             return None
         walk = self._walk
@@ -95,15 +97,16 @@ class _Walk:
     """One walk, from the anchor where it started."""
 
     def __init__(self, rng: np.random.Generator, now: float, running: bool, anchor: tuple[float, ...],
-                 low: float, high: float, examples: list[tuple[float, ...]]):
+                 low: float, high: float, examples: Sequence[Example]):
         self.running = running
         self.size = len(anchor)
         self.anchor = np.asarray(anchor, dtype=float)
-        fitting = [e for e in examples if len(e) == self.size]
+        # A few drawn at random, never a pass over all of them (a mapping may hold a million).
+        drawn = rng.choice(len(examples), size=min(HULL, len(examples)), replace=False) if running and examples else ()
+        fitting = [examples[i].input for i in drawn if len(examples[i].input) == self.size]
         self.points: np.ndarray | None = None
-        if running and fitting:
-            chosen = rng.choice(len(fitting), size=min(HULL, len(fitting)), replace=False)
-            self.points = np.asarray([fitting[i] for i in chosen], dtype=float)
+        if fitting:
+            self.points = np.asarray(fitting, dtype=float)
             coords = len(self.points)
             self.low, self.high = -math.inf, math.inf
         else:

@@ -60,6 +60,16 @@ class ChainCommands:
             "autopilot_prior": lambda event, on: self.autopilot_prior(bool(on)),
         }
 
+    def learn(self, origin: tuple[str, int] | None, target: int | str,
+              learn: Callable[[int | str], None] | None) -> None:
+        """MIDI learn for an input dim (an int) or a chain control (its MIDI name, e.g. "mix", "scale 3"):
+        the next controller moved drives it (`learn` is the MIDI input's, None with no MIDI port)."""
+        address = "/ravemap/learn/control" if isinstance(target, str) else "/ravemap/learn"
+        if learn is None:
+            raise CommandError(f"{address}: MIDI input is off or no MIDI port is open")
+        learn(target)
+        self.feedback.reply(origin, address, target, "waiting for a controller to move")
+
     def _set(self, name: str, setter: Callable[[float], float], value: float) -> float:
         result = float(_checked(lambda: setter(value)))  # type: ignore[arg-type]
         self.feedback.broadcast(f"/ravemap/{name}", result)

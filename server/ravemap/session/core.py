@@ -32,7 +32,6 @@ Threads:
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -69,8 +68,9 @@ from ravemap.session.engine import EngineCommands
 from ravemap.session.jobs import Jobs
 from ravemap.session.keeper import MappingKeeper, new_mapping
 from ravemap.session.outcomes import DEFERRED, Background, CommandError, Refused, fail
+from ravemap.session.rows import OutputRows
 from ravemap.session.training import Training
-from ravemap.session.view import SessionView, ViewMaker, status_of
+from ravemap.session.view import SessionView, ViewMaker, reply_status, status_of
 
 if TYPE_CHECKING:
     from ravemap.audio.controls import EngineControls
@@ -101,9 +101,7 @@ class Session:
         self.n_out = len(config.latent.dims)
         self.low, self.high = config.latent.range
         self.inputs: tuple[float, ...] = (0.5,) * mapping.input_size  # replaced, never changed in place
-        # Per output, as Wekinator's record and run buttons on each model row (not saved).
-        self.record_on = [True] * self.n_out
-        self.run_on = [True] * self.n_out
+        self.rows = OutputRows(self.n_out)  # Wekinator's per-output record and run buttons
         self.targets: tuple[float, ...] = (0.0,) * self.n_out
         self.recording = False
         self.running = False
@@ -127,7 +125,7 @@ class Session:
             "names": self._cmd_names,
             "run": self._cmd_run,
             "toggle": self._cmd_toggle,
-            "learn": self._cmd_learn,
+            "learn": lambda event, target: self.chain.learn(event.origin, target, self.learn),
             # training
             "train": lambda event, epochs: self.training.start(epochs),
             "train_cancel": lambda event: self.training.cancel(),
@@ -145,7 +143,7 @@ class Session:
             "vector_apply": self._cmd_vector_apply,
             # answers
             "status": self._cmd_status,
-            "ping": self._cmd_ping,
+            "ping": lambda event, port: self.feedback.reply(event.origin, "/ravemap/pong", port=port),
             "sync": lambda event: None,  # an API caller waits on it to know that everything sent before is applied
             **self.chain.handlers(),  # scale, jitter, mix, input gain, limit, autopilot
         }
@@ -252,33 +250,21 @@ class Session:
     # -- work on other threads -------------------------------------------------------------
     def _in_background(self, event: Command, request: Background) -> object:
         """Queue `request` for the loader thread; a waiting request it replaces is refused."""
-        job = self.jobs.add((event,), request.then)
-        replaced = self.jobs.queue_for_loader(request.kind, event, job, request.work)
-        if replaced is not None:
-            what = request.kind.split(":")[0]
-            self._settle((replaced,), lambda: fail(CommandError(
-                f"/ravemap/{what}: replaced by a newer request before it started loading")))
+        self._answer(self.jobs.background(event, request))
         return DEFERRED
 
     def _finished(self, finished: Finished) -> None:
-        job = self.jobs.take(finished)
-        if job is None:
+        done = self.jobs.finish(finished)
+        if done is None:
             return
-        if finished.error is not None and job.on_error is not None:
-            text = job.on_error(finished.error)
-            if text is not None:
-                self.last_error = text
-
-        def complete() -> object:
-            if finished.error is not None:
-                raise finished.error
-            return job.then(finished.result)
-
-        if job.events:
-            self._settle(job.events, complete)
+        events, complete, text = done
+        if text is not None:
+            self.last_error = text
+        if events:
+            self._settle(events, complete)
         elif finished.error is None:
             try:
-                job.then(finished.result)
+                complete()
             except Exception:
                 log.exception("finishing background job %d failed", finished.job)
 
@@ -349,7 +335,7 @@ class Session:
         self.targets = tuple(min(max(float(v), self.low), self.high) for v in values)
         if not self.running:
             self.controls.set_offsets(self.targets)
-        elif not all(self.run_on):
+        elif not self.rows.all_running:
             self._predict()  # outputs whose running is off follow their manual value
 
     def _predict(self, send: bool = False) -> None:
@@ -362,23 +348,14 @@ class Session:
         if out.size != self.n_out or not np.all(np.isfinite(out)):
             self.last_error = "the regressor produced an unusable prediction; offsets kept"
             return
-        taught = self.mapping.training.get("taught")
-        if not isinstance(taught, list) or len(taught) != self.n_out:
-            taught = [True] * self.n_out
-        for k in range(self.n_out):
-            if not (self.run_on[k] and taught[k]):
-                out[k] = self.targets[k]
+        self.rows.keep_manual(out, self.targets, self.mapping.training.get("taught"))
         offsets = tuple(float(v) for v in np.clip(out, self.low, self.high))
         self.controls.set_offsets(offsets)
         if send:
             self.feedback.wekinator_outputs(offsets)
 
     def _record(self) -> None:
-        if not any(self.record_on):
-            raise CommandError("recording is off for every output (/wekinator/control/enableModelRecording "
-                               "switches it on again); nothing recorded")
-        outputs = tuple(t if on else None for t, on in zip(self.targets, self.record_on, strict=True))
-        example = Example(tuple(float(v) for v in self.inputs), outputs)
+        example = Example(tuple(float(v) for v in self.inputs), self.rows.recorded(self.targets))
         examples = self.mapping.examples
         if example.input == self._last_recorded and examples and examples[-1] == example:
             return
@@ -413,9 +390,7 @@ class Session:
 
     def _cmd_outputs_enabled(self, event: Command, what: str, outputs: tuple[int, ...], on: bool) -> None:
         """Wekinator's enable/disableModelRecording and enable/disableModelRunning (outputs 0-based here)."""
-        flags = self.record_on if what == "recording" else self.run_on
-        for k in outputs:
-            flags[k] = bool(on)
+        self.rows.enable(what, outputs, on)
         if what == "running" and self.running:
             self._predict()
 
@@ -450,19 +425,13 @@ class Session:
         else:
             raise CommandError(f"cannot toggle {what!r}")
 
-    def _cmd_learn(self, event: Command, target: int | str) -> None:
-        """MIDI learn for an input dim (an int) or a chain control (its MIDI name, e.g. "mix", "scale 3")."""
-        address = "/ravemap/learn/control" if isinstance(target, str) else "/ravemap/learn"
-        if self.learn is None:
-            raise CommandError(f"{address}: MIDI input is off or no MIDI port is open")
-        self.learn(target)
-        self.feedback.reply(event.origin, address, target, "waiting for a controller to move")
-
     # -- the autopilot ----------------------------------------------------------------------
     def _step_autopilot(self) -> None:
         """One step of the walk when one is due: the inputs in run mode, else the latent targets."""
+        if not self.autopilot.on:
+            return
         current = self.inputs if self.running else self.targets
-        examples = [e.input for e in self.mapping.examples] if self.running else []
+        examples = self.mapping.examples if self.running else []
         walked = self.autopilot.step(time.monotonic(), self.running, current, self.low, self.high, examples)
         if walked is None:
             return
@@ -487,10 +456,7 @@ class Session:
 
     def _cmd_load(self, event: Command, name: str) -> object:
         """Read the file on the mapping reader thread; switch to it when it is read (the newest load wins)."""
-        check_name(name)
-        job = self.jobs.add((event,), self._switch_to_loaded)
-        self.jobs.spawn(job, self.keeper.reader(name), "ravemap-mapping-reader")
-        self.keeper.reading = job
+        self.keeper.load(event, check_name(name), self._switch_to_loaded)
         return DEFERRED
 
     def _switch_to_loaded(self, loaded: object) -> None:
@@ -519,8 +485,7 @@ class Session:
         self._last_recorded = None
         if len(self.inputs) != mapping.input_size:
             self.inputs = (0.5,) * mapping.input_size
-        self.record_on = [True] * self.n_out
-        self.run_on = [True] * self.n_out
+        self.rows.reset()
 
     def _announce_mapping(self) -> None:
         self.feedback.broadcast("/ravemap/mapping", self.mapping.name)
@@ -530,16 +495,7 @@ class Session:
     # -- commands: answers ------------------------------------------------------------------
     def _cmd_status(self, event: Command, port: int | None) -> None:
         self.view = self._make_view()  # what this event changed so far
-        status = self.status()
-        reply = partial(self.feedback.reply, event.origin, port=port)
-        for address, key in (("/ravemap/record", "recording"), ("/ravemap/run", "running"),
-                             ("/ravemap/examples", "examples")):
-            reply(address, int(status[key]))
-        reply("/ravemap/latent", *[float(v) for v in status["offsets"]])
-        reply("/ravemap/status", json.dumps(status, sort_keys=True))
-
-    def _cmd_ping(self, event: Command, port: int | None) -> None:
-        self.feedback.reply(event.origin, "/ravemap/pong", port=port)
+        reply_status(partial(self.feedback.reply, event.origin, port=port), self.status())
 
     # -- reading -------------------------------------------------------------------------
     def _make_view(self) -> SessionView:

@@ -7,7 +7,8 @@ flight (which events wait on each, and what to do with its result) and the loade
 answers nobody itself: the core takes a finished job (`take`) and settles its events.
 
 Threads:
-- session thread: `add`, `spawn`, `take`, `queue_for_loader` (the job table is its own).
+- session thread: `add`, `spawn`, `take`, `finish`, `background`, `queue_for_loader` (the job table is
+  its own).
 - worker threads, one per job, named by whoever spawns them ("ravemap-saver",
   "ravemap-mapping-reader"): run `run`, which posts `Finished` into the inbox.
 - loader thread, "ravemap-loader" (owned here, one at a time): hot swaps of model or loop and
@@ -24,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ravemap.control.events import Event, Finished, Inbox
+from ravemap.session.outcomes import Background, CommandError, Refused
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,30 @@ class Jobs:
         if job is not None:
             self.finishing = finished.job
         return job
+
+    def background(self, event: Event, request: Background) -> Refused | None:
+        """A job for `request` on the loader thread; the waiting request of its kind that it replaces
+        comes back refused."""
+        replaced = self.queue_for_loader(request.kind, event, self.add((event,), request.then), request.work)
+        if replaced is None:
+            return None
+        return Refused((replaced,), CommandError(
+            f"/ravemap/{request.kind.split(':')[0]}: replaced by a newer request before it started loading"))
+
+    def finish(self, finished: Finished) -> tuple[tuple[Event, ...], Callable[[], object], str | None] | None:
+        """For the job `finished` ends (None: forgotten): the events it answers, how to complete it (its
+        `then` on the result, or raise the job's error) and a text for `last_error` from its `on_error`."""
+        job = self.take(finished)
+        if job is None:
+            return None
+        text = job.on_error(finished.error) if finished.error is not None and job.on_error is not None else None
+
+        def complete() -> object:
+            if finished.error is not None:
+                raise finished.error
+            return job.then(finished.result)
+
+        return job.events, complete, text
 
     def queue_for_loader(self, kind: str, event: Event, job: int, work: Callable[[], object]) -> Event | None:
         """Run `work` on the loader thread after what is loading now. A request of the same `kind`

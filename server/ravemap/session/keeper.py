@@ -328,6 +328,13 @@ class MappingKeeper:
         self.hold.release()
 
     # -- switching -------------------------------------------------------------------------
+    def load(self, event: Command, name: str, then: Callable[[object], object]) -> None:
+        """Read mapping `name` on the mapping reader thread, then `then(mapping)` on the session thread;
+        the newest load is the one switched to (`check_newest_load`)."""
+        job = self.jobs.add((event,), then)
+        self.jobs.spawn(job, self.reader(name), "ravemap-mapping-reader")
+        self.reading = job
+
     def reader(self, name: str) -> Callable[[], Mapping]:
         """What the mapping reader thread runs for `/ravemap/mapping/load name`: read and check the file."""
         config, folder = self.config, self.mappings_dir

@@ -11,6 +11,8 @@ Threads: built on the session thread (`ViewMaker`); read from any thread (`statu
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from collections.abc import Mapping as ReadOnly
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -110,3 +112,13 @@ def status_of(view: SessionView, controls: EngineControls, engine: dict[str, obj
         "events_dropped": dropped,
         "last_error": view.last_error,
     }
+
+
+def reply_status(reply: Callable[..., None], status: dict) -> None:
+    """`/ravemap/status`'s answer: record, run, examples and latent as their own messages, then the whole
+    state as JSON. `reply(address, *args)` sends one to whoever asked."""
+    for address, key in (("/ravemap/record", "recording"), ("/ravemap/run", "running"),
+                         ("/ravemap/examples", "examples")):
+        reply(address, int(status[key]))
+    reply("/ravemap/latent", *[float(v) for v in status["offsets"]])
+    reply("/ravemap/status", json.dumps(status, sort_keys=True))
