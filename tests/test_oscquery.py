@@ -255,7 +255,7 @@ def test_a_changed_shape_sends_path_changed_and_the_namespace_follows(daemon, pe
     """ravemap's address space changes when the session's shape does. `/ravemap/scale/N` exists for each
     latent dim of the model playing: a swap (by name, from `paths.models_dir`) to a model with another
     latent size changes it. Every RAVE fixture and the default model have 8 latent dims, so the model
-    swapped to is a stand-in with 4 (tests/standins.py: the test is about the address space, not the
+    swapped to is a stand-in with 16 (tests/standins.py: the test is about the address space, not the
     sound). The number of `/ravemap/latent/N` addresses is `latent.dims`', which a swap leaves alone. A new
     mapping that takes its input size from Wekinator's first `/wek/inputs` changes `/wek/inputs`' TYPE."""
     from tests.standins import StandInRave, save
@@ -263,13 +263,13 @@ def test_a_changed_shape_sends_path_changed_and_the_namespace_follows(daemon, pe
     paths = {n["FULL_PATH"] for n in walk(requests.get(base(daemon)).json())}
     assert {f"/ravemap/scale/{n}" for n in range(8)} <= paths and "/ravemap/scale/8" not in paths
     assert requests.get(base(daemon) + "/ravemap/scale?TYPE").json() == {"TYPE": "f" * 8}
-    save(StandInRave(sr=44100, channels=1, latent=4, ratio=256), daemon.config_path.parent / "models" / "four.ts")
+    save(StandInRave(sr=44100, channels=1, latent=16, ratio=256), daemon.config_path.parent / "models" / "wide.ts")
     wanted = {"/ravemap/scale", "/wek/inputs"}
 
     async def scenario():
         async with websockets.connect(ws_url(daemon)) as ws:
-            peer.send("/ravemap/model", "four")
-            assert peer.wait_for("/ravemap/model", timeout=60) == ["four.ts"], "the swap by name was refused"
+            peer.send("/ravemap/model", "wide")
+            assert peer.wait_for("/ravemap/model", timeout=60) == ["wide.ts"], "the swap by name was refused"
             peer.send("/ravemap/mapping/new", "sized")
             await asyncio.sleep(0.5)
             peer.send("/wek/inputs", 0.1, 0.2, 0.3, 0.4, 0.5, 0.6)
@@ -289,13 +289,13 @@ def test_a_changed_shape_sends_path_changed_and_the_namespace_follows(daemon, pe
     assert node["TYPE"] == "ffffff" and node["VALUE"] == pytest.approx([0.1, 0.2, 0.3, 0.4, 0.5, 0.6])
     paths = {n["FULL_PATH"] for n in walk(requests.get(base(daemon)).json())}
     assert {f"/ravemap/latent/{n}" for n in range(4)} <= paths, "the model swap left the latent addresses as they were"
-    assert {f"/ravemap/scale/{n}" for n in range(4)} <= paths and "/ravemap/scale/4" not in paths, \
+    assert {f"/ravemap/scale/{n}" for n in range(16)} <= paths and "/ravemap/scale/16" not in paths, \
         "one scale address per latent dim of the model now playing"
     scale = requests.get(base(daemon) + "/ravemap/scale").json()
-    assert scale["TYPE"] == "ffff" and scale["VALUE"] == [1.0] * 4
-    peer.send("/ravemap/scale/3", 2.5)
+    assert scale["TYPE"] == "f" * 16 and scale["VALUE"] == [1.0] * 16
+    peer.send("/ravemap/scale/12", 2.5)
     deadline = time.monotonic() + 5
-    while requests.get(base(daemon) + "/ravemap/scale/3?VALUE").json() != {"VALUE": [2.5]}:
+    while requests.get(base(daemon) + "/ravemap/scale/12?VALUE").json() != {"VALUE": [2.5]}:
         assert time.monotonic() < deadline, "OSCQuery's VALUE never showed the new scale"
         time.sleep(0.05)
 
