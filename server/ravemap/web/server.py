@@ -418,18 +418,28 @@ class WebServer:
         return web.Response(body=body, headers={"Content-Type": kind})
 
     # -- WebSocket -------------------------------------------------------------------------
-    async def _websocket(self, request: web.Request) -> web.StreamResponse:
-        origin = request.headers.get("Origin", "")
+    def _foreign_origin(self, request: web.Request, origin: str, what: str) -> web.Response | None:
+        """403 for a WebSocket whose Origin is not the page's own (counted, logged); None when it is."""
         parts = urlsplit(origin)
-        if parts.scheme not in ("http", "https") or parts.netloc.lower() != request.host.lower():
-            self.counters.refused_origins += 1
-            self._log.warning("refused a WebSocket from %s with Origin %r: not the page's own", request.remote,
-                              origin[:80], key="origin:" + str(request.remote))
-            return web.Response(status=403, text="WebSocket refused: its Origin is not this page\n")
+        if parts.scheme in ("http", "https") and parts.netloc.lower() == request.host.lower():
+            return None
+        self.counters.refused_origins += 1
+        self._log.warning("refused %s from %s with Origin %r: not the page's own", what, request.remote,
+                          origin[:80], key="origin:" + str(request.remote))
+        return web.Response(status=403, text="WebSocket refused: its Origin is not this page\n")
+
+    @staticmethod
+    def _new_websocket() -> web.WebSocketResponse:
+        return web.WebSocketResponse(max_msg_size=MAX_FRAME, heartbeat=HEARTBEAT_S, compress=False,
+                                     timeout=CLOSE_TIMEOUT_S)
+
+    async def _websocket(self, request: web.Request) -> web.StreamResponse:
+        refused = self._foreign_origin(request, request.headers.get("Origin", ""), "a WebSocket")
+        if refused is not None:
+            return refused
         if len(self.pages) >= MAX_PAGES:
             return web.Response(status=503, text=f"{MAX_PAGES} pages are open already\n")
-        ws = web.WebSocketResponse(max_msg_size=MAX_FRAME, heartbeat=HEARTBEAT_S, compress=False,
-                                   timeout=CLOSE_TIMEOUT_S)
+        ws = self._new_websocket()
         await ws.prepare(request)
         page = Page(ws, str(request.remote))
         self.pages.add(page)
@@ -464,16 +474,12 @@ class WebServer:
     async def _query_websocket(self, request: web.Request) -> web.StreamResponse:
         origin = request.headers.get("Origin")
         if origin is not None:  # a browser: only the page's own origin, as for `/ws`
-            parts = urlsplit(origin)
-            if parts.scheme not in ("http", "https") or parts.netloc.lower() != request.host.lower():
-                self.counters.refused_origins += 1
-                self._log.warning("refused an OSCQuery WebSocket from %s with Origin %r", request.remote,
-                                  origin[:80], key="origin:" + str(request.remote))
-                return web.Response(status=403, text="WebSocket refused: its Origin is not this page\n")
+            refused = self._foreign_origin(request, origin, "an OSCQuery WebSocket")
+            if refused is not None:
+                return refused
         if len(self.pages) + len(self.query_clients) >= MAX_PAGES:
             return web.Response(status=503, text=f"{MAX_PAGES} WebSockets are open already\n")
-        ws = web.WebSocketResponse(max_msg_size=MAX_FRAME, heartbeat=HEARTBEAT_S, compress=False,
-                                   timeout=CLOSE_TIMEOUT_S)
+        ws = self._new_websocket()
         await ws.prepare(request)
         client = QueryClient(ws, str(request.remote))
         self.query_clients.add(client)
