@@ -59,6 +59,47 @@ class WithMethodList(StandInRave):
         return ["encode", "decode", "forward"]
 
 
+class WithPrior(WithMethodList):
+    """A RAVE export made with a prior, in RAVE v2's method layout (scripts/export.py): `prior` is listed by
+    `get_methods`, declared by `prior_params = [1, ratio, latent_size, ratio]`, takes the temperature as a
+    one-channel signal at the latent frame rate `[batch, 1, frames]` (averaged over the frames, as RAVE's
+    prior does) and returns latents `[batch, latent_size, frames]`. No RAVE fixture has a prior, so this
+    stand-in's prior is recognisable instead of trained: every frame is `temperature * PRIOR_LATENT`."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        latent, ratio = self.latent_size, int(self.encode_params[3])
+        self.register_buffer("prior_params", torch.tensor([1, ratio, latent, ratio]))
+        self.register_buffer("prior_latent", prior_latent(latent))
+
+    @torch.jit.export
+    def get_methods(self) -> list[str]:
+        return ["encode", "decode", "forward", "prior"]
+
+    @torch.jit.export
+    def prior(self, temperature: torch.Tensor) -> torch.Tensor:
+        t = temperature.mean(-1, keepdim=True)  # [batch, 1, 1]
+        z = t * self.prior_latent[None, :, None]
+        return z.expand(temperature.shape[0], self.latent_size, temperature.shape[-1]).contiguous()
+
+
+def prior_latent(latent: int) -> torch.Tensor:
+    """What `WithPrior` plays at temperature 1: far from any encoded loop (alternating +-3)."""
+    return torch.tensor([3.0 if i % 2 == 0 else -3.0 for i in range(latent)])
+
+
+class ListsAPriorWithoutOne(WithMethodList):
+    """Lists `prior` as some exports do with no prior trained (it returns a scalar)."""
+
+    @torch.jit.export
+    def get_methods(self) -> list[str]:
+        return ["encode", "decode", "forward", "prior"]
+
+    @torch.jit.export
+    def prior(self, temperature: torch.Tensor) -> torch.Tensor:
+        return torch.tensor(0)
+
+
 class NoEncodeDecode(nn.Module):
     def __init__(self) -> None:
         super().__init__()

@@ -1,6 +1,10 @@
 """A performer opens a ready layout - TouchOSC, Pure Data or Max - and plays: every address a
 layout sends is one the daemon routes, what it listens for is what the daemon sends back, and
-the Pd patch, run by real Pure Data, teaches and runs a live daemon.
+the Pd patch, run by real Pure Data, teaches and runs a live daemon and moves its chain.
+
+Each layout carries the performer's chain (the vocabulary's "performer" panel: mix, jitter,
+input gain, limit, autopilot and its rate, a scale per latent dim of the default model) and
+`/ravemap/limit/off`.
 
 The addresses a layout may send are the vocabulary's (`ravemap.control.vocabulary`), which the
 translator routes with the repository's config (checked here too); the
@@ -34,6 +38,8 @@ MAX_PATCHERS = [EXAMPLES / "max" / "ravemap.maxpat", EXAMPLES / "max" / "ravemap
 CONFIG = load_config(REPO / "config.yaml")
 N_TARGETS = len(CONFIG.latent.dims)
 ROUTED = {e.address for e in vocabulary.entries()}
+MODEL_DIMS = 8  # the default model's (and the fixtures') latent size: the layouts' scale faders
+CHAIN = [e for e in vocabulary.entries() if e.panel == "performer"]
 assert set(OscTranslator(CONFIG.inputs.size, N_TARGETS, CONFIG.osc.routes).addresses()) == ROUTED
 
 
@@ -47,11 +53,32 @@ FEEDBACK = _feedback_addresses()
 
 
 def is_routed(address: str) -> bool:
-    """The daemon routes it: a fixed address, or /ravemap/latent/N with N a latent index."""
+    """The daemon routes it: a fixed address, /ravemap/latent/N with N a latent index, or
+    /ravemap/scale/N with N a latent dim of the default model."""
     one = re.fullmatch(r"/ravemap/latent/(\d+)", address)
     if one is not None:
         return "/ravemap/latent/N" in ROUTED and int(one.group(1)) < N_TARGETS
+    one = re.fullmatch(r"/ravemap/scale/(\d+)", address)
+    if one is not None:
+        return "/ravemap/scale/N" in ROUTED and int(one.group(1)) < MODEL_DIMS
     return address in ROUTED
+
+
+def chain_addresses() -> set[str]:
+    """Every address of the performer's chain a layout sends: a per-dim entry once per dim."""
+    found = {"/ravemap/limit/off"}
+    for entry in CHAIN:
+        if entry.per_dim:
+            found |= {entry.address.rsplit("/", 1)[0] + f"/{d}" for d in range(MODEL_DIMS)}
+        else:
+            found.add(entry.address)
+    return found
+
+
+def test_the_chain_is_what_the_issue_asks_every_layout_for():
+    assert {e.address for e in CHAIN} == {"/ravemap/mix", "/ravemap/jitter", "/ravemap/limit", "/ravemap/input/gain",
+                                          "/ravemap/autopilot", "/ravemap/autopilot/rate", "/ravemap/scale/N"}
+    assert all(is_routed(a) for a in chain_addresses())
 
 
 def test_the_feedback_contract_is_read_from_the_readme():
@@ -117,6 +144,20 @@ def test_the_touchosc_layout_only_sends_addresses_the_daemon_routes():
     sent += re.findall(r"sendOSC\('([^']+)'", _root_script())
     assert sent
     assert [a for a in sent if not is_routed(a)] == []
+
+
+def test_the_touchosc_layout_sends_every_chain_control_across_its_range():
+    controls = _controls()
+    sent = {m["address"]: m for _, _, messages in controls.values() for m in messages if m["send"]}
+    assert chain_addresses() <= set(sent)
+    for entry in CHAIN:
+        [span] = entry.range
+        addresses = [a for a in chain_addresses() if a.startswith(entry.address.rstrip("N"))] if entry.per_dim \
+            else [entry.address]
+        for address in addresses:
+            assert sent[address]["arguments"] == [("VALUE", "x", "FLOAT", *span)], address
+    kind, node, [off] = controls["limit_off"]
+    assert kind == "BUTTON" and off["arguments"] == [] and _properties(node)["buttonType"].text == "0"
 
 
 def test_the_touchosc_layout_listens_only_for_what_the_daemon_sends_or_routes():
@@ -252,6 +293,7 @@ def test_the_pd_patch_only_sends_addresses_the_daemon_routes():
     assert {"/ravemap/xy", "/ravemap/record", "/ravemap/run", "/ravemap/train", "/ravemap/examples/clear",
             *(f"/ravemap/latent/{d}" for d in range(N_TARGETS))} <= set(addresses)
     assert [a for a in addresses if not is_routed(a)] == []
+    assert chain_addresses() <= set(addresses), "the performer's chain"
     assert _pd_objects(PD_PATCH, "netsend") == [["netsend", "-u", "-b"]]
     assert _pd_objects(PD_PATCH, "netreceive") == [["netreceive", "-u", "-b"]]
     messages = [" ".join(r[4:]) for c in pd_canvases(PD_PATCH) for r in c if r[1] == "msg"]
@@ -274,7 +316,8 @@ def pd() -> str:
 
 
 def test_pure_data_plays_the_patch_against_a_live_daemon(tmp_path, tiny_model, loop_file, pd):
-    """ravemap.pd in real, headless Pd, played by test_companion.pd: four examples, train, run."""
+    """ravemap.pd in real, headless Pd, played by test_companion.pd: four examples, train, the
+    performer's mix and jitter, run."""
     feedback_port = free_udp_port()
     daemon = Daemon(tmp_path, tiny_model, loop_file, feedback_port)
     peer = OscPeer(daemon.port)
@@ -304,6 +347,8 @@ def test_pure_data_plays_the_patch_against_a_live_daemon(tmp_path, tiny_model, l
         shown = [int(float(n)) for n in re.findall(r"^companion-examples: (\S+)$", log, re.MULTILINE)]
         assert shown and shown[-1] == state["examples"], log
         assert "companion-run: set 1" in log, log
+        # the performer's section moved the daemon's chain
+        assert state["mix"] == pytest.approx(0.5, abs=0.01) and state["jitter"] == pytest.approx(0.25, abs=0.01)
     finally:
         peer.close()
         daemon.stop()
@@ -357,6 +402,32 @@ def test_the_max_controller_has_every_control_a_performer_needs():
     low, high = CONFIG.latent.range
     assert sum(b["min"] == low and b["size"] == high - low and b["floatoutput"] for b in sliders) == N_TARGETS
     assert sum(b["maxclass"] == "toggle" for b in boxes) == 2
+
+
+def test_the_max_controller_sends_every_chain_control_across_its_range():
+    """The performer's section: a float slider over the vocabulary's range into each chain address.
+    (ravemap-nn.maxpat is mapping-only, with no controls of its own.)"""
+    path = MAX_PATCHERS[0]
+    patcher = json.loads(path.read_text(encoding="utf-8"))["patcher"]
+    boxes = {b["box"]["id"]: b["box"] for b in patcher["boxes"]}
+    sources: dict[str, list[str]] = {}
+    for line in patcher["lines"]:
+        sources.setdefault(line["patchline"]["destination"][0], []).append(line["patchline"]["source"][0])
+    [udpsend] = [i for i, b in boxes.items() if b.get("text") == "udpsend 127.0.0.1 8000"]
+    into_udpsend = {boxes[i].get("text", "") for i in sources[udpsend]}
+    sent = {t.split()[1] for t in into_udpsend if t.startswith("prepend /")} | \
+        {t for t in into_udpsend if t.startswith("/")}
+    assert chain_addresses() <= sent
+    ranges = {e.address.rstrip("N"): e.range[0] for e in CHAIN}
+    for i, box in boxes.items():
+        text = box.get("text", "")
+        if not text.startswith("prepend /ravemap/") or text.split()[1] not in chain_addresses():
+            continue
+        address = text.split()[1]
+        low, high = ranges.get(address) or ranges[address.rsplit("/", 1)[0] + "/"]
+        [slider] = [boxes[s] for s in sources[i]]
+        assert slider["maxclass"] == "slider" and slider["floatoutput"], address
+        assert slider["min"] == low and slider["min"] + slider["size"] == pytest.approx(high), address
 
 
 def test_the_max_nn_patch_decodes_the_latent_feedback_into_sound():

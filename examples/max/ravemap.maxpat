@@ -1025,6 +1025,810 @@
 					],
 					"id": "obj-56"
 				}
+			},
+			{
+				"box": {
+					"maxclass": "comment",
+					"text": "performer: the chain (mix, jitter, input gain, limiter, autopilot, a scale per latent dim), into the same udpsend",
+					"numinlets": 1,
+					"numoutlets": 0,
+					"patching_rect": [
+						20,
+						610,
+						620,
+						20
+					],
+					"id": "obj-57"
+				}
+			},
+			{
+				"box": {
+					"maxclass": "slider",
+					"numinlets": 1,
+					"numoutlets": 1,
+					"outlettype": [
+						""
+					],
+					"floatoutput": 1,
+					"min": 0,
+					"size": 1,
+					"parameter_enable": 0,
+					"patching_rect": [
+						20,
+						640,
+						200,
+						22
+					],
+					"id": "obj-58"
+				}
+			},
+			{
+				"box": {
+					"maxclass": "comment",
+					"text": "mix (dry..wet)",
+					"numinlets": 1,
+					"numoutlets": 0,
+					"patching_rect": [
+						225,
+						640,
+						130,
+						20
+					],
+					"id": "obj-59"
+				}
+			},
+			{
+				"box": {
+					"maxclass": "newobj",
+					"text": "prepend /ravemap/mix",
+					"numinlets": 1,
+					"numoutlets": 1,
+					"outlettype": [
+						""
+					],
+					"patching_rect": [
+						360,
+						640,
+						170,
+						22
+					],
+					"id": "obj-60"
+				}
+			},
+			{
+				"box": {
+					"maxclass": "slider",
+					"numinlets": 1,
+					"numoutlets": 1,
+					"outlettype": [
+						""
+					],
+					"floatoutput": 1,
+					"min": 0,
+					"size": 3,
+					"parameter_enable": 0,
+					"patching_rect": [
+						20,
+						670,
+						200,
+						22
+					],
+					"id": "obj-61"
+				}
+			},
+			{
+				"box": {
+					"maxclass": "comment",
+					"text": "jitter (0..3)",
+					"numinlets": 1,
+					"numoutlets": 0,
+					"patching_rect": [
+						225,
+						670,
+						130,
+						20
+					],
+					"id": "obj-62"
+				}
+			},
+			{
+				"box": {
+					"maxclass": "newobj",
+					"text": "prepend /ravemap/jitter",
+					"numinlets": 1,
+					"numoutlets": 1,
+					"outlettype": [
+						""
+					],
+					"patching_rect": [
+						360,
+						670,
+						170,
+						22
+					],
+					"id": "obj-63"
+				}
+			},
+			{
+				"box": {
+					"maxclass": "slider",
+					"numinlets": 1,
+					"numoutlets": 1,
+					"outlettype": [
+						""
+					],
+					"floatoutput": 1,
+					"min": -60,
+					"size": 84,
+					"parameter_enable": 0,
+					"patching_rect": [
+						20,
+						700,
+						200,
+						22
+					],
+					"id": "obj-64"
+				}
+			},
+			{
+				"box": {
+					"maxclass": "comment",
+					"text": "input gain (dB)",
+					"numinlets": 1,
+					"numoutlets": 0,
+					"patching_rect": [
+						225,
+						700,
+						130,
+						20
+					],
+					"id": "obj-65"
+				}
+			},
+			{
+				"box": {
+					"maxclass": "newobj",
+					"text": "prepend /ravemap/input/gain",
+					"numinlets": 1,
+					"numoutlets": 1,
+					"outlettype": [
+						""
+					],
+					"patching_rect": [
+						360,
+						700,
+						170,
+						22
+					],
+					"id": "obj-66"
+				}
+			},
+			{
+				"box": {
+					"maxclass": "slider",
+					"numinlets": 1,
+					"numoutlets": 1,
+					"outlettype": [
+						""
+					],
+					"floatoutput": 1,
+					"min": -60,
+					"size": 60,
+					"parameter_enable": 0,
+					"patching_rect": [
+						20,
+						730,
+						200,
+						22
+					],
+					"id": "obj-67"
+				}
+			},
+			{
+				"box": {
+					"maxclass": "comment",
+					"text": "limit (dBFS)",
+					"numinlets": 1,
+					"numoutlets": 0,
+					"patching_rect": [
+						225,
+						730,
+						130,
+						20
+					],
+					"id": "obj-68"
+				}
+			},
+			{
+				"box": {
+					"maxclass": "newobj",
+					"text": "prepend /ravemap/limit",
+					"numinlets": 1,
+					"numoutlets": 1,
+					"outlettype": [
+						""
+					],
+					"patching_rect": [
+						360,
+						730,
+						170,
+						22
+					],
+					"id": "obj-69"
+				}
+			},
+			{
+				"box": {
+					"maxclass": "message",
+					"text": "/ravemap/limit/off",
+					"numinlets": 2,
+					"numoutlets": 1,
+					"outlettype": [
+						""
+					],
+					"patching_rect": [
+						540,
+						730,
+						120,
+						22
+					],
+					"id": "obj-70"
+				}
+			},
+			{
+				"box": {
+					"maxclass": "slider",
+					"numinlets": 1,
+					"numoutlets": 1,
+					"outlettype": [
+						""
+					],
+					"floatoutput": 1,
+					"min": 0,
+					"size": 1,
+					"parameter_enable": 0,
+					"patching_rect": [
+						20,
+						760,
+						200,
+						22
+					],
+					"id": "obj-71"
+				}
+			},
+			{
+				"box": {
+					"maxclass": "comment",
+					"text": "autopilot",
+					"numinlets": 1,
+					"numoutlets": 0,
+					"patching_rect": [
+						225,
+						760,
+						130,
+						20
+					],
+					"id": "obj-72"
+				}
+			},
+			{
+				"box": {
+					"maxclass": "newobj",
+					"text": "prepend /ravemap/autopilot",
+					"numinlets": 1,
+					"numoutlets": 1,
+					"outlettype": [
+						""
+					],
+					"patching_rect": [
+						360,
+						760,
+						170,
+						22
+					],
+					"id": "obj-73"
+				}
+			},
+			{
+				"box": {
+					"maxclass": "slider",
+					"numinlets": 1,
+					"numoutlets": 1,
+					"outlettype": [
+						""
+					],
+					"floatoutput": 1,
+					"min": 0.01,
+					"size": 9.99,
+					"parameter_enable": 0,
+					"patching_rect": [
+						20,
+						790,
+						200,
+						22
+					],
+					"id": "obj-74"
+				}
+			},
+			{
+				"box": {
+					"maxclass": "comment",
+					"text": "autopilot rate (Hz)",
+					"numinlets": 1,
+					"numoutlets": 0,
+					"patching_rect": [
+						225,
+						790,
+						130,
+						20
+					],
+					"id": "obj-75"
+				}
+			},
+			{
+				"box": {
+					"maxclass": "newobj",
+					"text": "prepend /ravemap/autopilot/rate",
+					"numinlets": 1,
+					"numoutlets": 1,
+					"outlettype": [
+						""
+					],
+					"patching_rect": [
+						360,
+						790,
+						170,
+						22
+					],
+					"id": "obj-76"
+				}
+			},
+			{
+				"box": {
+					"maxclass": "comment",
+					"text": "scale of each latent dim (-4..4; 8 dims: the default model)",
+					"numinlets": 1,
+					"numoutlets": 0,
+					"patching_rect": [
+						20,
+						825,
+						400,
+						20
+					],
+					"id": "obj-77"
+				}
+			},
+			{
+				"box": {
+					"maxclass": "slider",
+					"numinlets": 1,
+					"numoutlets": 1,
+					"outlettype": [
+						""
+					],
+					"floatoutput": 1,
+					"min": -4,
+					"size": 8,
+					"parameter_enable": 0,
+					"patching_rect": [
+						20,
+						850,
+						200,
+						22
+					],
+					"id": "obj-78"
+				}
+			},
+			{
+				"box": {
+					"maxclass": "comment",
+					"text": "scale 0",
+					"numinlets": 1,
+					"numoutlets": 0,
+					"patching_rect": [
+						225,
+						850,
+						60,
+						20
+					],
+					"id": "obj-79"
+				}
+			},
+			{
+				"box": {
+					"maxclass": "newobj",
+					"text": "prepend /ravemap/scale/0",
+					"numinlets": 1,
+					"numoutlets": 1,
+					"outlettype": [
+						""
+					],
+					"patching_rect": [
+						290,
+						850,
+						150,
+						22
+					],
+					"id": "obj-80"
+				}
+			},
+			{
+				"box": {
+					"maxclass": "slider",
+					"numinlets": 1,
+					"numoutlets": 1,
+					"outlettype": [
+						""
+					],
+					"floatoutput": 1,
+					"min": -4,
+					"size": 8,
+					"parameter_enable": 0,
+					"patching_rect": [
+						20,
+						880,
+						200,
+						22
+					],
+					"id": "obj-81"
+				}
+			},
+			{
+				"box": {
+					"maxclass": "comment",
+					"text": "scale 1",
+					"numinlets": 1,
+					"numoutlets": 0,
+					"patching_rect": [
+						225,
+						880,
+						60,
+						20
+					],
+					"id": "obj-82"
+				}
+			},
+			{
+				"box": {
+					"maxclass": "newobj",
+					"text": "prepend /ravemap/scale/1",
+					"numinlets": 1,
+					"numoutlets": 1,
+					"outlettype": [
+						""
+					],
+					"patching_rect": [
+						290,
+						880,
+						150,
+						22
+					],
+					"id": "obj-83"
+				}
+			},
+			{
+				"box": {
+					"maxclass": "slider",
+					"numinlets": 1,
+					"numoutlets": 1,
+					"outlettype": [
+						""
+					],
+					"floatoutput": 1,
+					"min": -4,
+					"size": 8,
+					"parameter_enable": 0,
+					"patching_rect": [
+						20,
+						910,
+						200,
+						22
+					],
+					"id": "obj-84"
+				}
+			},
+			{
+				"box": {
+					"maxclass": "comment",
+					"text": "scale 2",
+					"numinlets": 1,
+					"numoutlets": 0,
+					"patching_rect": [
+						225,
+						910,
+						60,
+						20
+					],
+					"id": "obj-85"
+				}
+			},
+			{
+				"box": {
+					"maxclass": "newobj",
+					"text": "prepend /ravemap/scale/2",
+					"numinlets": 1,
+					"numoutlets": 1,
+					"outlettype": [
+						""
+					],
+					"patching_rect": [
+						290,
+						910,
+						150,
+						22
+					],
+					"id": "obj-86"
+				}
+			},
+			{
+				"box": {
+					"maxclass": "slider",
+					"numinlets": 1,
+					"numoutlets": 1,
+					"outlettype": [
+						""
+					],
+					"floatoutput": 1,
+					"min": -4,
+					"size": 8,
+					"parameter_enable": 0,
+					"patching_rect": [
+						20,
+						940,
+						200,
+						22
+					],
+					"id": "obj-87"
+				}
+			},
+			{
+				"box": {
+					"maxclass": "comment",
+					"text": "scale 3",
+					"numinlets": 1,
+					"numoutlets": 0,
+					"patching_rect": [
+						225,
+						940,
+						60,
+						20
+					],
+					"id": "obj-88"
+				}
+			},
+			{
+				"box": {
+					"maxclass": "newobj",
+					"text": "prepend /ravemap/scale/3",
+					"numinlets": 1,
+					"numoutlets": 1,
+					"outlettype": [
+						""
+					],
+					"patching_rect": [
+						290,
+						940,
+						150,
+						22
+					],
+					"id": "obj-89"
+				}
+			},
+			{
+				"box": {
+					"maxclass": "slider",
+					"numinlets": 1,
+					"numoutlets": 1,
+					"outlettype": [
+						""
+					],
+					"floatoutput": 1,
+					"min": -4,
+					"size": 8,
+					"parameter_enable": 0,
+					"patching_rect": [
+						20,
+						970,
+						200,
+						22
+					],
+					"id": "obj-90"
+				}
+			},
+			{
+				"box": {
+					"maxclass": "comment",
+					"text": "scale 4",
+					"numinlets": 1,
+					"numoutlets": 0,
+					"patching_rect": [
+						225,
+						970,
+						60,
+						20
+					],
+					"id": "obj-91"
+				}
+			},
+			{
+				"box": {
+					"maxclass": "newobj",
+					"text": "prepend /ravemap/scale/4",
+					"numinlets": 1,
+					"numoutlets": 1,
+					"outlettype": [
+						""
+					],
+					"patching_rect": [
+						290,
+						970,
+						150,
+						22
+					],
+					"id": "obj-92"
+				}
+			},
+			{
+				"box": {
+					"maxclass": "slider",
+					"numinlets": 1,
+					"numoutlets": 1,
+					"outlettype": [
+						""
+					],
+					"floatoutput": 1,
+					"min": -4,
+					"size": 8,
+					"parameter_enable": 0,
+					"patching_rect": [
+						20,
+						1000,
+						200,
+						22
+					],
+					"id": "obj-93"
+				}
+			},
+			{
+				"box": {
+					"maxclass": "comment",
+					"text": "scale 5",
+					"numinlets": 1,
+					"numoutlets": 0,
+					"patching_rect": [
+						225,
+						1000,
+						60,
+						20
+					],
+					"id": "obj-94"
+				}
+			},
+			{
+				"box": {
+					"maxclass": "newobj",
+					"text": "prepend /ravemap/scale/5",
+					"numinlets": 1,
+					"numoutlets": 1,
+					"outlettype": [
+						""
+					],
+					"patching_rect": [
+						290,
+						1000,
+						150,
+						22
+					],
+					"id": "obj-95"
+				}
+			},
+			{
+				"box": {
+					"maxclass": "slider",
+					"numinlets": 1,
+					"numoutlets": 1,
+					"outlettype": [
+						""
+					],
+					"floatoutput": 1,
+					"min": -4,
+					"size": 8,
+					"parameter_enable": 0,
+					"patching_rect": [
+						20,
+						1030,
+						200,
+						22
+					],
+					"id": "obj-96"
+				}
+			},
+			{
+				"box": {
+					"maxclass": "comment",
+					"text": "scale 6",
+					"numinlets": 1,
+					"numoutlets": 0,
+					"patching_rect": [
+						225,
+						1030,
+						60,
+						20
+					],
+					"id": "obj-97"
+				}
+			},
+			{
+				"box": {
+					"maxclass": "newobj",
+					"text": "prepend /ravemap/scale/6",
+					"numinlets": 1,
+					"numoutlets": 1,
+					"outlettype": [
+						""
+					],
+					"patching_rect": [
+						290,
+						1030,
+						150,
+						22
+					],
+					"id": "obj-98"
+				}
+			},
+			{
+				"box": {
+					"maxclass": "slider",
+					"numinlets": 1,
+					"numoutlets": 1,
+					"outlettype": [
+						""
+					],
+					"floatoutput": 1,
+					"min": -4,
+					"size": 8,
+					"parameter_enable": 0,
+					"patching_rect": [
+						20,
+						1060,
+						200,
+						22
+					],
+					"id": "obj-99"
+				}
+			},
+			{
+				"box": {
+					"maxclass": "comment",
+					"text": "scale 7",
+					"numinlets": 1,
+					"numoutlets": 0,
+					"patching_rect": [
+						225,
+						1060,
+						60,
+						20
+					],
+					"id": "obj-100"
+				}
+			},
+			{
+				"box": {
+					"maxclass": "newobj",
+					"text": "prepend /ravemap/scale/7",
+					"numinlets": 1,
+					"numoutlets": 1,
+					"outlettype": [
+						""
+					],
+					"patching_rect": [
+						290,
+						1060,
+						150,
+						22
+					],
+					"id": "obj-101"
+				}
 			}
 		],
 		"lines": [
@@ -1564,6 +2368,354 @@
 					],
 					"destination": [
 						"obj-56",
+						0
+					]
+				}
+			},
+			{
+				"patchline": {
+					"source": [
+						"obj-58",
+						0
+					],
+					"destination": [
+						"obj-60",
+						0
+					]
+				}
+			},
+			{
+				"patchline": {
+					"source": [
+						"obj-60",
+						0
+					],
+					"destination": [
+						"obj-10",
+						0
+					]
+				}
+			},
+			{
+				"patchline": {
+					"source": [
+						"obj-61",
+						0
+					],
+					"destination": [
+						"obj-63",
+						0
+					]
+				}
+			},
+			{
+				"patchline": {
+					"source": [
+						"obj-63",
+						0
+					],
+					"destination": [
+						"obj-10",
+						0
+					]
+				}
+			},
+			{
+				"patchline": {
+					"source": [
+						"obj-64",
+						0
+					],
+					"destination": [
+						"obj-66",
+						0
+					]
+				}
+			},
+			{
+				"patchline": {
+					"source": [
+						"obj-66",
+						0
+					],
+					"destination": [
+						"obj-10",
+						0
+					]
+				}
+			},
+			{
+				"patchline": {
+					"source": [
+						"obj-67",
+						0
+					],
+					"destination": [
+						"obj-69",
+						0
+					]
+				}
+			},
+			{
+				"patchline": {
+					"source": [
+						"obj-69",
+						0
+					],
+					"destination": [
+						"obj-10",
+						0
+					]
+				}
+			},
+			{
+				"patchline": {
+					"source": [
+						"obj-70",
+						0
+					],
+					"destination": [
+						"obj-10",
+						0
+					]
+				}
+			},
+			{
+				"patchline": {
+					"source": [
+						"obj-71",
+						0
+					],
+					"destination": [
+						"obj-73",
+						0
+					]
+				}
+			},
+			{
+				"patchline": {
+					"source": [
+						"obj-73",
+						0
+					],
+					"destination": [
+						"obj-10",
+						0
+					]
+				}
+			},
+			{
+				"patchline": {
+					"source": [
+						"obj-74",
+						0
+					],
+					"destination": [
+						"obj-76",
+						0
+					]
+				}
+			},
+			{
+				"patchline": {
+					"source": [
+						"obj-76",
+						0
+					],
+					"destination": [
+						"obj-10",
+						0
+					]
+				}
+			},
+			{
+				"patchline": {
+					"source": [
+						"obj-78",
+						0
+					],
+					"destination": [
+						"obj-80",
+						0
+					]
+				}
+			},
+			{
+				"patchline": {
+					"source": [
+						"obj-80",
+						0
+					],
+					"destination": [
+						"obj-10",
+						0
+					]
+				}
+			},
+			{
+				"patchline": {
+					"source": [
+						"obj-81",
+						0
+					],
+					"destination": [
+						"obj-83",
+						0
+					]
+				}
+			},
+			{
+				"patchline": {
+					"source": [
+						"obj-83",
+						0
+					],
+					"destination": [
+						"obj-10",
+						0
+					]
+				}
+			},
+			{
+				"patchline": {
+					"source": [
+						"obj-84",
+						0
+					],
+					"destination": [
+						"obj-86",
+						0
+					]
+				}
+			},
+			{
+				"patchline": {
+					"source": [
+						"obj-86",
+						0
+					],
+					"destination": [
+						"obj-10",
+						0
+					]
+				}
+			},
+			{
+				"patchline": {
+					"source": [
+						"obj-87",
+						0
+					],
+					"destination": [
+						"obj-89",
+						0
+					]
+				}
+			},
+			{
+				"patchline": {
+					"source": [
+						"obj-89",
+						0
+					],
+					"destination": [
+						"obj-10",
+						0
+					]
+				}
+			},
+			{
+				"patchline": {
+					"source": [
+						"obj-90",
+						0
+					],
+					"destination": [
+						"obj-92",
+						0
+					]
+				}
+			},
+			{
+				"patchline": {
+					"source": [
+						"obj-92",
+						0
+					],
+					"destination": [
+						"obj-10",
+						0
+					]
+				}
+			},
+			{
+				"patchline": {
+					"source": [
+						"obj-93",
+						0
+					],
+					"destination": [
+						"obj-95",
+						0
+					]
+				}
+			},
+			{
+				"patchline": {
+					"source": [
+						"obj-95",
+						0
+					],
+					"destination": [
+						"obj-10",
+						0
+					]
+				}
+			},
+			{
+				"patchline": {
+					"source": [
+						"obj-96",
+						0
+					],
+					"destination": [
+						"obj-98",
+						0
+					]
+				}
+			},
+			{
+				"patchline": {
+					"source": [
+						"obj-98",
+						0
+					],
+					"destination": [
+						"obj-10",
+						0
+					]
+				}
+			},
+			{
+				"patchline": {
+					"source": [
+						"obj-99",
+						0
+					],
+					"destination": [
+						"obj-101",
+						0
+					]
+				}
+			},
+			{
+				"patchline": {
+					"source": [
+						"obj-101",
+						0
+					],
+					"destination": [
+						"obj-10",
 						0
 					]
 				}

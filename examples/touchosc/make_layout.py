@@ -25,6 +25,11 @@ What the layout does (see README.md here):
   examples            label: receives /ravemap/examples i
   progress            bar: receives /ravemap/train/progress f f; a label shows it as text
   status line         the last /ravemap/error, so a refused command is visible
+  performer section   (below) the chain: faders for /ravemap/mix (0..1), /ravemap/jitter (0..3),
+                      /ravemap/input/gain (-60..24 dB), /ravemap/limit (-60..0 dBFS) with a
+                      "limit off" button (/ravemap/limit/off), /ravemap/autopilot (0..1),
+                      /ravemap/autopilot/rate (0.01..10 Hz), and /ravemap/scale/N (-4..4) for the
+                      8 latent dims of the default model (a smaller model refuses the extra ones)
 """
 
 from __future__ import annotations
@@ -38,9 +43,21 @@ from typing import Any
 
 OUT = Path(__file__).resolve().parent / "ravemap.tosc"
 NAMESPACE = uuid.UUID("6f1f2a52-6c1e-4d5e-9a57-72617665d4a9")  # fixed: IDs stay the same between runs
-WIDTH, HEIGHT = 1280, 800
+WIDTH, HEIGHT = 1280, 1240
 LATENT_RANGE = (-3.0, 3.0)  # config.yaml latent.range
 LATENT_DIMS = 4  # config.yaml latent.dims: [0, 1, 2, 3]
+MODEL_DIMS = 8  # the default model's latent size: one scale fader per dim
+# the performer's chain (ravemap.control.vocabulary's ranges; the layout test compares them):
+# (name, address, range, start value, caption)
+CHAIN = (
+    ("mix", "/ravemap/mix", (0.0, 1.0), 1.0, "mix (dry .. wet)"),
+    ("jitter", "/ravemap/jitter", (0.0, 3.0), 0.0, "jitter"),
+    ("input_gain", "/ravemap/input/gain", (-60.0, 24.0), 0.0, "input gain (dB)"),
+    ("limit", "/ravemap/limit", (-60.0, 0.0), -1.0, "limit (dBFS)"),
+    ("autopilot", "/ravemap/autopilot", (0.0, 1.0), 0.0, "autopilot"),
+    ("autopilot_rate", "/ravemap/autopilot/rate", (0.01, 10.0), 0.25, "autopilot rate (Hz)"),
+)
+SCALE_RANGE = (-4.0, 4.0)
 ALL_CONNECTIONS = "1111111111"  # the message goes out on (and is taken from) all ten OSC connections
 
 # colours (r, g, b, a), 0..1
@@ -51,6 +68,7 @@ RECORD_COLOUR = (0.9, 0.2, 0.2, 1)
 RUN_COLOUR = (0.25, 0.8, 0.35, 1)
 TRAIN_COLOUR = (0.6, 0.4, 0.95, 1)
 QUIET_COLOUR = (0.45, 0.45, 0.5, 1)
+CHAIN_COLOUR = (0.3, 0.75, 0.7, 1)
 TEXT_COLOUR = (1, 1, 1, 1)
 CLEAR = (0, 0, 0, 0)
 
@@ -286,9 +304,41 @@ def layout() -> Node:
         ], interactive=False),
         label("progress_text", (column, 600, width, 60), "not trained yet", 14),
     ]
+    children += performer()
     return Node("GROUP", "ravemap", (0, 0, WIDTH, HEIGHT), BACKGROUND, children=children, properties={
         "script": ("s", ROOT_SCRIPT), "outline": ("b", False),
     })
+
+
+def _position(value: float, span: tuple[float, float]) -> str:
+    """A start value as the fader's internal 0..1."""
+    return number(round((value - span[0]) / (span[1] - span[0]), 4))
+
+
+def performer() -> list[Node]:
+    """The performer's chain, below the teaching controls: one fader per control, a fader per scale dim."""
+    top = 810
+    nodes = [label("performer_title", (20, top, 900, 40), "performer: mix, jitter, input gain, limiter, autopilot, "
+                   "scale per latent dim", 18)]
+    for row, (name, address, span, start, caption) in enumerate(CHAIN):
+        width = 450 if name == "limit" else 560
+        frame = (20, top + 50 + row * 60, width, 50)
+        nodes.append(fader(name, frame, CHAIN_COLOUR, EAST, _position(start, span), [
+            Osc(address, [Partial("VALUE", "x", "FLOAT", span)], receive=True),
+        ]))
+        nodes.append(label(f"{name}_caption", frame, caption, 16))
+        if name == "limit":
+            off = (480, frame[1], 100, 50)
+            nodes.append(button("limit_off", off, QUIET_COLOUR, MOMENTARY, Osc("/ravemap/limit/off", condition="RISE")))
+            nodes.append(label("limit_off_caption", off, "limit off", 16))
+    for dim in range(MODEL_DIMS):
+        x = 600 + dim * 82
+        nodes.append(fader(f"scale{dim}", (x, top + 50, 72, 300), CHAIN_COLOUR, NORTH,
+                           _position(1.0, SCALE_RANGE), [
+            Osc(f"/ravemap/scale/{dim}", [Partial("VALUE", "x", "FLOAT", SCALE_RANGE)], receive=True),
+        ]))
+        nodes.append(label(f"scale{dim}_caption", (x, top + 360, 72, 40), f"scale {dim}", 14))
+    return nodes
 
 
 def document() -> str:

@@ -7,7 +7,9 @@ thread reads each attribute once per block. No locks, no queues, nothing to bloc
 The performer's chain (server/ravemap/audio/chain.py) reads five more: `scale` (one factor
 per latent dim of the model playing, -4..4), `jitter` (0..3), `mix` (0 dry .. 1 wet),
 `input_gain_db` (-60..24) and `limit_db` (the limiter's ceiling in dBFS, -60..0, or None
-for no limiter). A value out of range raises `ValueError` naming the range ("mix must be in
+for no limiter), and `prior_temperature`: None plays the source's latents; a number plays the
+model's prior at that temperature instead (the autopilot's amount in prior mode; a model with no
+prior plays its source). A value out of range raises `ValueError` naming the range ("mix must be in
 range 0..1, got 2.0"); offsets alone are clamped, as a mapping's predictions may overshoot.
 `scale` has one entry per latent dim of the model; `fit_latent_size` (called on the thread
 that loads a model, before it plays) resizes it, so it may briefly not match the model still
@@ -73,6 +75,7 @@ class EngineControls:
         self.mix = 1.0
         self.input_gain_db = 0.0
         self.limit_db: float | None = None
+        self.prior_temperature: float | None = None
         self.set_jitter(jitter)
         self.set_mix(mix)
         self.set_input_gain_db(input_gain_db)
@@ -169,6 +172,12 @@ class EngineControls:
         """The limiter's ceiling in dBFS; None turns it off (the [-1, 1] clip still holds)."""
         self.limit_db = None if db is None else check_range(db, "limit (dBFS)", LIMIT_RANGE)
         return self.limit_db
+
+    def set_prior_temperature(self, temperature: float | None) -> float | None:
+        """Play the model's prior at this temperature (0..1), or the source's latents (None)."""
+        self.prior_temperature = None if temperature is None else check_range(temperature, "prior temperature",
+                                                                              MIX_RANGE)
+        return self.prior_temperature
 
     def _clamp(self, value: float, what: str) -> float:
         value = float(value)

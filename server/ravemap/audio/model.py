@@ -3,20 +3,28 @@
 Everything about a model is read from the file: its sample rate, channel counts, latent
 size and compression ratio (from `encode_params` / `decode_params`, the four ints
 `[in_channels, in_ratio, out_channels, out_ratio]` that nn~ reads), and its methods.
+
+A `prior`: RAVE exports made with a prior (RAVE v2's `scripts/export.py --prior`) register
+`prior` with `prior_params = [1, ratio, latent_size, ratio]`: its input is the temperature as a
+one-channel signal at the latent frame rate, `[batch, 1, n_frames]`, and it returns latents
+`[batch, latent_size, n_frames]` (RAVE's own prior averages the temperature over the frames).
+Some exports register a `prior` method with no prior behind it (it returns a scalar), so a
+listed `prior` is probed once at load like encode and decode; one that fails the probe is not
+offered (`has_prior` False) and the model still plays.
 Nothing is hard-coded, so RAVE v1 and v2 exports, 44.1 or 48 kHz, mono or stereo, load
 the same way. Files are opened with `torch.jit.load` only, never with pickle.
 
 A file that is not such a model raises `ModelError` naming the file and what is wrong.
 
 Threads: `load_model` runs wherever it is called (the CLI at start-up, a loader thread
-for hot swaps). `RaveModel.encode` / `decode` are called by one thread at a time: the
+for hot swaps). `RaveModel.encode` / `decode` / `prior` are called by one thread at a time: the
 engine thread while playing, or the caller of an offline render. Streaming exports keep
 state between calls, so a `RaveModel` must never be shared by two streams.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -41,12 +49,14 @@ class ModelInfo:
     ratio: int
     methods: tuple[str, ...]
     streaming: bool
+    has_prior: bool = False  # a `prior` method that passed the probe (see the module docstring)
 
     def describe(self) -> str:
         kind = "streaming" if self.streaming else "non-streaming"
+        prior = ", with a prior" if self.has_prior else ""
         return (
             f"{self.path.name}: {self.sr} Hz, {self.in_channels} in / {self.out_channels} out, "
-            f"latent {self.latent_size} (full {self.full_latent_size}), ratio {self.ratio}, {kind}"
+            f"latent {self.latent_size} (full {self.full_latent_size}), ratio {self.ratio}, {kind}{prior}"
         )
 
 
@@ -54,7 +64,8 @@ class RaveModel:
     """A loaded export with shape-checked `encode` and `decode`.
 
     `encode(x[1, in_channels, T]) -> z[1, latent_size, T / ratio]` and
-    `decode(z[1, L, F]) -> x[1, out_channels, F * ratio]` for L <= full_latent_size.
+    `decode(z[1, L, F]) -> x[1, out_channels, F * ratio]` for L <= full_latent_size, and
+    with `info.has_prior`, `prior(temperature, F) -> z[1, latent_size, F]`.
     Callers run these under `torch.inference_mode()`.
     """
 
@@ -63,12 +74,28 @@ class RaveModel:
         self.info = info
         self._encode = module.encode
         self._decode = module.decode
+        self._prior = module.prior if info.has_prior else None
+        self._temperature: dict[int, torch.Tensor] = {}  # the prior's input, one buffer per block length
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         return self._encode(x)
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         return self._decode(z)
+
+    def prepare_prior(self, n_frames: int) -> None:
+        """Allocate the temperature signal for blocks of `n_frames` (at load, not per block)."""
+        if self._prior is not None and n_frames not in self._temperature:
+            self._temperature[n_frames] = torch.zeros(1, 1, n_frames)
+
+    def prior(self, temperature: float, n_frames: int) -> torch.Tensor:
+        """`n_frames` latent frames from the model's prior at `temperature`, `[1, latent_size, n_frames]`."""
+        if self._prior is None:
+            raise ModelError(f"{self.info.path.name}: the model exports no prior")
+        self.prepare_prior(n_frames)
+        signal = self._temperature[n_frames]
+        signal.fill_(float(temperature))
+        return self._prior(signal)
 
     def snapshot(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """A copy of every buffer (a streaming export's state), for `restore`."""
@@ -96,6 +123,8 @@ def load_model(path: str | Path) -> RaveModel:
         )
     info = _read_info(module, path, methods)
     _probe(module, info)
+    if "prior" in methods and _probe_prior(module, info):
+        info = replace(info, has_prior=True)
     return RaveModel(module, info)
 
 
@@ -125,7 +154,7 @@ def _methods(module: torch.jit.ScriptModule, path: Path) -> tuple[str, ...]:
             raise ModelError(f"{path}: get_methods() failed: {err}") from err
         return tuple(str(name) for name in listed)
     # Older exports (RAVE v1) have no get_methods(): look for the methods themselves.
-    return tuple(name for name in ("encode", "decode", "forward") if hasattr(module, name))
+    return tuple(name for name in ("encode", "decode", "forward", "prior") if hasattr(module, name))
 
 
 def _as_int(value: object, what: str, path: Path) -> int:
@@ -238,6 +267,17 @@ def _probe(module: torch.jit.ScriptModule, info: ModelInfo) -> None:
             f"{info.path}: decode of {expected} returned {got}, but decode_params "
             f"[{info.latent_size}, {info.ratio}, {info.out_channels}, 1] promise {expected_y}"
         )
+
+
+def _probe_prior(module: torch.jit.ScriptModule, info: ModelInfo) -> bool:
+    """Whether `prior` keeps RAVE's promise: temperature `[1, 1, F]` -> latents `[1, latent_size, F]`."""
+    try:
+        with torch.inference_mode():
+            z = module.prior(torch.zeros(1, 1, PROBE_FRAMES))
+    except Exception:  # e.g. a `prior` listed for nn~ with nothing behind it
+        return False
+    return isinstance(z, torch.Tensor) and list(z.shape) == [1, info.latent_size, PROBE_FRAMES] \
+        and bool(torch.isfinite(z).all())
 
 
 def _first_line(err: Exception) -> str:

@@ -26,6 +26,12 @@ model's output; transfer off plays the undelayed source as before; the limiter (
 `lookahead` samples, present when `engine.limit_db` was set at load) turns the output down to
 its ceiling, and `make_safe` stays behind it as the last resort.
 
+The prior: while `controls.prior_temperature` is a number and the model has a prior, each
+block's latents come from `model.prior(temperature, frames)` instead of the cache or the
+encoder (into a buffer allocated here), and scale, offsets and jitter apply after as they do to
+the loop's; the dry path stays the source. None again: the next block is the loop's, where the
+loop has played on to.
+
 Threads: built on any thread (start-up, a loader thread for hot swaps); `next_block`
 is called by one thread only (the engine thread, or the renderer). Reads
 `EngineControls` once per block.
@@ -173,6 +179,10 @@ class BlockProcessor:
         self._dry = np.zeros((in_ch, block), dtype=np.float32)  # the source, delayed by the model's delay
         self._mixed = np.empty((block, out_ch), dtype=np.float32)
         self._dry_line = None if loop.seekable else DelayLine(in_ch, self.model_delay, block)
+        self._prior_z: torch.Tensor | None = None
+        if info.has_prior:  # the prior's temperature signal and latents, allocated at load
+            model.prepare_prior(self.frames_per_block)
+            self._prior_z = torch.zeros(1, info.latent_size, self.frames_per_block)
         if warm_up:
             self._warm_up()
 
@@ -218,7 +228,7 @@ class BlockProcessor:
         self.loop.read(self.pos, self.block, self._src)
         self.input_gain.apply(self._src, input_db, axis=1)
         dry = adapt_channels(self._src.T, self.out_channels).T
-        wet = self._decode_block(offsets, scale, jitter)
+        wet = self._decode_block(offsets, scale, jitter, controls.prior_temperature)
         self.mixer.process(self._delayed_dry(input_db), wet, mix, self._mixed)
         out = self._mix(dry, self._mixed, transfer)
         # Paused is gain 0: the ramp fades out (and back in) over one block. The model keeps
@@ -241,9 +251,14 @@ class BlockProcessor:
             return self._dry.T
         return adapt_channels(self._dry.T, self.out_channels).T
 
-    def _decode_block(self, offsets: tuple[float, ...], scale: tuple[float, ...], jitter: float) -> np.ndarray:
+    def _decode_block(self, offsets: tuple[float, ...], scale: tuple[float, ...], jitter: float,
+                      temperature: float | None = None) -> np.ndarray:
         with torch.inference_mode():
-            z = self._latents_for(self.pos)
+            if temperature is not None and self._prior_z is not None:
+                z = self._prior_z
+                z.copy_(self.model.prior(temperature, self.frames_per_block))
+            else:
+                z = self._latents_for(self.pos)
             self.shaper.scale(z, scale)
             if len(offsets) == len(self.settings.latent_dims) and offsets:
                 steps = self.smoother.frames(offsets, self.frames_per_block, self._offsets)
@@ -287,4 +302,5 @@ class BlockProcessor:
             "jitter": controls.jitter,
             "input_gain_db": controls.input_gain_db,
             "scale": list(controls.scale),
+            "prior_playing": controls.prior_temperature is not None and self._prior_z is not None,
         }

@@ -5,7 +5,10 @@ Each command checks its value through `EngineControls` (which names the range: "
 controllers the new value. `input_gain` with `engine.encode: cached` also encodes the loop again at the
 new gain, which takes as long as a loop swap: it returns a `Background` request for the loader thread,
 and the core answers once the loop plays at that gain. The autopilot's own state lives in
-`ravemap.session.autopilot`; these commands only set its amount, rate and prior mode.
+`ravemap.session.autopilot`; these commands only set its amount, rate and prior mode. In prior mode
+(a model that exports `prior`) with an amount above 0, the engine plays the model's prior at
+temperature = amount (`EngineControls.prior_temperature`) instead of the loop's latents, and the walk
+rests; prior 0 or amount 0 gives the loop back.
 
 `handlers()` is this concern's part of the session's handler table (command name -> handler).
 
@@ -109,14 +112,22 @@ class ChainCommands:
     def autopilot_amount(self, amount: float) -> float:
         if self.autopilot.prior and amount > 0:
             self._check_prior()
-        return self._set("autopilot", self.autopilot.set_amount, amount)
+        result = self._set("autopilot", self.autopilot.set_amount, amount)
+        self._sync_prior()
+        return result
 
     def autopilot_prior(self, on: bool) -> bool:
         if on:
             self._check_prior()
         self.autopilot.prior = on
+        self._sync_prior()
         self.feedback.broadcast("/ravemap/autopilot/prior", int(on))
         return on
+
+    def _sync_prior(self) -> None:
+        """The engine plays the prior at temperature = amount while prior mode is on and the amount above 0."""
+        on = self.autopilot.prior and self.autopilot.amount > 0.0
+        self.controls.set_prior_temperature(self.autopilot.amount if on else None)
 
     def _check_prior(self) -> None:
         if self.playback is None:
@@ -126,8 +137,10 @@ class ChainCommands:
         if "prior" not in methods:
             raise CommandError(f"/ravemap/autopilot/prior: the model {model} exports no `prior` method (it has "
                                f"{', '.join(methods) or 'none'}); the autopilot walks the latent instead")
-        raise CommandError(f"/ravemap/autopilot/prior: the model {model} exports `prior`, but ravemap does not "
-                           "play a model's prior yet; the autopilot walks the latent instead")
+        if not info.has_prior:
+            raise CommandError(f"/ravemap/autopilot/prior: the model {model} lists `prior`, but it did not return "
+                               "latents [1, latent_size, frames] for a temperature [1, 1, frames] at load (an export "
+                               "without a trained prior); the autopilot walks the latent instead")
 
 
 def is_touch(event: object) -> bool:
