@@ -120,3 +120,21 @@ def test_a_model_listing_an_empty_prior_refuses_prior_1(tmp_path, loop_file):
         assert peer.status()["autopilot_prior"] is False
     finally:
         assert daemon.close() == 0
+
+
+def test_a_swap_to_a_model_without_a_prior_ends_prior_mode_and_says_so(tmp_path, prior_model, loop_file):
+    daemon = SharedDaemon(tmp_path, prior_model, loop_file)  # its own: it ends on another model
+    try:
+        peer = daemon.reset()
+        peer.send("/ravemap/autopilot", 0.5)
+        peer.send("/ravemap/autopilot/prior", 1)
+        assert peer.status()["prior_playing"] is True
+        peer.drain()
+        peer.send("/ravemap/model", "default")  # the embedded default model has no prior
+        assert peer.wait_for("/ravemap/model", timeout=60) == ["default.ts"]
+        state = peer.status()  # after the swap's messages, which came in order on one socket
+        assert peer.last("/ravemap/autopilot/prior") == [0], "controllers see prior mode end"
+        assert state["autopilot_prior"] is False and state["prior_playing"] is False
+        assert state["autopilot"] == pytest.approx(0.5), "the walk plays on the new model"
+    finally:
+        assert daemon.close() == 0

@@ -20,6 +20,7 @@ Threads:
 
 from __future__ import annotations
 
+import logging
 import numbers
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -40,6 +41,9 @@ def _checked(set_value: Callable[[], object]) -> object:
         return set_value()
     except TypeError as err:
         raise CommandError(str(err)) from err
+
+
+log = logging.getLogger("ravemap.session")
 
 
 class ChainCommands:
@@ -123,6 +127,16 @@ class ChainCommands:
         self._sync_prior()
         self.feedback.broadcast("/ravemap/autopilot/prior", int(on))
         return on
+
+    def model_swapped(self) -> None:
+        """Another model plays: prior mode ends if it has no prior (the walk takes over again), saying so."""
+        if not self.autopilot.prior:
+            return
+        try:
+            self._check_prior()
+        except CommandError as err:
+            log.info("%s: prior mode is off", err)
+            self.autopilot_prior(False)
 
     def _sync_prior(self) -> None:
         """The engine plays the prior at temperature = amount while prior mode is on and the amount above 0."""

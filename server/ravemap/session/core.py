@@ -95,9 +95,9 @@ class Session:
         self.jobs = Jobs(inbox)
         self.keeper = MappingKeeper(config, mappings_dir, mapping, self.jobs, feedback)
         self.training = Training(trainer, inbox, feedback, self.keeper)
-        self.engine = EngineCommands(config, controls, feedback, self.keeper, playback)
         self.autopilot = Autopilot()
         self.chain = ChainCommands(controls, feedback, self.autopilot, playback)
+        self.engine = EngineCommands(config, controls, feedback, self.keeper, playback, self.chain.model_swapped)
         self.n_out = len(config.latent.dims)
         self.low, self.high = config.latent.range
         self.inputs: tuple[float, ...] = (0.5,) * mapping.input_size  # replaced, never changed in place

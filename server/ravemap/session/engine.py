@@ -14,6 +14,7 @@ Threads:
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -37,7 +38,9 @@ LOOP_SUFFIXES = (".wav", ".flac", ".ogg", ".aif", ".aiff")
 
 class EngineCommands:
     def __init__(self, config: Config, controls: EngineControls, feedback: Feedback, keeper: MappingKeeper,
-                 playback: Playback | None):
+                 playback: Playback | None, model_swapped: Callable[[], None] = lambda: None):
+        """`model_swapped` runs on the session thread once another model plays (the chain's prior mode)."""
+        self.model_swapped = model_swapped
         self.config = config
         self.controls = controls
         self.feedback = feedback
@@ -91,6 +94,8 @@ class EngineCommands:
             if what == "model":
                 self.keeper.mapping.model = str(result)
             self.feedback.broadcast(f"/ravemap/{what}", str(result))
+            if what == "model":
+                self.model_swapped()
             return str(result)
 
         return Background(what, load, swapped)
