@@ -15,12 +15,22 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from ravemap.mapping.store import MAX_EXAMPLES, MAX_FILE_BYTES, Example, Mapping, load_mapping, save_mapping
+from ravemap.errors import MappingError
+from ravemap.mapping.store import (
+    MAX_EXAMPLES,
+    MAX_FILE_BYTES,
+    Example,
+    Mapping,
+    MappingLock,
+    load_mapping,
+    save_mapping,
+)
 from tests.conftest import REPO
 from tests.osc_peer import Daemon, OscPeer, free_udp_port
 from tests.test_hostile_files import _mount_tmpfs, start
@@ -66,6 +76,54 @@ def test_a_second_daemon_on_the_same_mapping_takes_a_new_name_and_neither_loses_
     assert codes == [0, 0], (first.stderr()[-2000:], second and second.stderr()[-2000:])
     assert len(load_mapping(first.mappings, "live").examples) == 30
     assert len(load_mapping(first.mappings, other).examples) == 20
+
+
+def test_a_mapping_let_go_leaves_no_lock_file(tmp_path, tiny_model, loop_file):
+    """The lock file goes with the lock: on a switch to another mapping and on a clean stop."""
+    daemon, peer = start(tmp_path, tiny_model, loop_file, "--mapping", "live")
+    folder = daemon.mappings
+    try:
+        assert (folder / ".live.lock").exists()
+        peer.send("/ravemap/mapping/new", "next")
+        assert peer.wait_for("/ravemap/mapping") == ["next"]
+        assert not (folder / ".live.lock").exists(), "the old mapping's lock file is gone with its lock"
+        assert (folder / ".next.lock").exists()
+    finally:
+        code = daemon.stop()
+        peer.close()
+    assert code == 0, daemon.stderr()[-2000:]
+    assert [p.name for p in folder.iterdir() if p.name.endswith(".lock")] == [], "a clean stop leaves no lock"
+
+
+def test_two_takers_never_hold_one_mapping_while_its_lock_file_comes_and_goes(tmp_path):
+    """Lockers race a holder that removes the lock file as it lets go: never two holders at once."""
+    holding: list[int] = []
+    overlaps: list[list[int]] = []
+    taken = [0] * 4
+
+    def take(who: int) -> None:
+        deadline = time.monotonic() + 2.0
+        while time.monotonic() < deadline:
+            try:
+                lock = MappingLock(tmp_path, "live")
+            except MappingError:
+                continue
+            holding.append(who)
+            if len(holding) > 1:
+                overlaps.append(list(holding))
+            taken[who] += 1
+            time.sleep(0.0005)
+            holding.remove(who)
+            lock.release()
+
+    threads = [threading.Thread(target=take, args=(who,)) for who in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert overlaps == [], f"held by two at once {len(overlaps)} times"
+    assert sum(taken) > 50 and all(taken), taken
+    assert not (tmp_path / ".live.lock").exists()
 
 
 def test_a_daemon_that_fails_to_start_writes_no_mapping_file(tmp_path, tiny_model, loop_file):

@@ -119,19 +119,30 @@ def test_the_pages_address_is_the_lan_address_when_bound_on_all_of_them():
         assert not lan.startswith("127.") and page_url("0.0.0.0", 8080) == f"http://{lan}:8080/"
 
 
-def test_a_taken_web_port_stops_serve_with_a_line_saying_how_to_choose_another(tiny_model, loop_file, tmp_path):
+def test_a_taken_web_port_stops_serve_before_any_sound_with_a_line_saying_how_to_choose_another(
+        tiny_model, loop_file, tmp_path):
+    """Every port is opened before audio starts: a daemon whose web port is taken never plays, and
+    leaves no port of its own taken."""
+    osc_port, wekinator_port = free_udp_port(), free_udp_port()
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen(1)
         port = taken.getsockname()[1]
-        config = write_config(tmp_path / "serve.yaml", osc={"host": "127.0.0.1", "zeroconf": False},
+        config = write_config(tmp_path / "serve.yaml", osc={"host": "127.0.0.1", "zeroconf": False,
+                                                            "wekinator_input_port": wekinator_port},
                               midi={"enabled": False})
         result = ravemap("serve", "--config", str(config), "--model", str(tiny_model), "--loop", str(loop_file),
-                         "--audio", "none", "--osc-port", str(free_udp_port()), "--feedback-port",
+                         "--audio", "none", "--osc-port", str(osc_port), "--feedback-port",
                          str(free_udp_port()), "--mappings-dir", str(tmp_path), "--web-port", str(port), timeout=90)
     assert result.returncode == 4, result.stderr[-2000:]
     line = [ln for ln in result.stderr.splitlines() if ln.startswith("ravemap:")][-1]
     assert f"127.0.0.1:{port}" in line and "--web-port" in line and "web.enabled: false" in line
+    assert "playing on" not in result.stdout, "audio started before every port was open"
+    assert "stopped: not started" in result.stderr, "the engine never started: " + result.stderr[-2000:]
+    assert "Wekinator input port udp" not in result.stderr, "nor was Wekinator's port served"
+    for udp in (osc_port, wekinator_port):  # nothing of the daemon's stays taken
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as again:
+            again.bind(("127.0.0.1", udp))
 
 
 def test_web_port_is_checked_like_every_setting():

@@ -1,10 +1,12 @@
 """`ravemap serve`: the daemon's lifecycle, read top to bottom.
 
 Start order: config (validated by the CLI) -> a `Ravemap` (torch threads, model load, loop
-encode and warm-up, mapping, session thread, trainer process) -> engine thread and audio
-output -> MIDI -> OSC control port, then Wekinator's input port (taken by another program:
-one warning, and everything else runs) -> the web page (`web.enabled`: its address, `--qr` as a
-QR code) -> the "ready" line -> zeroconf. Stop in reverse
+encode and warm-up, mapping, session thread) -> every port opened, before any sound: the OSC
+control port, Wekinator's input port (taken by another program: one warning, and everything else
+runs) and the web page's (`web.enabled`); one that cannot be opened stops the start here, with
+nothing played -> engine thread and audio output (the "playing on" line) -> MIDI -> the ports
+served (what arrived meanwhile waits in their sockets) -> the web page's address (`--qr` as a QR
+code) -> the "ready" line -> zeroconf. Stop in reverse
 order, saving the mapping last. A failure while starting logs one line and exits with the error's code
 (2 config, 3 model or loop, 4 audio device, 5 mapping) before anything plays, and writes no
 mapping file. A mapping that cannot be saved at exit goes to a recovery copy (named in the
@@ -127,8 +129,9 @@ class Daemon:
 
         config = self.config
         started = time.perf_counter()
-        self.core = Ravemap(config)  # model load, loop encode, warm-up, mapping, session, trainer
+        self.core = Ravemap(config)  # model load, loop encode, warm-up, mapping, session
         _import_control_side(config)
+        self._open_ports()  # every port taken (or the start fails) before any sound
         self.core.start()  # engine thread and audio output
         playback = self.core.playback
         processor = playback.processor
@@ -155,12 +158,15 @@ class Daemon:
                 learning: Future = Future()
                 self.core.inbox.put(LearnAvailable(self.midi.learn, done=learning))
                 learning.result(LEARN_WIRING_S)
-        self.osc = OscServer(config, self.core.inbox, self.feedback.error)
+        assert self.osc is not None
         self.osc.start()
-        self._open_wekinator_port()
+        if self.wekinator_osc is not None:
+            self.wekinator_osc.start()
+            host, port = self.wekinator_osc.address
+            log.info("Wekinator input port udp %s:%d open (/wek/inputs, /wekinator/control/*)", host, port)
         controls = self.core.controls
         self.feedback.start_latent_feed(lambda: controls.offsets)
-        if config.web.enabled:
+        if self.web is not None:
             self._start_web()
         host, port = self.osc.address
         engine = self.core.playback.engine
@@ -171,6 +177,18 @@ class Daemon:
             web_port = self.web.address[1] if self.web is not None else None
             self.advertiser = Advertiser(config.osc.service_name, port, config.osc.host, web_port=web_port)
             self.advertiser.start()
+
+    def _open_ports(self) -> None:
+        """Bind the OSC control port, Wekinator's and the web page's; served later, in `_start_control`.
+        A port that cannot be opened raises here (Wekinator's: a warning), before audio starts."""
+        assert self.core is not None and self.session is not None and self.feedback is not None
+        self.osc = OscServer(self.config, self.core.inbox, self.feedback.error)
+        self._open_wekinator_port()
+        if self.config.web.enabled:
+            from ravemap.web.server import WebServer  # aiohttp is imported only when the page is served
+
+            self.web = WebServer(self.config, self.session, self.core.inbox, self.feedback,
+                                 osc_port=self.osc.address[1])
 
     def _open_wekinator_port(self) -> None:
         """Wekinator's input port, with the same allow-list, parsing and routing as the control port."""
@@ -189,17 +207,11 @@ class Daemon:
         ports = self.osc.translator.own_ports | self.wekinator_osc.translator.own_ports
         self.osc.translator.own_ports |= ports  # a reply port may be neither control port
         self.wekinator_osc.translator.own_ports |= ports
-        self.wekinator_osc.start()
-        host, port = self.wekinator_osc.address
-        log.info("Wekinator input port udp %s:%d open (/wek/inputs, /wekinator/control/*)", host, port)
 
     def _start_web(self) -> None:
         from ravemap.web.address import print_qr
-        from ravemap.web.server import WebServer  # aiohttp is imported only when the page is served
 
-        assert self.core is not None and self.session is not None and self.feedback is not None
-        assert self.osc is not None
-        self.web = WebServer(self.config, self.session, self.core.inbox, self.feedback, osc_port=self.osc.address[1])
+        assert self.web is not None
         self.web.start()
         print(f"ravemap: control page on {self.web.url} (open it in a browser on the same network)", flush=True)
         if self.qr:

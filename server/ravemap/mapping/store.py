@@ -69,6 +69,7 @@ STALE_TEMP_S = 600.0  # a temp file this old is a save that was killed, never on
 # not a mapping ravemap wrote, and parsing it would take seconds and gigabytes.
 MAX_FILE_BYTES = 256 << 20
 LOCK_SUFFIX = ".lock"
+LOCK_TRIES = 20  # a lock file removed by its holder as we opened it: try the new one
 
 
 @dataclass(frozen=True)
@@ -566,28 +567,40 @@ class MappingLock:
     """An OS lock on `<folder>/.<name>.lock`, so two ravemaps never hold one mapping at once.
 
     `MappingLock(folder, name)` takes it or raises MappingError naming the process that holds it.
-    The lock files stay (removing one would race with a process taking it); the OS lock goes
-    with the process, however it ends. A folder where no lock file can be made (read-only, full)
-    gives a lock that holds nothing: nothing can be saved there either, and the save says why.
+    The OS lock goes with the process, however it ends; `release` also removes the lock file, so
+    a clean exit or a mapping switch leaves no `.<name>.lock` behind (a killed process leaves its
+    file, which the next one takes over). Removing a file another process may be about to lock is
+    made safe by two rules: the file is unlinked only while it is still locked (by its holder, in
+    `release`), and a locker, once it holds the lock, checks that the file it locked is still the
+    one at the path (same inode); if not (it was unlinked meanwhile), it tries again on the new one.
+    A folder where no lock file can be made (read-only, full) gives a lock that holds nothing:
+    nothing can be saved there either, and the save says why.
     """
 
     def __init__(self, folder: Path, name: str):
         self.name = check_name(name)
         self.path = Path(folder) / f".{name}{LOCK_SUFFIX}"
         self._file: Any = None
-        try:
-            Path(folder).mkdir(parents=True, exist_ok=True)
-            f = open(self.path, "a+b")  # noqa: SIM115 - held open while the lock is held
-        except OSError:
-            return
-        try:
-            _lock_file(f)
-        except OSError:
-            f.seek(0)
-            holder = f.read(64).decode("ascii", "replace").strip() or "unknown"
-            f.close()
-            raise MappingError(f"mapping {name!r} is in use by another ravemap (process {holder}, lock {self.path}); "
-                               "stop that one, or choose another mapping name") from None
+        for _ in range(LOCK_TRIES):
+            try:
+                Path(folder).mkdir(parents=True, exist_ok=True)
+                f = open(self.path, "a+b")  # noqa: SIM115 - held open while the lock is held
+            except OSError:
+                return
+            try:
+                _lock_file(f)
+            except OSError:
+                f.seek(0)
+                holder = f.read(64).decode("ascii", "replace").strip() or "unknown"
+                f.close()
+                raise MappingError(f"mapping {name!r} is in use by another ravemap (process {holder}, lock "
+                                   f"{self.path}); stop that one, or choose another mapping name") from None
+            if _still_at(f, self.path):
+                break
+            f.close()  # its holder removed it as we opened it: lock the file at the path now
+        else:
+            raise MappingError(f"mapping {name!r}: its lock {self.path} was removed and made again {LOCK_TRIES} "
+                               "times as it was being taken (other ravemaps taking it in turn); try again")
         with contextlib.suppress(OSError):
             f.seek(0)
             f.truncate()
@@ -600,10 +613,24 @@ class MappingLock:
         return self._file is not None
 
     def release(self) -> None:
+        """Remove the lock file (while still holding its lock: see the class docstring), then let go."""
         f, self._file = self._file, None
-        if f is not None:
-            with contextlib.suppress(OSError):
-                f.close()  # closing the file drops the OS lock
+        if f is None:
+            return
+        with contextlib.suppress(OSError):  # Windows: an open file cannot be removed, and stays
+            if _still_at(f, self.path):
+                self.path.unlink()
+        with contextlib.suppress(OSError):
+            f.close()  # closing the file drops the OS lock
+
+
+def _still_at(f: Any, path: Path) -> bool:
+    """Whether the open file `f` is the file at `path` now (not one removed, or replaced, meanwhile)."""
+    try:
+        now, mine = os.stat(path), os.fstat(f.fileno())
+    except OSError:
+        return False
+    return (now.st_dev, now.st_ino) == (mine.st_dev, mine.st_ino)
 
 
 def _lock_file(f: Any) -> None:

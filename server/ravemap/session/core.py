@@ -368,7 +368,7 @@ class Session:
             return
         if outcome.applied and self.running:
             self._predict()
-        if outcome.text is not None:
+        if outcome.text is not None and not outcome.cancelled:  # a cancel asked for is no error
             self.last_error = outcome.text
         self._completions.append(partial(self.training.announce, outcome))  # once the view shows it
 

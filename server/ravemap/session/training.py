@@ -5,6 +5,12 @@ mapping it was trained from: the current one, or, when another mapping was loade
 meanwhile, that mapping's file (see `finish`). The core decides what a new regressor means for
 the performance (a new prediction in run mode) and records the error text.
 
+A cancel is not instantly over: the trainer process has to stop (or be ended, `CANCEL_TIMEOUT_S`).
+A `start` that comes meanwhile (Wekinator's train, cancel, train, clicked half a second apart) is
+not refused: it waits, and starts on the current mapping once the cancelled training has ended
+(see `finish`); a second `start` while one waits is the same training, and a `cancel` drops the one
+waiting too. A cancel the user asked for is reported as `/ravemap/train/cancelled s`, not as an error.
+
 Threads:
 - session thread: `start`, `cancel`, `progress`, `finish`, `announce`.
 - trainer's listener and watchdog threads: only post `TrainingProgress` / `TrainingDone` events
@@ -33,12 +39,23 @@ log = logging.getLogger("ravemap.session")
 @dataclass(frozen=True)
 class TrainingOutcome:
     """A training that ended: `applied` when the current mapping's regressor changed; `text` says why
-    a result was dropped (None when kept)."""
+    a result was dropped (None when kept); `cancelled` when it ended because a user cancelled it."""
 
     generation: int
     result: FitResult | None
     text: str | None
     applied: bool
+    cancelled: bool = False
+
+
+@dataclass
+class _Waiting:
+    """A `start` that came while a cancelled training was still stopping."""
+
+    generation: int
+    epochs: int | None
+    mapping: Mapping  # the mapping it was asked for; it starts only if that is still the current one
+    cancelled: bool = False  # a cancel came after it: it never starts
 
 
 class Training:
@@ -49,7 +66,10 @@ class Training:
         self.keeper = keeper
         self.running = False
         self.progress_now = (0.0, float("nan"))
-        self.generation = 0
+        self.generation = 0  # the last generation given out
+        self._handed = 0  # the generation the trainer is running (or whose end is on its way)
+        self._cancelling = False  # the running training was cancelled and has not ended yet
+        self._waiting: _Waiting | None = None
         self._taught: tuple[bool, ...] = ()
         self._training_for: Mapping | None = None  # the mapping object the running training belongs to
         # Training results for API callers: `finished_generation` is the last generation whose training ended.
@@ -63,12 +83,23 @@ class Training:
         examples = mapping.examples
         if not examples:
             raise CommandError("/ravemap/train: no examples yet; record some first (the old mapping stays)")
+        if self._waiting is not None and not self._waiting.cancelled:
+            self._waiting.epochs, self._waiting.mapping = epochs, mapping  # the same click, again
+            return self._waiting.generation
         if self.trainer.busy:
-            raise CommandError("/ravemap/train: training is already running")
+            if not self._cancelling:
+                raise CommandError("/ravemap/train: training is already running")
+            self.generation += 1
+            self._waiting = _Waiting(self.generation, epochs, mapping)
+            log.info("training of mapping %r waits for the cancelled one to end", mapping.name)
+            return self.generation
+        self.generation += 1
+        return self._hand_over(self.generation, mapping, epochs)
+
+    def _hand_over(self, generation: int, mapping: Mapping, epochs: int | None) -> int:
         x, y, self._taught = training_arrays(mapping)
         settings = mapping.settings if epochs is None else replace(mapping.settings, epochs=epochs)
-        self.generation += 1
-        generation = self.generation
+        examples = mapping.examples
 
         def on_progress(fraction: float, loss: float) -> None:
             self.inbox.put(TrainingProgress(fraction, loss))
@@ -81,6 +112,7 @@ class Training:
         except RuntimeError as err:  # busy, or no trainer process could be started
             raise CommandError(f"/ravemap/train: {err}") from None
         self.running = True
+        self._handed, self._cancelling = generation, False
         self._training_for = mapping
         self.progress_now = (0.0, float("nan"))
         self.feedback.broadcast("/ravemap/train/progress", 0.0, float("nan"))
@@ -89,11 +121,16 @@ class Training:
 
     def cancel(self) -> bool:
         """Stop the running training; every mapping keeps what it had. False when none was running
-        (a cancel that crosses the end of a training is no error)."""
+        (a cancel that crosses the end of a training is no error). A training waiting for the
+        previous cancel to end is dropped too."""
         cancelled = self.trainer.cancel()
+        dropped = self._waiting is not None and not self._waiting.cancelled
+        if self._waiting is not None:
+            self._waiting.cancelled = True
         if cancelled:
+            self._cancelling = True
             log.info("cancelling the training of mapping %r", getattr(self._training_for, "name", "?"))
-        return cancelled
+        return cancelled or dropped
 
     def progress(self, event: TrainingProgress) -> None:
         self.progress_now = (event.fraction, event.loss)
@@ -102,23 +139,45 @@ class Training:
     def finish(self, event: TrainingDone) -> TrainingOutcome | None:
         """The result goes to the mapping it was trained from: the current one, or, when another
         mapping was loaded or started meanwhile, that mapping's file. What cannot go there is
-        dropped, saying why. None for a training that is not the latest."""
-        if event.generation != self.generation:
+        dropped, saying why. None for a training that is not the latest handed to the trainer.
+        A training waiting for this one to end starts now (see the module docstring)."""
+        if event.generation != self._handed:
             return None
-        self.running = False
+        self.running = self._cancelling = False
         trained, self._training_for = self._training_for, None
         result: FitResult | None = event.result if event.error is None else None  # type: ignore[assignment]
-        applied = False
+        applied = cancelled = False
+        generation = event.generation
         if result is None:
             error = event.error or "the trainer returned nothing"
-            text: str | None = (f"{error}, the previous mapping stays" if error.startswith(CANCELLED)
+            cancelled = error.startswith(CANCELLED)
+            text: str | None = (f"{error}, the previous mapping stays" if cancelled
                                 else f"training failed, the previous mapping stays: {error}")
         elif trained is None or trained is self.keeper.mapping:
             text = None
             applied = self._apply(result)
         else:
             text, applied = self._save_training_of(trained, result)
-        return TrainingOutcome(event.generation, None if text is not None else result, text, applied)
+        waiting, self._waiting = self._waiting, None
+        if waiting is not None and waiting.cancelled:
+            generation = waiting.generation  # its callers learn it was cancelled, with this one's
+        elif waiting is not None:
+            self._start_waiting(waiting)
+        return TrainingOutcome(generation, None if text is not None else result, text, applied, cancelled)
+
+    def _start_waiting(self, waiting: _Waiting) -> None:
+        """Start the training that waited for a cancel to end; one that cannot start ends as a
+        failed training (through the inbox, as every ending does)."""
+        try:
+            if waiting.mapping is not self.keeper.mapping:
+                raise CommandError("/ravemap/train: another mapping was opened while the cancelled training "
+                                   "ended; train again")
+            if not waiting.mapping.examples:
+                raise CommandError("/ravemap/train: no examples left; record some first")
+            self._hand_over(waiting.generation, waiting.mapping, waiting.epochs)
+        except CommandError as err:
+            self.running, self._handed = True, waiting.generation
+            self.inbox.put(TrainingDone(None, str(err), waiting.generation))
 
     def announce(self, outcome: TrainingOutcome) -> None:
         """Wake API callers waiting for this training; log and broadcast why a result was dropped."""
@@ -127,11 +186,11 @@ class Training:
             self.last_fit = (outcome.result, outcome.text)
             self.ended.notify_all()
         text = outcome.text
-        if text is not None:
-            if text.startswith(CANCELLED):
-                log.info("%s", text)
-            else:
-                log.warning("%s", text)
+        if text is not None and outcome.cancelled:  # asked for: not an error
+            log.info("%s", text)
+            self.feedback.broadcast("/ravemap/train/cancelled", text)
+        elif text is not None:
+            log.warning("%s", text)
             self.feedback.broadcast("/ravemap/error", text)
 
     def _apply(self, result: FitResult) -> bool:

@@ -691,6 +691,9 @@ class WebServer:
             for page in self.pages:
                 page.push_event({"type": "info", "text": f"trained on {examples} examples in {seconds:.2f} s, "
                                                          f"loss {loss:.5f}"})
+        elif address == "/ravemap/train/cancelled" and args:
+            for page in self.pages:
+                page.push_event({"type": "info", "text": str(args[0])[:500]})
         elif address in ("/ravemap/mapping", "/ravemap/model", "/ravemap/loop"):
             self._lists_text = ""
             for page in self.pages:
