@@ -7,7 +7,11 @@ learnt from the callback itself). It renders the next block as soon as the ring 
 than that, and the block reads the controls as it starts: a control change waits at most one
 block (or one period, if blocks are shorter) plus the lead before it is heard. After an
 underrun with a chosen lead, the lead grows by a period (a few times at most), so a machine
-busier than when it was timed settles on a safe lead.
+busier than when it was timed settles on a safe lead. Playing a loop, it comes back down a period
+at a time after each `lead_recovery_s` with no underrun (never below the chosen lead), so a stall
+early in a long set does not cost latency for the rest of it. Live input keeps a raised lead: a
+lowering would shift the delay from the input to the output mid-performance, a jump the player
+hears and must adapt to, worse than a few ms more latency. Each change is logged and counted.
 
 Live input keeps its delay. The delay from the input callback to the output is the frames in
 the output ring plus the input waiting to be processed; callbacks and renders move frames from
@@ -88,7 +92,8 @@ class Engine:
     says otherwise (the headless clock's period, or the device's low-latency buffer).
     """
 
-    def __init__(self, processor: BlockProcessor, out_sr: int, out_channels: int, period_hint: int = 256):
+    def __init__(self, processor: BlockProcessor, out_sr: int, out_channels: int, period_hint: int = 256,
+                 lead_recovery_s: float = 30.0):
         self.processor = processor
         self.out_sr = int(out_sr)
         self.out_channels = int(out_channels)
@@ -100,7 +105,11 @@ class Engine:
         self._errors = RateLimitedLog(log, seconds=5.0)
         self._period_seen = 0
         self._underruns_seen = 0
-        self.lead_raises = 0  # periods added to the lead after underruns (latency.MAX_RAISES at most)
+        self.lead_recovery_s = float(lead_recovery_s)  # calm seconds before a period comes off; 0: never
+        self.lead_extra = 0  # periods the lead holds now beyond the chosen one (latency.MAX_RAISES at most)
+        self.lead_raises = 0  # times a period was added after an underrun (a counter for the status)
+        self.lead_lowerings = 0  # times a period came off after lead_recovery_s with no underrun
+        self._calm_since = time.monotonic()  # the last underrun or change of the lead
         self.priority = "not started"
         self._configure_output(processor)
         self.ring = FrameRing(capacity=max(MIN_RING_FRAMES, 4 * (self.target_fill + self.block_out)),
@@ -139,7 +148,7 @@ class Engine:
         else:
             assert choice.lead_s is not None
             lead = math.ceil(choice.lead_s * self.out_sr)
-        self.target_fill = (max(1, math.ceil(lead / period)) + self.lead_raises) * period
+        self.target_fill = (max(1, math.ceil(lead / period)) + self.lead_extra) * period
         self._period_seen = period
 
     @property
@@ -164,7 +173,7 @@ class Engine:
 
     def describe_latency(self) -> str:
         choice = self.processor.latency
-        raised = f", raised {self.lead_raises}x after underruns" if self.lead_raises else ""
+        raised = f", raised {self.lead_extra}x after underruns" if self.lead_extra else ""
         lookahead = self.processor.limiter.lookahead
         limiter = f", limiter look-ahead {lookahead} samples" if lookahead else ""
         return (f"block {self.processor.block} samples, lead {self.target_fill} frames "
@@ -227,6 +236,8 @@ class Engine:
                     self._update_target(self.processor)
                 if self.ring.underruns != self._underruns_seen:
                     self._after_underrun()
+                elif self.lead_extra and self.lead_recovery_s > 0:
+                    self._maybe_lower_lead()
                 if self.ring.available() >= self.target_fill:
                     self.ring.wait_below(self.target_fill, WAIT_S)
                     continue
@@ -235,11 +246,25 @@ class Engine:
     def _after_underrun(self) -> None:
         """The callback found the ring short: the machine is busier than when it was timed."""
         self._underruns_seen = self.ring.underruns
-        if self.lead_raises < MAX_RAISES and self.processor.latency.lead_s is not None:
+        self._calm_since = time.monotonic()
+        if self.lead_extra < MAX_RAISES and self.processor.latency.lead_s is not None:
+            self.lead_extra += 1
             self.lead_raises += 1
             self._update_target(self.processor)
             self._errors.warning("underrun: the machine is busier than when ravemap timed the model; lead "
                                  "raised to %d frames, latency now %.1f ms", self.target_fill, self.latency_ms)
+
+    def _maybe_lower_lead(self) -> None:
+        """A period off a raised lead after `lead_recovery_s` with no underrun (a loop only: see the top)."""
+        now = time.monotonic()
+        if now - self._calm_since < self.lead_recovery_s or isinstance(self.processor.loop, LiveInput):
+            return
+        self._calm_since = now
+        self.lead_extra -= 1
+        self.lead_lowerings += 1
+        self._update_target(self.processor)
+        log.info("no underrun for %.0f s: lead lowered to %d frames (%d above the chosen lead), latency now %.1f ms",
+                 self.lead_recovery_s, self.target_fill, self.lead_extra * self.period, self.latency_ms)
 
     def _take_pending(self) -> None:
         new, self._pending = self._pending, None
