@@ -158,6 +158,70 @@ def test_an_underrun_on_a_busier_machine_adds_a_period_to_the_lead(standin, loop
         engine.stop()
 
 
+def _slow_for_a_moment(standin: str, loop_file, recovery_s: float):
+    """Headless playback of a stand-in whose blocks take 40 ms for a moment (underruns: the lead is raised),
+    then are fast again. Returns the playback (playing), the model and the lead chosen at start."""
+    config = _config(standin, loop_file, lead_recovery_s=recovery_s)
+    controls = make_controls(config)
+    model = CostlyModel(load_model(standin), cost_s=0.0)
+    playback = Playback(config, prepare_processor(config, controls, model=model), controls)
+    playback.start()
+    engine = playback.engine
+    chosen = engine.target_fill
+    model.cost_s = 0.040
+    deadline = time.monotonic() + 10
+    while engine.lead_raises < 2:
+        assert time.monotonic() < deadline, "slow blocks did not raise the lead"
+        time.sleep(0.005)
+    model.cost_s = 0.0
+    return playback, chosen
+
+
+def test_a_raised_lead_comes_back_down_a_period_at_a_time_after_a_stretch_with_no_underrun(standin, loop_file):
+    playback, chosen = _slow_for_a_moment(standin, loop_file, recovery_s=0.3)
+    engine = playback.engine
+    try:
+        leads = [engine.target_fill]
+        deadline = time.monotonic() + 30
+        while engine.target_fill != chosen or engine.lead_lowerings == 0:
+            assert time.monotonic() < deadline, f"the lead did not come back down: {leads}"
+            if engine.target_fill != leads[-1]:
+                leads.append(engine.target_fill)
+            time.sleep(0.002)
+        leads.append(engine.target_fill)
+        assert leads[0] >= chosen + 2 * engine.period, "raised at least twice"
+        steps = [int(d) for d in np.diff(leads) if d]
+        # Down a period at a time (a busy machine may underrun again on the way, which raises it again).
+        assert all(step == -engine.period or step % engine.period == 0 < step for step in steps), leads
+        assert engine.lead_lowerings >= 2 and engine.lead_extra == 0
+        later = _leads_for(engine, 1.0)  # several more stretches (a busy machine may underrun again meanwhile)
+        assert min(later) == chosen, "never below the lead chosen for the model"
+        status = playback.status()
+        assert status["lead_lowerings"] == engine.lead_lowerings and status["lead_raises"] == engine.lead_raises
+    finally:
+        playback.stop()
+
+
+def _leads_for(engine: Engine, seconds: float) -> list[int]:
+    leads = [engine.target_fill]
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        leads.append(engine.target_fill)
+        time.sleep(0.002)
+    return leads
+
+
+def test_with_no_lead_recovery_a_raised_lead_stays(standin, loop_file):
+    playback, chosen = _slow_for_a_moment(standin, loop_file, recovery_s=0.0)
+    engine = playback.engine
+    try:
+        leads = _leads_for(engine, 1.5)
+        assert leads[0] > chosen and leads == sorted(leads), "raised (again, on a busy machine), never lowered"
+        assert engine.lead_lowerings == 0
+    finally:
+        playback.stop()
+
+
 def _live_engine(standin: str, block: int):
     """An engine on live input driven by hand the way the duplex callback drives it."""
     config = validate({"engine": {"model": standin, "transfer": False, "block_size": block, "ahead_blocks": 1},

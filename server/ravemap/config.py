@@ -66,6 +66,12 @@ class EngineConfig(Section):
         None, ge=1, le=32,
         description="Whole blocks kept ready ahead of the sound card; empty: the lead `latency` chooses.",
     )
+    lead_recovery_s: float = Field(
+        30.0, ge=0.0, le=86400.0,
+        description="After this many seconds with no underrun, a lead raised by underruns comes back down by one "
+        "period (again after each such stretch), never below the chosen lead; loop only (live input keeps its "
+        "delay); 0: never.",
+    )
     torch_threads: int = Field(1, ge=1, le=64, description="Torch intra-op threads for the model.")
     transfer: bool = Field(True, description="Style transfer at start: on plays the model, off the dry loop.")
     gain_db: float = Field(0.0, ge=-120.0, le=24.0, description="Output gain in dB.")

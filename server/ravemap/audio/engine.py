@@ -7,7 +7,11 @@ learnt from the callback itself). It renders the next block as soon as the ring 
 than that, and the block reads the controls as it starts: a control change waits at most one
 block (or one period, if blocks are shorter) plus the lead before it is heard. After an
 underrun with a chosen lead, the lead grows by a period (a few times at most), so a machine
-busier than when it was timed settles on a safe lead.
+busier than when it was timed settles on a safe lead. Playing a loop, it comes back down a period
+at a time after each `lead_recovery_s` with no underrun (never below the chosen lead), so a stall
+early in a long set does not cost latency for the rest of it. Live input keeps a raised lead: a
+lowering would shift the delay from the input to the output mid-performance, a jump the player
+hears and must adapt to, worse than a few ms more latency. Each change is logged and counted.
 
 Live input keeps its delay. The delay from the input callback to the output is the frames in
 the output ring plus the input waiting to be processed; callbacks and renders move frames from
@@ -22,11 +26,19 @@ Threads and what each may do here:
   time it takes a period (no lock to share with the callback; `WAIT_S` at most, for swaps and
   stop), calls `BlockProcessor.next_block()`, resamples to the device's rate with a soxr
   stream, maps to the device's channels and writes the ring.
-  It swaps in a new processor (hot swap of model or loop) only between blocks. An
-  exception in a block is counted and that block plays as silence; the thread never dies.
+  It swaps in a new processor (hot swap of model or loop) only between blocks, with a crossfade
+  (below). An exception in a block is counted and that block plays as silence; the thread never dies.
 - audio callback (stream.py / headless.py): reads the ring with `FrameRing.fill` only.
 - control threads: publish values on `EngineControls`, and hand a ready-built processor
   to `Engine.swap` (building it, which loads and encodes, happens on their thread).
+
+Swaps crossfade. A new processor arrives loaded, encoded, timed and warmed up (on the control
+thread that built it): the old one plays until then. At the swap the old processor renders one
+more block; all of it but its last `SWAP_CROSSFADE_S` (20 ms) goes to the ring at once (the ring
+then holds more than the lead, so the swap costs no render time the lead has not covered), and
+that last part fades out under the new processor's first 20 ms with equal-power gains (cos/sin).
+The lead becomes the one chosen for the new processor: raises made for the old model (or by
+the swap) are dropped, and underruns while the crossfade plays do not raise it.
 
 Nothing here blocks the callback: the ring has no lock, and the engine sleeps on the
 doorbell when the ring is full.
@@ -57,6 +69,7 @@ log = logging.getLogger("ravemap.engine")
 WAIT_S = 0.002  # longest sleep on the doorbell: how soon a swap, a stop or a silent device is seen
 RESAMPLER_HEADROOM = 64  # frames a soxr stream may release beyond a block's share
 MIN_RING_FRAMES = 1 << 17  # the ring is allocated once; room for any block auto may choose
+SWAP_CROSSFADE_S = 0.020  # equal-power crossfade from the old processor to the new one at a hot swap
 
 
 @dataclass
@@ -88,7 +101,8 @@ class Engine:
     says otherwise (the headless clock's period, or the device's low-latency buffer).
     """
 
-    def __init__(self, processor: BlockProcessor, out_sr: int, out_channels: int, period_hint: int = 256):
+    def __init__(self, processor: BlockProcessor, out_sr: int, out_channels: int, period_hint: int = 256,
+                 lead_recovery_s: float = 30.0):
         self.processor = processor
         self.out_sr = int(out_sr)
         self.out_channels = int(out_channels)
@@ -100,7 +114,14 @@ class Engine:
         self._errors = RateLimitedLog(log, seconds=5.0)
         self._period_seen = 0
         self._underruns_seen = 0
-        self.lead_raises = 0  # periods added to the lead after underruns (latency.MAX_RAISES at most)
+        self.lead_recovery_s = float(lead_recovery_s)  # calm seconds before a period comes off; 0: never
+        self.lead_extra = 0  # periods the lead holds now beyond the chosen one (latency.MAX_RAISES at most)
+        self.lead_raises = 0  # times a period was added after an underrun (a counter for the status)
+        self.lead_lowerings = 0  # times a period came off after lead_recovery_s with no underrun
+        self._calm_since = time.monotonic()  # the last underrun or change of the lead
+        self._fade: np.ndarray | None = None  # the old processor's last frames, fading out under the new one's
+        self._fade_pos = 0
+        self.last_swap_frame: int | None = None
         self.priority = "not started"
         self._configure_output(processor)
         self.ring = FrameRing(capacity=max(MIN_RING_FRAMES, 4 * (self.target_fill + self.block_out)),
@@ -139,7 +160,7 @@ class Engine:
         else:
             assert choice.lead_s is not None
             lead = math.ceil(choice.lead_s * self.out_sr)
-        self.target_fill = (max(1, math.ceil(lead / period)) + self.lead_raises) * period
+        self.target_fill = (max(1, math.ceil(lead / period)) + self.lead_extra) * period
         self._period_seen = period
 
     @property
@@ -164,7 +185,7 @@ class Engine:
 
     def describe_latency(self) -> str:
         choice = self.processor.latency
-        raised = f", raised {self.lead_raises}x after underruns" if self.lead_raises else ""
+        raised = f", raised {self.lead_extra}x after underruns" if self.lead_extra else ""
         lookahead = self.processor.limiter.lookahead
         limiter = f", limiter look-ahead {lookahead} samples" if lookahead else ""
         return (f"block {self.processor.block} samples, lead {self.target_fill} frames "
@@ -225,8 +246,12 @@ class Engine:
                     self._take_pending()
                 if self.ring.period != self._period_seen and self.ring.period:
                     self._update_target(self.processor)
-                if self.ring.underruns != self._underruns_seen:
+                if self._fade is not None:
+                    pass  # a swap is fading: its underruns do not raise the new processor's lead
+                elif self.ring.underruns != self._underruns_seen:
                     self._after_underrun()
+                elif self.lead_extra and self.lead_recovery_s > 0:
+                    self._maybe_lower_lead()
                 if self.ring.available() >= self.target_fill:
                     self.ring.wait_below(self.target_fill, WAIT_S)
                     continue
@@ -235,17 +260,32 @@ class Engine:
     def _after_underrun(self) -> None:
         """The callback found the ring short: the machine is busier than when it was timed."""
         self._underruns_seen = self.ring.underruns
-        if self.lead_raises < MAX_RAISES and self.processor.latency.lead_s is not None:
+        self._calm_since = time.monotonic()
+        if self.lead_extra < MAX_RAISES and self.processor.latency.lead_s is not None:
+            self.lead_extra += 1
             self.lead_raises += 1
             self._update_target(self.processor)
             self._errors.warning("underrun: the machine is busier than when ravemap timed the model; lead "
                                  "raised to %d frames, latency now %.1f ms", self.target_fill, self.latency_ms)
+
+    def _maybe_lower_lead(self) -> None:
+        """A period off a raised lead after `lead_recovery_s` with no underrun (a loop only: see the top)."""
+        now = time.monotonic()
+        if now - self._calm_since < self.lead_recovery_s or isinstance(self.processor.loop, LiveInput):
+            return
+        self._calm_since = now
+        self.lead_extra -= 1
+        self.lead_lowerings += 1
+        self._update_target(self.processor)
+        log.info("no underrun for %.0f s: lead lowered to %d frames (%d above the chosen lead), latency now %.1f ms",
+                 self.lead_recovery_s, self.target_fill, self.lead_extra * self.period, self.latency_ms)
 
     def _take_pending(self) -> None:
         new, self._pending = self._pending, None
         old = self.processor
         if new is None:
             return
+        fade = self._old_tail(old)
         if new.model is old.model or new.model.info.sr == old.model.info.sr:
             new.pos = old.pos % new.loop.n_samples
         new.smoother.current[:] = old.smoother.current[: len(new.smoother.current)]
@@ -254,8 +294,47 @@ class Engine:
         new.limiter.take_over(old.limiter)  # the look-ahead's samples play on: no gap at the swap
         new.safety = old.safety
         self.processor = new
+        self.lead_extra = 0  # the lead chosen for the new processor: no raise is kept across a swap
         self._configure_output(new)
+        self._fade, self._fade_pos = fade, 0
+        self.last_swap_frame = self.ring.written  # where in the output the crossfade starts
+        self._underruns_seen = self.ring.underruns  # nor do underruns while the new one was prepared
+        self._calm_since = time.monotonic()
         self.stats.swaps += 1
+
+    def _old_tail(self, old: BlockProcessor) -> np.ndarray | None:
+        """One more block of the old processor: its head to the ring now, its last `SWAP_CROSSFADE_S` returned
+        (at the output's rate and channels) to fade out under the new processor's first frames."""
+        frames = max(1, round(SWAP_CROSSFADE_S * self.out_sr))
+        parts, have = [], 0
+        try:
+            while have < frames + 1:
+                part = self._to_output(old.next_block())
+                parts.append(part)
+                have += part.shape[0]
+        except Exception as err:  # the old model failing now: the swap cuts instead of fading
+            self.stats.errors += 1
+            self._errors.warning("the model being replaced failed at the swap, which cuts instead of fading: %s", err)
+            parts = parts or [np.zeros((0, self.out_channels), dtype=np.float32)]
+        out = np.concatenate(parts) if len(parts) > 1 else parts[0]
+        head = max(0, out.shape[0] - frames)
+        if head:
+            self.ring.write(out[:head])
+        return out[head:] if out.shape[0] > head else None
+
+    def _crossfade(self, block: np.ndarray) -> np.ndarray:
+        """Fade the old processor's tail out under `block`'s first frames (equal power: cos^2 + sin^2 = 1)."""
+        fade, pos = self._fade, self._fade_pos
+        assert fade is not None
+        n = min(block.shape[0], fade.shape[0] - pos)
+        theta = (np.arange(pos, pos + n, dtype=np.float32) + 0.5) * np.float32(0.5 * np.pi / fade.shape[0])
+        block = np.array(block, dtype=np.float32, copy=True)
+        block[:n] = block[:n] * np.sin(theta)[:, None] + fade[pos : pos + n] * np.cos(theta)[:, None]
+        self._fade_pos = pos + n
+        if self._fade_pos >= fade.shape[0]:
+            self._fade = None
+            self._underruns_seen = self.ring.underruns  # the swap's underruns do not raise the new lead
+        return block
 
     def render_into_ring(self) -> None:
         """Make one block and append it to the ring (engine thread)."""
@@ -269,10 +348,17 @@ class Engine:
             self.stats.errors += 1
             self._errors.warning("block %d failed and plays as silence: %s", self.stats.blocks, err)
             block = np.zeros((self.processor.block, self.processor.out_channels), dtype=np.float32)
+        block = self._to_output(block)
+        if self._fade is not None:
+            block = self._crossfade(block)
+        self.ring.write(block)
+        self.stats.add_block(time.perf_counter() - start)
+
+    def _to_output(self, block: np.ndarray) -> np.ndarray:
+        """A block at the model's rate and channels, at the output's (the resampler is the playing processor's)."""
         if self._resampler is not None:
             block = self._resampler.resample_chunk(block)
             np.clip(block, -1.0, 1.0, out=block)  # resampling can overshoot by a hair
         if block.shape[1] != self.out_channels:
             block = adapt_channels(block, self.out_channels).T
-        self.ring.write(block)
-        self.stats.add_block(time.perf_counter() - start)
+        return block

@@ -242,7 +242,8 @@ class Playback:
             assert self._processor is not None
             rate = config.audio.samplerate or info.sr
             period = HeadlessOutput.PERIOD
-            self.engine = Engine(self._processor, rate, channels, period_hint=period)
+            self.engine = Engine(self._processor, rate, channels, period_hint=period,
+                                 lead_recovery_s=config.engine.lead_recovery_s)
             self.output = HeadlessOutput(self.engine.ring, rate, period)
             self.engine.start()
         else:
@@ -258,7 +259,8 @@ class Playback:
                 input_ring = FrameRing(rate, in_channels)  # one second of input
                 live = LiveInput(input_ring, rate, info.sr, info.in_channels, name=input_dev.name)
                 self._processor = prepare_processor(config, self.controls, model=self._model, live=live)
-            self.engine = Engine(self._processor, rate, channels, period_hint=stream.period_hint(dev, rate))
+            self.engine = Engine(self._processor, rate, channels, period_hint=stream.period_hint(dev, rate),
+                                 lead_recovery_s=config.engine.lead_recovery_s)
             self.output = stream.AudioOutput(self.engine.ring, dev, rate, config.audio.latency,
                                              input_ring=input_ring, input_device=input_dev)
             self.engine.start(prime_with_silence=input_ring is not None)
@@ -390,6 +392,7 @@ class Playback:
             "block_size": processor.block,
             "lead_frames": engine.target_fill,
             "lead_raises": engine.lead_raises,
+            "lead_lowerings": engine.lead_lowerings,
             "period_frames": engine.period,
             "latency_ms": round(engine.latency_ms, 2),
             "latency_choice": processor.latency.describe(),

@@ -109,6 +109,16 @@ class FrameRing:
     def available(self) -> int:
         return self._written - self._read
 
+    @property
+    def written(self) -> int:
+        """Frames ever written (the engine's position in the output's timeline)."""
+        return self._written
+
+    @property
+    def read(self) -> int:
+        """Frames ever taken by the callback."""
+        return self._read
+
     def free(self) -> int:
         return self.capacity - (self._written - self._read)
 

@@ -14,6 +14,7 @@ ENGINE_OFF = MappingProxyType({
     "block_size": None,
     "lead_frames": None,
     "lead_raises": 0,
+    "lead_lowerings": 0,
     "period_frames": None,
     "latency_ms": None,
     "latency_choice": None,
