@@ -56,6 +56,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, 
 
 from ravemap import names
 from ravemap.errors import MappingError
+from ravemap.mapping import reader
 from ravemap.mapping.regressor import FitResult, Regressor, RegressorSettings, RegressorState, build
 from ravemap.validation import Number, Problems, Whole, explain, problem, short
 
@@ -532,22 +533,64 @@ def _fsync_folder(folder: Path) -> None:
         os.close(fd)
 
 
+HEAD_BYTES = 4096  # a mapping file holds its "format" within this many bytes (ravemap writes it first)
+_FORMAT_KEY = re.compile(r'"format"\s*:\s*("(?:[^"\\]|\\.)*"|[^\s,}]+)')
+
+
+def check_head(head: bytes, where: str) -> None:
+    """MappingError at once unless `head` (a file's first `HEAD_BYTES`) starts a JSON object holding
+    `"format": "ravemap-mapping"`, so a file that is no mapping is refused before it is parsed."""
+    try:
+        text = head.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        if err.start < len(head) - 3:  # more than a character cut at the head's end
+            raise MappingError(f"{where}: not a ravemap mapping file (not UTF-8 text)") from None
+        text = head[:err.start].decode("utf-8-sig")
+    text = text.lstrip()
+    if not text:
+        raise MappingError(f"{where}: the file is empty (a save that never finished?)")
+    want = f'an object holding "format": "{FORMAT}"'
+    if not text.startswith("{"):
+        raise MappingError(f"{where}: not a ravemap mapping file (starts with {short(text[:40])}, not {want})")
+    found = _FORMAT_KEY.search(text)
+    if found is None:
+        raise MappingError(f"{where}: not a ravemap mapping file (no \"format\" in its first {len(head)} bytes; "
+                           f"a mapping starts with {want})")
+    if found.group(1) != f'"{FORMAT}"':
+        try:
+            value = json.loads(found.group(1))  # a short token: a string, or true, 1 and the like
+        except ValueError:
+            value = found.group(1)
+        raise MappingError(f"{where}: not a ravemap mapping file (format {short(value)}, not {FORMAT!r})")
+
+
 def load_mapping(folder: Path, name: str) -> Mapping:
     """Read `<folder>/<name>.json`. MappingError naming the file for every way it can be wrong.
-    The file's name wins over the name inside it (renaming the file renames the mapping)."""
+    The file's name wins over the name inside it (renaming the file renames the mapping).
+
+    The head is checked first (`check_head`); a file larger than `reader.CHILD_BYTES` is parsed in a
+    child process (`ravemap.mapping.reader`), so no thread here holds the GIL for long."""
     path = mapping_path(folder, name)
+    where = str(path)
     try:
         with open(path, "rb") as f:
             size = os.fstat(f.fileno()).st_size
             if size > MAX_FILE_BYTES:
                 raise MappingError(f"{path}: {size / (1 << 20):.0f} MB is too large for a mapping file (at most "
                                    f"{MAX_FILE_BYTES >> 20} MB, more than {MAX_EXAMPLES} examples need); not read")
-            raw = f.read(MAX_FILE_BYTES + 1)
+            head = f.read(HEAD_BYTES)
+            if head.strip():
+                check_head(head, where)
+            big = size > reader.CHILD_BYTES
+            raw = b"" if big else head + f.read(MAX_FILE_BYTES + 1)
     except FileNotFoundError:
         raise MappingError(f"no mapping named {name!r}: {path} does not exist") from None
     except OSError as err:
         raise MappingError(f"cannot read mapping {name!r} from {path}: {_reason(err)}") from err
-    where = str(path)
+    if big:
+        mapping = reader.load_in_child(path, where)
+        mapping.name = name
+        return mapping
     if not raw.strip():
         raise MappingError(f"{where}: the file is empty (a save that never finished?)")
     try:

@@ -15,7 +15,8 @@ Threads:
 - saver thread, "ravemap-saver" (one at a time, through `Jobs`): writes an immutable snapshot of
   the mapping (`_snapshot`). Switching mappings (load, new) and stopping save on the calling thread.
 - mapping reader, "ravemap-mapping-reader": runs `reader(name)`'s function, which reads and checks
-  a file for `/ravemap/mapping/load` (at most `store.MAX_FILE_BYTES`); the newest load wins.
+  a file for `/ravemap/mapping/load` (at most `store.MAX_FILE_BYTES`); the newest load wins. It waits
+  for a child process on a file over 1 MB (`ravemap.mapping.reader`), so it never holds the GIL for long.
 - `save`, `save_at_exit` and `close` from the main thread once the session thread has stopped.
 """
 
