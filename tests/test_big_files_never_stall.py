@@ -11,6 +11,8 @@ import sys
 import time
 from collections import deque
 
+import pytest
+
 from tests.conftest import REPO
 from tests.osc_peer import OscPeer
 from tests.test_hostile_files import start
@@ -52,6 +54,7 @@ def ping_while(peer: OscPeer, done, timeout: float = 120.0) -> float:
     return worst
 
 
+@pytest.mark.alone  # pings timed and underruns counted against audio: no other test beside it
 def test_a_huge_file_that_is_no_mapping_and_a_big_mapping_load_while_pings_are_answered(tmp_path, tiny_model,
                                                                                          loop_file):
     folder = tmp_path / "mappings"
