@@ -3,7 +3,7 @@
 Parallel runs: `./run-tests` runs the suite in three pytest-xdist workers (most tests wait on a
 daemon, a socket or a child process, not on a core). Tests whose figures depend on having the machine
 to themselves (audio through JACK counting xruns, timing blocks to choose a latency, floods measured
-against audio) are marked `alone` (the `jack` marker implies it): such a test waits until no other
+against audio) are marked `alone`: such a test waits until no other
 test runs and no other test starts until it ends. A readers-writer lock across the workers does it:
 two files locked with flock(2) in a folder of this run's own (`gate`, then `room`).
 A worker keeps the room across consecutive `alone` tests, so a module of them waits for the others once.
@@ -95,7 +95,7 @@ def _leave(alone: bool) -> None:
 
 
 def _is_alone(item: pytest.Item) -> bool:
-    return item.get_closest_marker("alone") is not None or item.get_closest_marker("jack") is not None
+    return item.get_closest_marker("alone") is not None
 
 
 _holding_alone = False  # this worker keeps the room from one `alone` test to the next one it runs

@@ -19,7 +19,7 @@ import pytest
 from tests.conftest import JACK_RATE
 from tests.osc_peer import Daemon, OscPeer
 
-pytestmark = pytest.mark.jack
+pytestmark = [pytest.mark.jack, pytest.mark.alone]  # counts xruns and underruns: on a machine of its own
 
 
 def _jackd(name: str) -> subprocess.Popen:
