@@ -341,7 +341,9 @@ def test_a_file_larger_than_any_mapping_is_refused_unread_and_a_big_one_is_read_
     with open(folder / "huge.json", "wb") as f:  # sparse: costs no disk
         f.write(b"[")
         f.truncate(MAX_FILE_BYTES + 1)
-    with open(folder / "big.json", "w") as f:  # 30 MB of JSON list: seconds to parse, then refused
+    # 30 MB of JSON list: seconds to parse, so it never is: its head is no mapping's (a big mapping file is
+    # parsed in a child process beside control, tests/test_big_files_never_stall.py)
+    with open(folder / "big.json", "w") as f:
         f.write("[" + ",".join(["[0.123456789, 0.987654321, 1.5]"] * 900_000) + "]")
     daemon, peer = start(tmp_path, tiny_model, loop_file, "--mapping", "live")
     try:
@@ -353,10 +355,9 @@ def test_a_file_larger_than_any_mapping_is_refused_unread_and_a_big_one_is_read_
         peer.send("/ravemap/ping", peer.port)
         got = []
         deadline = time.monotonic() + 120
-        while "/ravemap/error" not in got:
-            assert time.monotonic() < deadline
+        while not {"/ravemap/error", "/ravemap/pong"} <= set(got):  # refused from its head, in either order
+            assert time.monotonic() < deadline, got
             got += [a for a, _ in peer.receive(0.1)]
-        assert "/ravemap/pong" in got and got.index("/ravemap/pong") < got.index("/ravemap/error"), got
         error = peer.last("/ravemap/error")[0]
         assert "big.json: not a ravemap mapping file" in error, error
         assert peer.status()["mapping"] == "live"
