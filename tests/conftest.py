@@ -1,13 +1,12 @@
 """Shared test set-up: RAVE fixtures, a JACK dummy server, loops, configs, and tests that run alone.
 
-Parallel runs: `./run-tests` runs the suite in four pytest-xdist workers (most tests wait on a
+Parallel runs: `./run-tests` runs the suite in three pytest-xdist workers (most tests wait on a
 daemon, a socket or a child process, not on a core). Tests whose figures depend on having the machine
 to themselves (audio through JACK counting xruns, timing blocks to choose a latency, floods measured
 against audio) are marked `alone`: such a test waits until no other
 test runs and no other test starts until it ends. A readers-writer lock across the workers does it:
 two files locked with flock(2) in a folder of this run's own (`gate`, then `room`).
-The `alone` tests form one xdist group that comes first, and a worker keeps the room across
-consecutive `alone` tests, so the others wait for the machine once.
+A worker keeps the room across consecutive `alone` tests, so a module of them waits for the others once.
 
 JACK: one dummy-driver server per test session under a unique name, at 44100 Hz like the
 RAVE fixtures. `JACK_DEFAULT_SERVER` points this process and its subprocesses at it, and
@@ -100,18 +99,6 @@ def _is_alone(item: pytest.Item) -> bool:
 
 
 _holding_alone = False  # this worker keeps the room from one `alone` test to the next one it runs
-
-
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """For a parallel run (`--dist loadgroup`): every `alone` test in one group that comes first, so one
-    worker runs them back to back from the start and the others wait for the machine once; every other
-    module a group of its own, so a module's shared daemon starts once."""
-    if not config.pluginmanager.hasplugin("xdist") or config.getoption("dist", "no") != "loadgroup":
-        return
-    items[:] = [i for i in items if _is_alone(i)] + [i for i in items if not _is_alone(i)]
-    for item in items:
-        item.add_marker(pytest.mark.xdist_group("alone" if _is_alone(item) else item.nodeid.split("::")[0]))
 
 
 @pytest.hookimpl(hookwrapper=True)
