@@ -15,8 +15,13 @@ range 0..1, got 2.0"); offsets alone are clamped, as a mapping's predictions may
 that loads a model, before it plays) resizes it, so it may briefly not match the model still
 playing, and the engine reads it defensively.
 
+The engine's sample clock, `rendered_s`, goes the other way: the seconds of audio the engine has
+rendered (at the model's rate, the start of the block it renders next). Gestures, morphs and the
+tempo read it so that what they play is timed against the audio, not the wall clock.
+
 Threads: any thread may call the setters (OSC, MIDI, the CLI, a notebook); only the
-engine thread reads.
+engine thread reads them. `rendered_s` is written by the engine thread only (once a block) and
+read by any.
 """
 
 from __future__ import annotations
@@ -58,6 +63,7 @@ class EngineControls:
         self.offset_range = (float(low), float(high))
         self.offsets: tuple[float, ...] = (0.0,) * n_offsets
         self.transfer = bool(transfer)
+        self.rendered_s = 0.0  # the engine's sample clock (see the top); the engine thread's alone
         self.gain_db = 0.0
         self.paused = False
         self.set_gain_db(gain_db)

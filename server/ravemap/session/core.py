@@ -425,6 +425,11 @@ class Session:
         else:
             raise CommandError(f"cannot toggle {what!r}")
 
+    def clock(self) -> float:
+        """Seconds on the performance clock: the engine's sample clock (`EngineControls.rendered_s`) while
+        an engine plays, so what is timed against it keeps time with the audio; the wall clock without one."""
+        return self.controls.rendered_s if self.playback is not None else time.monotonic()
+
     # -- the autopilot ----------------------------------------------------------------------
     def _step_autopilot(self) -> None:
         """One step of the walk when one is due: the inputs in run mode, else the latent targets."""
