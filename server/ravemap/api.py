@@ -72,7 +72,7 @@ class Ravemap:
         self.playback = Playback.from_config(self.config, self.controls)
         self.inbox = Inbox(self.config.osc.queue_size)
         self.feedback = Feedback(self.config)
-        self.trainer = Trainer()
+        self.trainer = Trainer(stall_timeout=self.config.mapping.trainer_stall_s)
         model_name = self.config.engine.model.name
         first = open_mapping(self.config, self.config.paths.mappings_dir, self.config.mapping.name, model_name)
         self.session = Session(self.config, self.controls, self.inbox, self.feedback, self.trainer,

@@ -34,7 +34,7 @@ from pydantic import (
 from ravemap import locations
 from ravemap.errors import ConfigError
 from ravemap.mapping.settings import DEFAULT as TRAINING
-from ravemap.mapping.settings import Epochs, Hidden, Kind, LearningRate, Seed
+from ravemap.mapping.settings import TRAINER_STALL_S, Epochs, Hidden, Kind, LearningRate, Seed
 from ravemap.validation import explain
 
 
@@ -387,6 +387,10 @@ class MappingConfig(Section):
         0.5, ge=0, le=60,
         description="Changes are saved this long after they happen (a big mapping no sooner than 4x its last "
                     "save's duration after that save).")
+    trainer_stall_s: float = Field(
+        TRAINER_STALL_S, ge=2, le=600,
+        description="A trainer process that answers nothing this long (stopped, swapped out, hung) is replaced "
+                    "and its training reported as failed; raise it on a machine that swaps.")
 
 
 class Config(Section):
