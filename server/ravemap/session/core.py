@@ -315,7 +315,7 @@ class Session:
         elif isinstance(event, LearnAvailable):
             self.learn = event.learn
         elif isinstance(event, MidiClock):  # stamped on the MIDI thread: that moment on the performance clock
-            self.tempo.midi(event.kind, event.ticks, self.clock() - (time.monotonic() - event.at))
+            self.tempo.midi(event.kind, event.ticks, event.at, self.clock() - time.monotonic())
         return None
 
     def _set_inputs(self, event: SetInputs) -> None:

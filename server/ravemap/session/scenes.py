@@ -65,13 +65,14 @@ class SceneView:
     stored: tuple[int, ...]
     number: int | None  # the scene recalled last (or being recalled)
     state: str  # "idle", "waiting" (for its beat or bar line), "morphing"
-    starts_at: float | None  # on the performance clock
+    starts_at: float | None  # on the performance clock: when it is due (the beat or bar line with quantize)
+    began_at: float | None  # when its first step was taken
     ends_at: float | None
     progress: float  # 0..1 of the morph (1 when done)
 
     def status(self) -> dict[str, object]:
-        return {"number": self.number, "state": self.state, "starts_at": self.starts_at, "ends_at": self.ends_at,
-                "progress": round(self.progress, 4)}
+        return {"number": self.number, "state": self.state, "starts_at": self.starts_at, "began_at": self.began_at,
+                "ends_at": self.ends_at, "progress": round(self.progress, 4)}
 
 
 @dataclass
@@ -89,6 +90,7 @@ class _Morph:
     starts_at: float
     duration: float
     source: Scene | None = None  # where each value was when the morph started
+    began_at: float | None = None
     progress: float = 0.0
 
 
@@ -110,6 +112,7 @@ class Scenes:
         self.block_s = block_s
         self.morph: _Morph | None = None
         self.last: int | None = None
+        self._ended: tuple[float | None, float | None, float | None] = (None, None, None)  # the last morph's times
         self._taken: set[str] = set()
 
     def handlers(self) -> dict[str, Callable[..., object]]:
@@ -200,7 +203,7 @@ class Scenes:
         if morph is None or now < morph.starts_at:
             return None
         if morph.source is None:
-            morph.source = self.capture()
+            morph.source, morph.began_at = self.capture(), now
         source, scene, taken = morph.source, morph.scene, self._taken
         w = 1.0 if morph.duration <= 0 else min(1.0, (now - morph.starts_at) / morph.duration)
         morph.progress = w
@@ -236,6 +239,7 @@ class Scenes:
                 self.engine.transfer(scene.transfer)
             running = None if "running" in taken else scene.running
             self._announce(scene, taken)
+            self._ended = (morph.starts_at, morph.began_at, morph.starts_at + morph.duration)
             self.morph = None
         return Step(targets, running)
 
@@ -259,9 +263,11 @@ class Scenes:
         stored = tuple(sorted(self.keeper.mapping.scenes))
         morph = self.morph
         if morph is None:
-            return SceneView(stored, self.last, "idle", None, None, 1.0 if self.last is not None else 0.0)
+            starts, began, ends = (None if t is None else round(t, 6) for t in self._ended)
+            return SceneView(stored, self.last, "idle", starts, began, ends, 1.0 if self.last is not None else 0.0)
         state = "waiting" if morph.source is None else "morphing"
-        return SceneView(stored, morph.number, state, round(morph.starts_at, 6),
+        began = None if morph.began_at is None else round(morph.began_at, 6)
+        return SceneView(stored, morph.number, state, round(morph.starts_at, 6), began,
                          round(morph.starts_at + morph.duration, 6), morph.progress)
 
 

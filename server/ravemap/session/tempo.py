@@ -12,11 +12,15 @@ Two sources:
 - `midi` (`tempo.source: midi`): MIDI clock, 24 ticks per quarter note, with start (the position
   goes back to beat 0), stop (the grid holds) and continue (it goes on from there), and song
   position pointers. The MIDI thread timestamps each message (`time.monotonic()`, when rtmidi hands
-  it over) and counts the ticks; the session converts that time to the performance clock when it
-  applies the event (`clock_now - (monotonic_now - at)`) and fits a line through the last
-  `FIT_TICKS` ticks (least squares: the jitter of single ticks averages out; a tick more than
-  `OUTLIER` of an interval off the line is left out of the next fit). Until the clock plays, and
-  when no tick has come for `LOST_S`, the grid is stopped: `running` is false.
+  it over) and counts the ticks. The tempo is fitted on those timestamps: a line through the last
+  `FIT_TICKS` ticks by the Theil-Sen estimator (the median of the slopes between ticks at least
+  `SPAN` apart, and the median intercept), so the jitter of single ticks averages out and a stall
+  of the MIDI thread (a burst of late ticks, up to a quarter of them) does not bend it. The grid then goes through the
+  fitted time of the newest tick, moved onto the performance clock by the offset between the two
+  clocks (`clock_now - monotonic_now` when the session applies the event), averaged over about a
+  beat of ticks (`OFFSET_WEIGHT`): the engine's clock moves a block at a time, and the average
+  smooths that staircase out. Until the clock plays, and when no tick has come for `LOST_S`, the
+  grid is stopped: `running` is false.
 
 For the other session collaborators (scenes, gestures):
 - `next_boundary(t)`: the time of the next beat (`quantize: beat`) or bar line (`bar`) at or after
@@ -44,7 +48,8 @@ BPM_RANGE = (20.0, 300.0)
 TICKS_PER_BEAT = 24  # MIDI clock
 FIT_TICKS = 48  # the ticks (two beats) the tempo is fitted over
 MIN_FIT = 6  # ticks needed before a tempo is estimated from MIDI clock (a quarter of a beat)
-OUTLIER = 0.5  # a tick this many intervals away from the fitted line is left out of the fit
+SPAN = 8  # the slopes the tempo is the median of are between ticks at least this far apart
+OFFSET_WEIGHT = 1 / 24  # each tick's share of the averaged offset between the monotonic and performance clocks
 LOST_S = 0.5  # no tick for this long (and no stop): the clock is stopped (cable pulled, program gone)
 QUANTIZE = ("off", "beat", "bar")
 
@@ -109,9 +114,9 @@ class Tempo:
         self.ref_beat = 0.0
         self.playing = source == "internal"  # MIDI: between start/continue and stop
         self._transport_seen = False  # MIDI: a start, stop or continue came (without any, ticks play)
-        self._ticks: deque[tuple[int, float]] = deque(maxlen=FIT_TICKS + 1)  # (tick count, performance time)
-        self._last_tick_t: float | None = None
-        self._stopped_at: float | None = None
+        self._ticks: deque[tuple[int, float]] = deque(maxlen=FIT_TICKS + 1)  # (tick count, monotonic time)
+        self._last_tick_t: float | None = None  # on the performance clock
+        self._offset: float | None = None  # performance clock - monotonic clock, averaged
 
     # -- reading ------------------------------------------------------------------------------
     def running(self, now: float) -> bool:
@@ -123,6 +128,9 @@ class Tempo:
         return 60.0 / self.bpm
 
     def beat_at(self, t: float) -> float:
+        """The beat at `t` (fractional, from 0 at the first downbeat); where it stopped while MIDI clock is stopped."""
+        if not self.playing:
+            return self.ref_beat
         return self.ref_beat + (t - self.ref_t) / self.beat_s
 
     def next_boundary(self, t: float) -> float:
@@ -162,24 +170,25 @@ class Tempo:
         return self.quantize
 
     # -- following MIDI clock ------------------------------------------------------------------
-    def midi(self, kind: str, ticks: int, t: float) -> None:
-        """A MIDI clock message at performance time `t`: "tick" (`ticks`: this tick's position, counted
+    def midi(self, kind: str, ticks: int, at: float, offset: float) -> None:
+        """A MIDI clock message stamped `at` (monotonic): "tick" (`ticks`: this tick's position, counted
         from 0 at the first tick after a start), "start", "stop", "continue", or "position" (`ticks`: the
-        position the next tick has, from a song position pointer)."""
+        position the next tick has, from a song position pointer). `offset`: the performance clock minus
+        the monotonic clock as the session applies it."""
         if self.source != "midi":
             return
+        self._offset = offset if self._offset is None else self._offset + OFFSET_WEIGHT * (offset - self._offset)
+        t = at + self._offset
         if kind != "tick":
             self._transport_seen = True
         if kind == "start":
             self._ticks.clear()
             self.playing = True
             self.ref_t, self.ref_beat = t, 0.0
-            self._stopped_at = None
         elif kind == "stop":
             if self.playing:
                 self.ref_beat, self.ref_t = self.beat_at(t), t
             self.playing = False
-            self._stopped_at = t
             self._ticks.clear()
         elif kind == "continue":
             self.playing = True
@@ -189,32 +198,31 @@ class Tempo:
             self.ref_beat, self.ref_t = ticks / TICKS_PER_BEAT, t
             self._ticks.clear()
         elif kind == "tick":
-            self._tick(ticks, t)
+            self._tick(ticks, at)
 
-    def _tick(self, ticks: int, t: float) -> None:
-        self._last_tick_t = t
+    def _tick(self, ticks: int, at: float) -> None:
+        assert self._offset is not None
+        self._last_tick_t = at + self._offset
         if not self._transport_seen:
             self.playing = True  # a clock that sends no start plays from its first tick
         if self._ticks and ticks <= self._ticks[-1][0]:
             self._ticks.clear()  # the count went back (a second clock source, a restart): fit afresh
-        self._ticks.append((ticks, t))
+        self._ticks.append((ticks, at))
         if len(self._ticks) < MIN_FIT:
             if self.playing:
-                self.ref_beat, self.ref_t = ticks / TICKS_PER_BEAT, t
+                self.ref_beat, self.ref_t = ticks / TICKS_PER_BEAT, self._last_tick_t
             return
-        n = np.array([k for k, _ in self._ticks], dtype=float)
-        times = np.array([s for _, s in self._ticks], dtype=float)
-        slope, intercept = np.polyfit(n, times, 1)
-        interval = float(slope)
-        if interval > 0:
-            off = np.abs(times - (intercept + slope * n)) > OUTLIER * interval
-            if off.any() and (~off).sum() >= MIN_FIT:
-                slope, intercept = np.polyfit(n[~off], times[~off], 1)
-                interval = float(slope)
-        if not interval > 0:
+        first = self._ticks[0][0]
+        n = np.array([k - first for k, _ in self._ticks], dtype=float)
+        times = np.array([s - at for _, s in self._ticks], dtype=float)  # small numbers, for precision
+        i, j = np.triu_indices(len(n), k=1)
+        apart = (n[j] - n[i]) >= min(SPAN, n[-1] / 2)
+        slope = float(np.median((times[j] - times[i])[apart] / (n[j] - n[i])[apart]))
+        intercept = float(np.median(times - slope * n))
+        if not slope > 0:
             return
-        bpm = 60.0 / (interval * TICKS_PER_BEAT)
-        self.bpm = min(max(bpm, BPM_RANGE[0]), BPM_RANGE[1])
+        self.bpm = min(max(60.0 / (float(slope) * TICKS_PER_BEAT), BPM_RANGE[0]), BPM_RANGE[1])
         if self.playing:
             # The grid through the fitted time of the newest tick (the fit, not the tick's own jittery time).
-            self.ref_beat, self.ref_t = ticks / TICKS_PER_BEAT, float(intercept + slope * ticks)
+            fitted = at + float(intercept + slope * (ticks - first))
+            self.ref_beat, self.ref_t = ticks / TICKS_PER_BEAT, fitted + self._offset
