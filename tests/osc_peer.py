@@ -199,8 +199,7 @@ class SharedDaemon:
         peer.send("/ravemap/scale", *[float(v) for v in start["scale"]])
         for name, key in (("jitter", "jitter"), ("mix", "mix"), ("input/gain", "input_gain_db")):
             peer.send(f"/ravemap/{name}", float(start[key]))
-        if start["tempo"]["source"] == "internal":
-            peer.send("/ravemap/tempo", float(start["bpm"]))
+        peer.send("/ravemap/tempo", float(start["bpm"]))  # refused (and answered) while MIDI clock sets it
         peer.send("/ravemap/quantize", start["quantize"])
         if start["limit_db"] is None:
             peer.send("/ravemap/limit/off")

@@ -283,3 +283,64 @@ def test_scenes_are_kept_in_the_mapping_file_and_a_bad_one_is_named(tmp_path):
     assert "scenes.200" in str(err.value)
     mapping.scenes.clear()
     assert "\"scenes\":" not in save_mapping(tmp_path, mapping).read_text(), "no scenes: no key"
+
+
+# -- no click across a morph -----------------------------------------------------------------------------
+@pytest.mark.alone
+def test_a_morph_played_through_the_engine_has_no_step_larger_than_the_models_own(tmp_path, tiny_model, loop_file):
+    """The engine's own block path (`BlockProcessor.next_block`, as `ravemap render` runs it), a block at a
+    time on its sample clock, with the session's scene morph stepped once before each block."""
+    import torch
+
+    from ravemap.audio.playback import make_controls, prepare_processor
+    from ravemap.config import load_config, with_overrides
+    from ravemap.control.events import Inbox
+    from ravemap.control.feedback import Feedback
+    from ravemap.session.autopilot import Autopilot
+    from ravemap.session.chain import ChainCommands
+    from ravemap.session.engine import EngineCommands
+    from ravemap.session.jobs import Jobs
+    from ravemap.session.keeper import MappingKeeper
+    from ravemap.session.scenes import Scenes
+
+    config = with_overrides(load_config(REPO / "config.yaml"), engine__model=str(tiny_model),
+                            engine__loop=str(loop_file), engine__latency="fixed")
+    controls = make_controls(config)
+    processor = prepare_processor(config, controls)
+    feedback = Feedback(config)
+    keeper = MappingKeeper(config, tmp_path, new_mapping(config, "morph"), Jobs(Inbox()), feedback)
+    autopilot = Autopilot()
+    chain = ChainCommands(controls, feedback, autopilot, None)
+    engine = EngineCommands(config, controls, feedback, keeper, None, chain.model_swapped)
+    scenes = Scenes(controls, feedback, autopilot, chain, engine, keeper, Tempo(), "seconds",
+                    lambda: controls.rendered_s, lambda: (controls.offsets, False),
+                    lambda: processor.block / processor.model.info.sr)
+    keeper.mapping.scenes[1] = Scene(tuple(A), gain_db=0.0, scale=(1.0,) * 8, mix=1.0, limit_db=-1.0)
+    keeper.mapping.scenes[2] = Scene(tuple(B), gain_db=-6.0, scale=(0.5,) * 8, mix=0.3, jitter=0.3, limit_db=-1.0)
+    sr = processor.model.info.sr
+
+    def play(seconds: float) -> np.ndarray:
+        blocks = []
+        for _ in range(int(seconds * sr / processor.block)):
+            step = scenes.step(controls.rendered_s)
+            if step is not None and step.targets is not None:
+                controls.set_offsets(step.targets)  # what the session does with the targets in manual mode
+            blocks.append(processor.next_block()[:, 0])
+        return np.concatenate(blocks)
+
+    try:
+        with torch.inference_mode():
+            scenes.recall(1, 0.0, None)
+            play(1.0)  # the model settles
+            steady_a = play(2.0)
+            scenes.recall(2, 1.0, None)
+            morph = play(1.5)
+            steady_b = play(2.0)
+    finally:
+        keeper.close()
+        feedback.close()
+    assert controls.offsets == tuple(B) and controls.mix == 0.3 and controls.gain_db == -6.0
+    own = max(np.abs(np.diff(steady_a)).max(), np.abs(np.diff(steady_b)).max())
+    across = np.abs(np.diff(morph)).max()
+    assert np.abs(morph).max() > 1e-3, "the morph plays sound"
+    assert across <= 1.05 * own, f"largest sample step across the morph {across:.4f}, in steady playing {own:.4f}"

@@ -55,6 +55,7 @@ APIS = {
     "winmm": "mido.backends.rtmidi/WINDOWS_MM",
 }
 TOGGLES = {"record", "run", "transfer"}
+COMMANDS = {"scene": "scene_recall"}  # `midi.actions` names that are not the command's own name
 CLOCK = {"clock": "tick", "start": "start", "stop": "stop", "continue": "continue", "songpos": "position"}
 
 
@@ -262,7 +263,7 @@ def _action_command(action: MidiAction) -> Command:
     if action.action == "train":
         return Command("train", (None,))
     if action.action == "scene":
-        return Command("scene_recall", (action.scene, action.morph, None))
+        return Command(COMMANDS["scene"], (action.scene, action.morph, None))
     return Command(action.action)
 
 
