@@ -146,6 +146,39 @@ def test_with_quantize_a_recall_waits_for_the_beat_and_a_morph_in_beats_follows_
         peer.close()
 
 
+def test_the_python_api_stores_and_recalls_scenes_in_time(tmp_path, tiny_model, loop_file):
+    from ravemap import Ravemap
+    from tests.conftest import write_config
+
+    config = write_config(tmp_path / "c.yaml", osc={"zeroconf": False, "wekinator_outputs": False},
+                          midi={"enabled": False}, tempo={"bpm": 240, "quantize": "beat"})
+    rm = Ravemap(config, model=tiny_model, loop=loop_file, audio="none", mappings_dir=tmp_path / "maps")
+    rm.start()
+    try:
+        rm.set_offsets(A)
+        assert rm.store_scene(5) == [5]
+        rm.set_offsets(B)
+        starts_at = rm.recall_scene(5, 2, "beats")  # two beats at 240 bpm: half a second
+        assert rm.status()["scene"]["state"] in ("waiting", "morphing")
+        beat = rm.session.tempo.beat_at(starts_at)
+        assert beat == pytest.approx(round(beat), abs=1e-6), "due on a beat"
+        deadline = time.monotonic() + 10
+        while rm.status()["scene"]["state"] != "idle":
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert rm.offsets == tuple(A)
+        assert rm.status()["scene"]["ends_at"] - starts_at == pytest.approx(0.5)
+        rm.set_tempo(bpm=90, quantize="off")
+        assert (rm.status()["bpm"], rm.status()["quantize"]) == (90.0, "off")
+        with pytest.raises(ValueError, match="no scene 6 is stored"):
+            rm.recall_scene(6)
+        with pytest.raises(ValueError, match="1..128"):
+            rm.store_scene(0)
+        assert rm.session.tempo.trim(1.2) == pytest.approx(2 * 60 / 90), "whole beats"
+    finally:
+        rm.stop()
+
+
 # -- the tempo, from MIDI clock ----------------------------------------------------------------------
 def test_the_tempo_fits_jittery_midi_clock_and_keeps_its_grid_through_stop_and_continue():
     rng = np.random.default_rng(3)
