@@ -153,7 +153,8 @@ class Daemon:
 # Status fields that count what happened (and the last error's text) rather than say what the daemon is
 # set to: a reset leaves them as they are.
 COUNTERS = ("events_dropped", "last_error", "nonfinite_silenced", "clipped", "underruns", "lead_raises",
-            "lead_lowerings", "live_realignments", "gain_reduction_db", "limiter_clamped")
+            "lead_lowerings", "live_realignments", "gain_reduction_db", "limiter_clamped",
+            "tempo", "scene")  # the beat grid moves with the clock; `scene` is the last one recalled
 
 
 def settings_of(state: dict) -> dict:
@@ -198,6 +199,8 @@ class SharedDaemon:
         peer.send("/ravemap/scale", *[float(v) for v in start["scale"]])
         for name, key in (("jitter", "jitter"), ("mix", "mix"), ("input/gain", "input_gain_db")):
             peer.send(f"/ravemap/{name}", float(start[key]))
+        peer.send("/ravemap/tempo", float(start["bpm"]))  # refused (and answered) while MIDI clock sets it
+        peer.send("/ravemap/quantize", start["quantize"])
         if start["limit_db"] is None:
             peer.send("/ravemap/limit/off")
         else:

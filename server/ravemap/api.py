@@ -253,6 +253,24 @@ class Ravemap:
         """Save the current mapping if it changed, then start an empty one."""
         self._call("new", name)
 
+    # -- scenes and the tempo (see the README's Playing in time) -----------------------------
+    def store_scene(self, number: int) -> list[int]:
+        """Keep everything set now as scene `number` (1..128) in the mapping; returns the stored numbers."""
+        return list(self._call("scene_store", number))  # type: ignore[call-overload]
+
+    def recall_scene(self, number: int, time: float = 0.0, unit: str | None = None) -> float:
+        """Morph to scene `number` over `time` (in `tempo.morph_unit`, or `unit`: "seconds" or "beats");
+        returns when the morph starts, in seconds of the performance clock (on the next beat or bar line
+        with `tempo.quantize`)."""
+        return float(self._call("scene_recall", number, float(time), unit))
+
+    def set_tempo(self, bpm: float | None = None, quantize: str | None = None) -> None:
+        """The internal clock's tempo (20..300 bpm) and when recalls start (`off`, `beat`, `bar`)."""
+        if bpm is not None:
+            self._call("tempo", bpm)
+        if quantize is not None:
+            self._call("quantize", quantize)
+
     # -- latent arithmetic ---------------------------------------------------------------
     def capture_vector(self, name: str, path: str | Path | None = None) -> np.ndarray:
         """Encode an audio file (or, without `path`, the current loop) and keep its mean latent as `name`."""

@@ -43,7 +43,7 @@ from ravemap.control import vocabulary
 from ravemap.control.events import Command, Event, Inbox, SetInputs, SetTarget, SetTargets
 from ravemap.control.vocabulary import Entry
 from ravemap.errors import DeviceError
-from ravemap.mapping.store import MAX_NAME
+from ravemap.mapping.store import MAX_NAME, MAX_SCENE
 from ravemap.ratelimit import RateLimitedLog
 
 log = logging.getLogger("ravemap.osc")
@@ -238,6 +238,17 @@ def _names(address: str, args: Sequence[object]) -> tuple[str, ...]:
     return tuple(str(n) for n in args)
 
 
+MAX_MORPH = 600.0
+
+
+def _scene(address: str, value: object) -> int:
+    """A scene number, 1..MAX_SCENE (a float button value 3.0 is scene 3)."""
+    number = _number(address, value, "scene")
+    if number != int(number) or not 1 <= number <= MAX_SCENE:
+        raise BadMessage(f"{address}: the scene must be an int in 1..{MAX_SCENE}, got {value!r}")
+    return int(number)
+
+
 def _reply_port(address: str, args: Sequence[object], own: Collection[int] = ()) -> int | None:
     """The port a reply goes to; never one of ravemap's own control ports (`own`): ravemap would
     read its own replies as commands (`/ravemap/latent` would overwrite the sliders)."""
@@ -312,6 +323,8 @@ class OscTranslator:
             "/ravemap/limit/off": _momentary(Command("limit", (None,))),
             "/ravemap/vector/capture": lambda a, x: Command("vector_capture", (_name(a, x, True), None)),
             "/ravemap/vector/apply": self._vector_apply,
+            "/ravemap/scene/store": lambda a, x: Command("scene_store", (_scene(a, x[0]),)),
+            "/ravemap/scene/recall": self._scene_recall,
             # Wekinator's control messages, with Wekinator's meaning
             "/wekinator/control/outputs": self._wek_outputs,
             "/wekinator/control/startRecording": _state(Command("record", (True,))),
@@ -513,6 +526,16 @@ class OscTranslator:
         name = _name(address, args[:1], True)
         amount = _number(address, args[1], "amount") if len(args) > 1 else 1.0
         return Command("vector_apply", (name, amount))
+
+    def _scene_recall(self, address: str, args: Sequence[object]) -> Command:
+        number = _scene(address, args[0])
+        time = _number(address, args[1], "morph time") if len(args) > 1 else 0.0
+        if not 0.0 <= time <= MAX_MORPH:
+            raise BadMessage(f"{address}: the morph time must be 0..{MAX_MORPH:g} (seconds or beats), got {time:g}")
+        unit = args[2] if len(args) > 2 else None
+        if unit is not None and unit not in ("seconds", "beats"):
+            raise BadMessage(f"{address}: the morph time's unit is seconds or beats, got {str(unit)[:20]!r}")
+        return Command("scene_recall", (number, time, unit))
 
     def _learn(self, address: str, args: Sequence[object]) -> Command:
         _count(address, args, 1, 1, "one int (the input dim)")

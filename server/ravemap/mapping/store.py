@@ -13,8 +13,13 @@ the model it was made with, the last training report and `extras` (kept as-is fo
      "examples": [{"input": [0.1, 0.9], "output": [1.5, -2.0, null, 0.3]}, ...],
      "regressor": {"settings": {"kind": "mlp", ...}, "state": {...} or null},
      "training": {"loss": ..., "reason": ..., ...},
-     "extras": {}
+     "extras": {},
+     "scenes": {"1": {"targets": [...], "run": false, "transfer": true, "gain_db": 0.0, "scale": [...],
+                "jitter": 0.0, "mix": 1.0, "limit_db": -1.0, "autopilot": 0.0, "autopilot_rate": 0.25}}
     }
+
+`scenes` (stored by `/ravemap/scene/store`, see `ravemap.session.scenes`) is written only when
+the mapping holds one, so a file without scenes is written as before.
 
 An output value `null` is an output this example does not teach (recorded while that output's
 recording was off, or deleted for that output, as Wekinator does per output): `training_arrays`
@@ -100,6 +105,34 @@ class Mapping:
     extras: dict = field(default_factory=dict)  # room for later features; saved and loaded as-is (JSON)
     input_names: tuple[str, ...] = ()  # empty, or one per input (Wekinator's setInputNames)
     output_names: tuple[str, ...] = ()  # empty, or one per output dim (setOutputNames)
+    scenes: dict[int, Scene] = field(default_factory=dict)  # scene number (1..MAX_SCENE) -> what it recalls
+
+
+MAX_SCENE = 128  # scene numbers go from 1 to this (a MIDI note each)
+
+
+@dataclass(frozen=True)
+class Scene:
+    """Everything a performer sets, as `/ravemap/scene/store` keeps it: the manual latent targets (one per
+    output dim), run mode, style transfer, output gain, and the chain (scale per latent dim of the model,
+    jitter, mix, the limiter's ceiling or None for off, the autopilot's amount and rate)."""
+
+    targets: tuple[float, ...]
+    running: bool = False
+    transfer: bool = True
+    gain_db: float = 0.0
+    scale: tuple[float, ...] = ()
+    jitter: float = 0.0
+    mix: float = 1.0
+    limit_db: float | None = None
+    autopilot: float = 0.0
+    autopilot_rate: float = 0.25
+
+    def to_json(self) -> dict[str, Any]:
+        return {"targets": [float(v) for v in self.targets], "run": self.running, "transfer": self.transfer,
+                "gain_db": float(self.gain_db), "scale": [float(v) for v in self.scale], "jitter": float(self.jitter),
+                "mix": float(self.mix), "limit_db": None if self.limit_db is None else float(self.limit_db),
+                "autopilot": float(self.autopilot), "autopilot_rate": float(self.autopilot_rate)}
 
 
 MAX_NAME = 64  # characters in an input or output name
@@ -216,6 +249,7 @@ def to_json(mapping: Mapping) -> dict:
         },
         "training": mapping.training,
         "extras": mapping.extras,
+        **({"scenes": {str(n): mapping.scenes[n].to_json() for n in sorted(mapping.scenes)}} if mapping.scenes else {}),
     }
 
 
@@ -293,6 +327,32 @@ class RegressorPart(_Part):
     state: RegressorState | None = None
 
 
+GainDb = Annotated[Number, Field(ge=-120.0, le=24.0)]
+ScaleValue = Annotated[Number, Field(ge=-4.0, le=4.0)]
+Jitter = Annotated[Number, Field(ge=0.0, le=3.0)]
+Unit = Annotated[Number, Field(ge=0.0, le=1.0)]
+LimitDb = Annotated[Number, Field(ge=-60.0, le=0.0)]
+RateHz = Annotated[Number, Field(ge=0.01, le=10.0)]
+
+
+class ScenePart(_Part):
+    """One stored scene (see `Scene`); the ranges are the controls' own."""
+
+    targets: Annotated[list[Number], Field(min_length=1, max_length=MAX_SIZE)]
+    run: bool = False
+    transfer: bool = True
+    gain_db: GainDb = 0.0
+    scale: Annotated[list[ScaleValue], Field(max_length=MAX_SIZE)] = []
+    jitter: Jitter = 0.0
+    mix: Unit = 1.0
+    limit_db: LimitDb | None = None
+    autopilot: Unit = 0.0
+    autopilot_rate: RateHz = 0.25
+
+
+SceneNumber = Annotated[str, Field(pattern=r"^[1-9][0-9]{0,2}$")]
+
+
 class MappingFile(_Part):
     """A mapping file as this ravemap reads it (see the module docstring for the layout)."""
 
@@ -306,6 +366,7 @@ class MappingFile(_Part):
     regressor: RegressorPart
     training: dict[str, Any] = {}
     extras: dict[str, Any] = {}
+    scenes: dict[SceneNumber, ScenePart] = {}
 
 
 _EXAMPLES = TypeAdapter(list[Example])
@@ -324,6 +385,16 @@ def _mapping(f: MappingFile, where: str) -> Mapping:
             json.dumps(getattr(f, key), allow_nan=False)
         except (TypeError, ValueError) as err:
             found.append(problem((key,), getattr(f, key), f"JSON values only (not JSON: {err})"))
+    scenes: dict[int, Scene] = {}
+    for key, kept in f.scenes.items():
+        if not 1 <= int(key) <= MAX_SCENE:
+            found.append(problem(("scenes", key), key, f"a scene number from 1 to {MAX_SCENE}"))
+        elif len(kept.targets) != n_out:
+            found.append(problem(("scenes", key, "targets"), kept.targets,
+                                 f"must hold {n_out} numbers (one per output.dims)"))
+        else:
+            scenes[int(key)] = Scene(tuple(kept.targets), kept.run, kept.transfer, kept.gain_db, tuple(kept.scale),
+                                     kept.jitter, kept.mix, kept.limit_db, kept.autopilot, kept.autopilot_rate)
     regressor = None
     if f.regressor.state is not None:
         try:
@@ -339,7 +410,7 @@ def _mapping(f: MappingFile, where: str) -> Mapping:
     return Mapping(name=f.name, input_size=n_in, output_dims=tuple(f.output.dims), output_range=f.output.range,
                    examples=f.examples, settings=f.regressor.settings, regressor=regressor, model=f.model,
                    training=f.training, extras=f.extras, input_names=tuple(f.input.names),
-                   output_names=tuple(f.output.names))
+                   output_names=tuple(f.output.names), scenes=scenes)
 
 
 def _example_problems(examples: list[Example], n_in: int, n_out: int, start: int = 0) -> list[dict[str, Any]]:

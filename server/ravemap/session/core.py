@@ -14,12 +14,14 @@ it receives (`/wek/inputs`).
 name -> handler); the work of each concern is done by a collaborator that returns an outcome and
 never imports this module: `jobs` (work on other threads, `Finished` events, the loader queue),
 `keeper` (the mapping, its lock and its saves), `training`, `engine` (engine commands), `chain` (the
-performer's chain) and `autopilot` (its walk, stepped on this thread between events). Only
+performer's chain), `autopilot` (its walk, stepped on this thread between events), `tempo` (the beat
+grid on the performance clock, following MIDI clock or its own) and `scenes` (store and recall, the
+recall's morph stepped on this thread between events, against `clock()`). Only
 this module answers senders (`_settle`), predicts and resets the performance for a new mapping.
 
 Threads:
 - session thread, "ravemap-session" (owned here): takes events from the `Inbox` in order and
-  applies them, and steps the autopilot between them. It is the only writer of this state and the
+  applies them, and steps the autopilot and a scene's morph between them. It is the only writer of this state and the
   only caller of `EngineControls` setters. Whatever takes long runs on another thread (see the collaborators'
   modules: saver, mapping reader, loader, trainer) and comes back as an event, which the session
   applies in turn, so control never waits on a disk or a model.
@@ -51,6 +53,7 @@ from ravemap.control.events import (
     Inbox,
     LearnAvailable,
     Learned,
+    MidiClock,
     SetInputs,
     SetTarget,
     SetTargets,
@@ -69,6 +72,8 @@ from ravemap.session.jobs import Jobs
 from ravemap.session.keeper import MappingKeeper, new_mapping
 from ravemap.session.outcomes import DEFERRED, Background, CommandError, Refused, fail
 from ravemap.session.rows import OutputRows
+from ravemap.session.scenes import Scenes
+from ravemap.session.tempo import Tempo
 from ravemap.session.training import Training
 from ravemap.session.view import SessionView, ViewMaker, reply_status, status_of
 
@@ -98,6 +103,10 @@ class Session:
         self.autopilot = Autopilot()
         self.chain = ChainCommands(controls, feedback, self.autopilot, playback)
         self.engine = EngineCommands(config, controls, feedback, self.keeper, playback, self.chain.model_swapped)
+        tempo = config.tempo
+        self.tempo = Tempo(tempo.bpm, tempo.source, tempo.quantize, tempo.beats_per_bar, now=self.clock())
+        self.scenes = Scenes(controls, feedback, self.autopilot, self.chain, self.engine, self.keeper, self.tempo,
+                             tempo.morph_unit, self.clock, lambda: (self.targets, self.running), self._block_s)
         self.n_out = len(config.latent.dims)
         self.low, self.high = config.latent.range
         self.inputs: tuple[float, ...] = (0.5,) * mapping.input_size  # replaced, never changed in place
@@ -146,6 +155,7 @@ class Session:
             "ping": lambda event, port: self.feedback.reply(event.origin, "/ravemap/pong", port=port),
             "sync": lambda event: None,  # an API caller waits on it to know that everything sent before is applied
             **self.chain.handlers(),  # scale, jitter, mix, input gain, limit, autopilot
+            **self.scenes.handlers(),  # scene store and recall, tempo, quantize
         }
         self.view = self._make_view()
 
@@ -186,11 +196,12 @@ class Session:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            wait = self.autopilot.wait(time.monotonic())
-            event = self.inbox.get(timeout=0.05 if wait is None else wait)
+            waits = (self.autopilot.wait(time.monotonic()), self.scenes.wait(self.clock()))
+            event = self.inbox.get(timeout=min((w for w in waits if w is not None), default=0.05))
             if event is not None:
                 self.handle(event)
             self._step_autopilot()
+            self._step_scenes()
             if self.keeper.save_due():
                 self._answer(self.keeper.start_save())
                 self._publish()
@@ -202,6 +213,10 @@ class Session:
         self._settle((event,), lambda: self.apply(event))
         if isinstance(event, SetInputs | SetTargets | SetTarget) or is_touch(event):
             self.autopilot.take_over(time.monotonic())  # the performer takes over at once
+        if isinstance(event, SetTargets | SetTarget):
+            self.scenes.take_over("targets")  # ... of a scene's morph too
+        elif isinstance(event, Command):
+            self.scenes.command_taken(str(event.args[0]) if event.name == "toggle" and event.args else event.name)
         self.applied += 1
         self.last_applied_at = time.monotonic()
         self._publish()
@@ -299,6 +314,8 @@ class Session:
             self.feedback.broadcast(address, event.target, event.description)
         elif isinstance(event, LearnAvailable):
             self.learn = event.learn
+        elif isinstance(event, MidiClock):  # stamped on the MIDI thread: that moment on the performance clock
+            self.tempo.midi(event.kind, event.ticks, event.at, self.clock() - time.monotonic())
         return None
 
     def _set_inputs(self, event: SetInputs) -> None:
@@ -430,6 +447,27 @@ class Session:
         an engine plays, so what is timed against it keeps time with the audio; the wall clock without one."""
         return self.controls.rendered_s if self.playback is not None else time.monotonic()
 
+    def _block_s(self) -> float | None:
+        """Seconds of one engine block of what plays next (None with no engine)."""
+        if self.playback is None:
+            return None
+        processor = self.playback.newest
+        return processor.block / processor.model.info.sr
+
+    def _step_scenes(self) -> None:
+        """One step of a scene's morph when one is due (see `ravemap.session.scenes`)."""
+        step = self.scenes.step(self.clock())
+        if step is None:
+            return
+        if step.targets is not None:
+            self._set_targets(step.targets)
+        if step.running is not None and step.running != self.running:
+            try:
+                self._cmd_run(None, step.running)  # type: ignore[arg-type]
+            except CommandError as err:
+                self.last_error = f"scene {self.scenes.last}: {err}"
+        self._publish()
+
     # -- the autopilot ----------------------------------------------------------------------
     def _step_autopilot(self) -> None:
         """One step of the walk when one is due: the inputs in run mode, else the latent targets."""
@@ -509,11 +547,12 @@ class Session:
                                 targets=self.targets, recording=self.recording, running=self.running,
                                 training=self.training.running, progress=self.training.progress_now,
                                 last_error=self.last_error, autopilot=self.autopilot.amount,
-                                autopilot_rate=self.autopilot.rate, autopilot_prior=self.autopilot.prior)
+                                autopilot_rate=self.autopilot.rate, autopilot_prior=self.autopilot.prior,
+                                tempo=self.tempo.snapshot(), scenes=self.scenes.snapshot())
 
     def status(self) -> dict:
         """The state as `/ravemap/status` sends it; any thread (it reads `view`, the controls and the engine)."""
         engine = self.playback.status() if self.playback is not None else dict(ENGINE_OFF)
         if self.playback is not None:
             engine.update(self.playback.chain_status())  # model delay, gain reduction
-        return status_of(self.view, self.controls, engine, self.inbox.dropped)
+        return status_of(self.view, self.controls, engine, self.inbox.dropped, self.clock())

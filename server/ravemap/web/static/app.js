@@ -8,6 +8,8 @@
   const SEND_INTERVAL_MS = 16;    // continuous values (pad, faders): at most one per frame, the last always sent
   const LOCAL_HOLD_MS = 600;      // a fader just moved here is not pulled back by the echo of older state
   const RETRY_MS = 1000;
+  const SCENES = 8;               // scene buttons on the page (any of 1..128 can be recalled over OSC and MIDI)
+  const STORE_HOLD_MS = 600;      // a press this long on a scene button stores the scene
 
   let ws = null;
   let config = { inputs: 2, dims: [0, 1, 2, 3], range: [-3, 3], pads: 1, params: [] };
@@ -275,6 +277,7 @@
     selectValue($("mapping"), state.mapping);
     showFaders();
     showParams();
+    showScenes();
     if (!localCursor[0]) {
       const [x, y] = currentInput();
       $("pad-readout").textContent = `x ${x.toFixed(2)} y ${y.toFixed(2)}`;
@@ -555,9 +558,54 @@
     $("mapping-new-name").value = "";
   });
 
+  // -- scenes: a tap recalls (morphing over the morph time), a long press stores -------------
+  function buildScenes() {
+    const box = $("scenes");
+    box.textContent = "";
+    for (let n = 1; n <= SCENES; n++) {
+      const el = document.createElement("button");
+      el.type = "button";
+      el.textContent = String(n);
+      el.setAttribute("aria-label", `scene ${n}`);
+      let timer = null;
+      let stored = false;
+      const cancel = () => { if (timer !== null) { clearTimeout(timer); timer = null; } };
+      el.addEventListener("pointerdown", () => {
+        stored = false;
+        cancel();
+        timer = setTimeout(() => {
+          timer = null;
+          stored = true;
+          el.classList.add("storing");
+          command("/ravemap/scene/store", [n], () => say(`stored scene ${n}`, false));
+        }, STORE_HOLD_MS);
+      });
+      for (const kind of ["pointerup", "pointercancel", "pointerleave"]) {
+        el.addEventListener(kind, () => { cancel(); el.classList.remove("storing"); });
+      }
+      el.addEventListener("contextmenu", (event) => event.preventDefault());  // a long touch is a store
+      el.addEventListener("click", () => {
+        if (stored) { stored = false; return; }  // the end of a long press: stored, not recalled
+        const time = Number($("morph").value);
+        command("/ravemap/scene/recall", Number.isFinite(time) && time > 0 ? [n, time] : [n]);
+      });
+      box.append(el);
+    }
+  }
+  function showScenes() {
+    const stored = new Set(state.scenes || []);
+    const current = state.scene ? state.scene.number : null;
+    [...$("scenes").children].forEach((el, i) => {
+      el.classList.toggle("stored", stored.has(i + 1));
+      el.setAttribute("aria-current", current === i + 1 ? "true" : "false");
+    });
+    $("morph-unit").textContent = state.morph_unit === "beats" ? "beats" : "s";
+  }
+
   buildFaders();
   buildParams();
   buildFieldMaps();
+  buildScenes();
   drawAll();
   connect();
 })();
