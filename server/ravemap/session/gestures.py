@@ -170,16 +170,19 @@ class GestureCommands:
             return None  # nothing was recording: a button's release
         self.feedback.broadcast("/ravemap/gesture/record", 0, recording.name)
         where = f"/ravemap/gesture/record: gesture {recording.name!r}"
+        if len(set(recording.inputs)) < 2:
+            raise CommandError(f"{where} holds no movement ({len(recording.inputs)} input vector(s)"
+                               f"{', all the same' if recording.inputs else ''}); not kept: move a controller (the "
+                               "pad, /ravemap/xy, /wek/inputs) while recording")
         length = float(self.trim(max(0.0, now - recording.started)))
         if not (math.isfinite(length) and length > 0.0):
-            raise CommandError(f"{where} would last {length:g} s; not kept")
+            raise CommandError(f"{where} would last {length:g} s on the performance clock (the engine's clock moves "
+                               "a block at a time); not kept: record a longer gesture")
         length = min(length, MAX_GESTURE_S)
         kept = bisect.bisect_right(recording.times, length)
         times, inputs = tuple(recording.times[:kept]), tuple(recording.inputs[:kept])
         if len(set(inputs)) < 2:
-            raise CommandError(f"{where} holds no movement ({len(inputs)} input vector(s)"
-                               f"{', all the same' if inputs else ''}); not kept: move a controller (the pad, "
-                               "/ravemap/xy, /wek/inputs) while recording")
+            raise CommandError(f"{where} holds no movement within its {length:g} s; not kept")
         gesture = Gesture(recording.name, length, times, inputs)
         mapping = self._mapping()
         old = [g.name for g in mapping.gestures]
