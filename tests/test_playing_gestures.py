@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import socket
 import time
 
 import pytest
@@ -35,24 +34,6 @@ def live(shared) -> OscPeer:
     return shared.reset()
 
 
-def _status_now(peer: OscPeer, timeout: float = 2.0) -> dict:
-    """One `/ravemap/status`, read as soon as it comes (no settling wait, unlike `OscPeer.status`)."""
-    peer.send("/ravemap/status", peer.port)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            data, _ = peer.sock.recvfrom(65536)
-        except (TimeoutError, socket.timeout):
-            continue
-        from pythonosc.osc_packet import OscPacket
-
-        for timed in OscPacket(data).messages:
-            if timed.message.address == "/ravemap/status":
-                return json.loads(timed.message.params[0])
-            peer.seen.append((timed.message.address, list(timed.message.params)))
-    raise AssertionError("no /ravemap/status reply")
-
-
 def _record_sweep(peer: OscPeer, name: str | None = None) -> list:
     """Record x sweeping from 0.1 to 0.9 over one second (y at 0.5): 50 points sent on a 20 ms grid,
     and the recording ended one spacing after the last. Returns `/ravemap/gesture/recorded`'s args."""
@@ -72,7 +53,7 @@ def _trace(peer: OscPeer, seconds: float) -> list[tuple[float, float, dict]]:
     samples = []
     end = time.monotonic() + seconds
     while time.monotonic() < end:
-        state = _status_now(peer)
+        state = peer.status_now()
         samples.append((state["clock"], state["inputs"][0], state))
         time.sleep(0.004)
     return samples
@@ -93,7 +74,7 @@ def test_a_recorded_sweep_loops_with_its_period_twice_as_fast_at_speed_2_until_a
     assert name == "gesture-1"
     assert abs(length - 1.0) <= 0.05, length  # timed on the daemon's clock
     assert points >= SWEEP_POINTS * 0.9
-    state = _status_now(live)
+    state = live.status_now()
     assert state["gestures"] == ["gesture-1"] and state["gesture"] is None
 
     live.send("/ravemap/gesture/play", "gesture-1")  # speed 1, loop 1 by default
@@ -175,7 +156,7 @@ def test_bad_gestures_are_refused_with_a_reply_and_the_daemon_plays_on(live):
         live.send("/ravemap/xy", 0.4, 0.4)
     live.send("/ravemap/gesture/record", 0)
     assert "no movement" in live.wait_for("/ravemap/error")[0]
-    assert _status_now(live)["gestures"] == []
+    assert live.status_now()["gestures"] == []
 
     _record_sweep(live, "fine")
     for speed in (0.0, math.nan, 11.0, -1.0):
@@ -188,12 +169,12 @@ def test_bad_gestures_are_refused_with_a_reply_and_the_daemon_plays_on(live):
     assert "gesture name" in live.wait_for("/ravemap/error")[0]
     live.send("/ravemap/gesture/play")
     assert "/ravemap/gesture/play" in live.wait_for("/ravemap/error")[0]
-    state = _status_now(live)
+    state = live.status_now()
     assert state["gesture"] is None and state["gestures"] == ["fine"]
     live.send("/ravemap/gesture/delete", "fine")
     live.send("/ravemap/ping")
     assert live.wait_for("/ravemap/pong") == []
-    assert _status_now(live)["gestures"] == []
+    assert live.status_now()["gestures"] == []
 
 
 def test_gestures_are_kept_with_the_mapping_and_survive_a_restart(tmp_path, tiny_model, loop_file):

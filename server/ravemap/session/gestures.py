@@ -112,15 +112,15 @@ class GestureCommands:
         return next((g for g in self._mapping().gestures if g.name == name), None)
 
     def report(self, now: float) -> dict | None:
-        """The gesture playing, for `/ravemap/status`: name, speed, loop, position (seconds into it, at
-        its own pace) and cycle (loops done); None when none plays."""
+        """The gesture playing, for `/ravemap/status`: name, length (seconds), speed, loop, position
+        (seconds into it, at its own pace) and cycle (loops done); None when none plays."""
         playing = self.playing
         if playing is None:
             return None
         elapsed = max(0.0, playing.elapsed(now))
         length = playing.gesture.length
         cycle, position = divmod(elapsed, length) if playing.loop else (0.0, min(elapsed, length))
-        return {"name": playing.gesture.name, "speed": playing.speed, "loop": playing.loop,
+        return {"name": playing.gesture.name, "length": length, "speed": playing.speed, "loop": playing.loop,
                 "position": round(position, 4), "cycle": int(cycle)}
 
     # -- recording -------------------------------------------------------------------------
