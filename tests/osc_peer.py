@@ -169,7 +169,7 @@ class Daemon:
 # Status fields that count what happened (and the last error's text) rather than say what the daemon is
 # set to: a reset leaves them as they are.
 COUNTERS = ("events_dropped", "last_error", "nonfinite_silenced", "clipped", "underruns", "lead_raises",
-            "lead_lowerings", "live_realignments", "gain_reduction_db", "limiter_clamped", "clock")
+            "lead_lowerings", "live_realignments", "gain_reduction_db", "limiter_clamped")
 
 
 def settings_of(state: dict) -> dict:

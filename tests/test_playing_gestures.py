@@ -3,7 +3,8 @@ real UDP on 127.0.0.1 against a running `ravemap serve --audio none`, whose engi
 real-time clock, so gestures are timed on the engine's sample clock as with a sound card.
 
 Periods are measured on the daemon's side: from the inputs its `/ravemap/status` reports and the
-performance clock (`clock`) it reports them at, never from when this test sent anything."""
+performance clock it reports them at (the playing gesture's `clock`), never from when this test sent
+anything."""
 
 from __future__ import annotations
 
@@ -54,7 +55,8 @@ def _trace(peer: OscPeer, seconds: float) -> list[tuple[float, float, dict]]:
     end = time.monotonic() + seconds
     while time.monotonic() < end:
         state = peer.status_now()
-        samples.append((state["clock"], state["inputs"][0], state))
+        playing = state["gesture"] or {}
+        samples.append((playing.get("clock", math.nan), state["inputs"][0], state))
         time.sleep(0.004)
     return samples
 

@@ -547,4 +547,4 @@ class Session:
         engine = self.playback.status() if self.playback is not None else dict(ENGINE_OFF)
         if self.playback is not None:
             engine.update(self.playback.chain_status())  # model delay, gain reduction
-        return {**status_of(self.view, self.controls, engine, self.inbox.dropped), "clock": self.clock()}
+        return status_of(self.view, self.controls, engine, self.inbox.dropped)

@@ -113,7 +113,8 @@ class GestureCommands:
 
     def report(self, now: float) -> dict | None:
         """The gesture playing, for `/ravemap/status`: name, length (seconds), speed, loop, position
-        (seconds into it, at its own pace) and cycle (loops done); None when none plays."""
+        (seconds into it, at its own pace), cycle (loops done) and clock (the performance clock `now`, when
+        this was reported); None when none plays."""
         playing = self.playing
         if playing is None:
             return None
@@ -121,7 +122,7 @@ class GestureCommands:
         length = playing.gesture.length
         cycle, position = divmod(elapsed, length) if playing.loop else (0.0, min(elapsed, length))
         return {"name": playing.gesture.name, "length": length, "speed": playing.speed, "loop": playing.loop,
-                "position": round(position, 4), "cycle": int(cycle)}
+                "position": round(position, 4), "cycle": int(cycle), "clock": now}
 
     # -- recording -------------------------------------------------------------------------
     def record(self, event: Command, on: bool, name: str | None, now: float) -> str | None:
