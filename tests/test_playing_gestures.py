@@ -238,3 +238,36 @@ def test_a_mapping_file_keeps_its_gestures_and_checks_them():
     twice = dict(data, gestures=data["gestures"] * 2)
     with pytest.raises(MappingError, match="each gesture name once"):
         from_text(json.dumps(twice), "test")
+
+
+@pytest.mark.alone  # timed against the engine's real-time clock
+def test_playback_lands_each_vector_within_one_latent_frame_of_its_recorded_time(shared, live, tiny_model):
+    from ravemap.audio.model import load_model
+
+    info = load_model(tiny_model).info
+    frame_s = info.ratio / info.sr
+    _record_sweep(live, "timed")
+    live.send("/ravemap/mapping/save")
+    live.wait_for("/ravemap/mapping")
+    saved = json.loads((shared.daemon.mappings / f"{live.status_now()['mapping']}.json").read_text())
+    gesture = next(g for g in saved["gestures"] if g["name"] == "timed")
+    # What the engine heard while recording: the last vector of each block (vectors that came within one
+    # block share its time, and the block played only the last of them).
+    heard = {t: x for t, (x, _) in zip(gesture["times"], gesture["inputs"], strict=True)}
+
+    live.send("/ravemap/gesture/play", "timed", 1.0, 0)
+    samples = []
+    deadline = time.monotonic() + 5.0
+    while (state := live.status_now())["gesture"] is not None and time.monotonic() < deadline:
+        playing = state["gesture"]
+        samples.append((playing["clock"] - playing["position"], playing["clock"], state))
+        time.sleep(0.003)
+    assert state["gesture"] is None, "a gesture played once ends"
+    start = samples[0][0]  # the clock at which the gesture's time 0 played
+    errors = []
+    for t, x in heard.items():
+        seen = [clock for _, clock, state in samples if abs(state["inputs"][0] - x) < 1e-6]
+        if seen:
+            errors.append(min(seen) - start - t)
+    assert len(errors) >= 0.8 * len(heard), (len(errors), len(heard))
+    assert max(abs(e) for e in errors) <= frame_s + 1e-6, (frame_s, sorted(errors))

@@ -266,6 +266,26 @@ class Ravemap:
     def vectors(self) -> dict[str, list[float]]:
         return {name: list(vector) for name, vector in self.session.view.vectors.items()}
 
+    # -- gestures ------------------------------------------------------------------------
+    def record_gesture(self, on: bool, name: str | None = None) -> str | None:
+        """Start (True; `name` or the next free `gesture-N`) or end (False) recording a gesture: every new
+        input vector with its time on the engine's clock. Returns its name; ending one with no movement
+        raises ValueError."""
+        return self._call("gesture_record", bool(on), name)  # type: ignore[no-any-return]
+
+    def play_gesture(self, name: str, speed: float = 1.0, loop: bool = True) -> None:
+        """Play a gesture (speed 0.1..10): its vectors drive the inputs as `set_inputs` would; any other
+        input takes over."""
+        self._call("gesture_play", name, float(speed), bool(loop))
+
+    def stop_gesture(self) -> None:
+        self._call("gesture_stop")
+
+    @property
+    def gestures(self) -> list[str]:
+        """The current mapping's gestures, by name."""
+        return list(self.session.view.gestures)
+
     # -- reading -------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
         return {**self.session.status(), **self.playback.chain_status()}
