@@ -385,7 +385,8 @@
   }
 
   // -- gestures: draw mode records what the first finger draws on the pad as a gesture (under the
-  // next free gesture-N name) and plays it in a loop when the finger lifts; the list plays the
+  // next free gesture-N name) and plays it when the finger lifts (in a loop while "loop" is on, as it
+  // is at first); the list plays the
   // mapping's gestures (looping while "loop" is on); "stop" stops the one playing. The daemon owns
   // them: the list and the one playing are what the state says.
   let drawing = false;        // draw mode on
@@ -405,7 +406,8 @@
   function endDrawing() {
     const name = drawn;
     drawn = null;
-    command("/ravemap/gesture/record", [0], () => command("/ravemap/gesture/play", [name, 1, 1]));
+    command("/ravemap/gesture/record", [0],
+      () => command("/ravemap/gesture/play", [name, 1, isOn("gesture-loop") ? 1 : 0]));
   }
   function showGestures() {
     const names = state.gestures || [];
