@@ -272,3 +272,33 @@ def test_playback_lands_each_vector_within_one_latent_frame_of_its_recorded_time
             errors.append(min(seen) - start - t)
     assert len(errors) >= 0.8 * len(heard), (len(errors), len(heard))
     assert max(abs(e) for e in errors) <= frame_s + 1e-6, (frame_s, sorted(errors))
+
+
+# -- the quantize hooks, on a clock this test sets ----------------------------------------------------
+def test_a_tempo_clock_can_trim_a_recording_and_choose_when_playback_starts():
+    from ravemap.config import validate
+    from ravemap.control.events import Command
+    from ravemap.control.feedback import Feedback
+    from ravemap.session.gestures import GestureCommands
+
+    mapping = Mapping("hooks", 1, (0,), (-3.0, 3.0))
+    changes = []
+    gestures = GestureCommands(Feedback(validate({"osc": {"zeroconf": False}})), lambda: mapping,
+                               lambda: changes.append(1))
+    gestures.trim = lambda seconds: round(seconds * 2) / 2  # to the nearest half second (a beat at 120 bpm)
+    gestures.record(Command("gesture_record"), True, "beat", now=10.0)
+    for i in range(9):
+        gestures.moved(10.0 + 0.1 * i, (0.1 * i,))  # 0.0 .. 0.8, at 10.0 .. 10.8 s
+    assert gestures.record(Command("gesture_record"), False, None, now=10.7) == "beat"
+    (kept,) = mapping.gestures
+    assert kept.length == 0.5 and kept.times[-1] <= 0.5  # trimmed: what came after the trimmed end is dropped
+    assert [v for (v,) in kept.inputs] == pytest.approx([0.0, 0.1, 0.2, 0.3, 0.4, 0.5])
+    assert changes, "the mapping is marked changed (saved later)"
+
+    gestures.play("beat", 1.0, True, now=20.0, input_size=1, start_at=21.0)  # starts on the next beat
+    assert gestures.wait(20.5) == pytest.approx(0.01)  # nothing due yet: steps a tick at a time
+    assert gestures.step(20.99) is None
+    assert gestures.step(21.0) == (0.0,)
+    assert gestures.step(21.25) == (0.2,)
+    assert gestures.step(21.55) == (0.0,)  # the second loop, 0.5 s later
+    assert gestures.report(21.55)["cycle"] == 1
