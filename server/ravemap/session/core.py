@@ -20,10 +20,10 @@ this module answers senders (`_settle`), predicts and resets the performance for
 
 Threads:
 - session thread, "ravemap-session" (owned here): takes events from the `Inbox` in order and
-  applies them, and steps the autopilot and a playing gesture between them. It is the only writer of this state and the
-  only caller of `EngineControls` setters. Whatever takes long runs on another thread (see the collaborators'
-  modules: saver, mapping reader, loader, trainer) and comes back as an event, which the session
-  applies in turn, so control never waits on a disk or a model.
+  applies them, and steps the autopilot and a playing gesture between them. It is the only writer
+  of this state and the only caller of `EngineControls` setters. Whatever takes long runs on another
+  thread (see the collaborators' modules: saver, mapping reader, loader, trainer) and comes back as
+  an event, which the session applies in turn, so control never waits on a disk or a model.
 - Every change, from any thread, goes through the inbox (the Python API waits on the event's
   future). After each event the session thread publishes an immutable `SessionView` (`view`);
   other threads read that: `status()` may be called from any thread.
@@ -540,7 +540,7 @@ class Session:
                                 last_error=self.last_error, autopilot=self.autopilot.amount,
                                 autopilot_rate=self.autopilot.rate, autopilot_prior=self.autopilot.prior,
                                 gestures=self.gestures.names(), gesture=self.gestures.report(self.clock()),
-                                gesture_recording=self.gestures.recording.name if self.gestures.recording else None)
+                                gesture_recording=self.gestures.recording_name)
 
     def status(self) -> dict:
         """The state as `/ravemap/status` sends it; any thread (it reads `view`, the controls and the engine)."""

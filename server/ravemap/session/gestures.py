@@ -39,7 +39,9 @@ import logging
 import math
 import re
 from collections.abc import Callable
+from collections.abc import Mapping as ReadOnly
 from dataclasses import dataclass, field
+from types import MappingProxyType
 
 from ravemap.control.events import Command
 from ravemap.control.feedback import Feedback
@@ -50,6 +52,10 @@ from ravemap.session.outcomes import CommandError
 log = logging.getLogger("ravemap.session")
 
 TICK_S = 0.01  # playback is stepped at least this often while a gesture plays (10 ms)
+# The engine's clock is a sum of block durations: a recorded time and the same time in playback, both
+# differences of such sums, may differ in their last bits. A vector is due this much before its time, so
+# rounding never puts it a block late (far below a sample's duration).
+CLOCK_EPSILON_S = 1e-6
 SPEED_RANGE = (0.1, 10.0)
 _DEFAULT_NAME = re.compile(r"gesture-(\d{1,9})")
 
@@ -111,7 +117,11 @@ class GestureCommands:
     def find(self, name: str) -> Gesture | None:
         return next((g for g in self._mapping().gestures if g.name == name), None)
 
-    def report(self, now: float) -> dict | None:
+    @property
+    def recording_name(self) -> str | None:
+        return self.recording.name if self.recording is not None else None
+
+    def report(self, now: float) -> ReadOnly[str, object] | None:
         """The gesture playing, for `/ravemap/status`: name, length (seconds), speed, loop, position
         (seconds into it, at its own pace), cycle (loops done) and clock (the performance clock `now`, when
         this was reported); None when none plays."""
@@ -121,8 +131,9 @@ class GestureCommands:
         elapsed = max(0.0, playing.elapsed(now))
         length = playing.gesture.length
         cycle, position = divmod(elapsed, length) if playing.loop else (0.0, min(elapsed, length))
-        return {"name": playing.gesture.name, "length": length, "speed": playing.speed, "loop": playing.loop,
-                "position": round(position, 4), "cycle": int(cycle), "clock": now}
+        return MappingProxyType({"name": playing.gesture.name, "length": length, "speed": playing.speed,
+                                 "loop": playing.loop, "position": round(position, 4), "cycle": int(cycle),
+                                 "clock": now})
 
     # -- recording -------------------------------------------------------------------------
     def record(self, event: Command, on: bool, name: str | None, now: float) -> str | None:
@@ -272,7 +283,7 @@ class GestureCommands:
             at = max(0, cycle) * gesture.length + gesture.times[index + 1]
         else:
             at = (max(0, cycle) + 1) * gesture.length + (gesture.times[0] if playing.loop else 0.0)
-        return playing.start_at + at / playing.speed
+        return playing.start_at + at / playing.speed - CLOCK_EPSILON_S
 
     def step(self, now: float) -> tuple[float, ...] | None:
         """The input vector due now, or None (nothing new due, or nothing plays). A gesture that does not
@@ -281,7 +292,7 @@ class GestureCommands:
         if playing is None:
             return None
         self._last_now = now
-        elapsed = playing.elapsed(now)
+        elapsed = playing.elapsed(now) + CLOCK_EPSILON_S
         if elapsed < 0:
             return None
         gesture = playing.gesture

@@ -49,7 +49,7 @@ class SessionView:
     autopilot_rate: float
     autopilot_prior: bool
     gestures: tuple[str, ...]  # the mapping's gestures' names
-    gesture: dict | None  # the gesture playing (GestureCommands.report), None when none
+    gesture: ReadOnly[str, object] | None  # the gesture playing (GestureCommands.report), None when none
     gesture_recording: str | None  # the name of the gesture being recorded
 
 
