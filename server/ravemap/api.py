@@ -19,7 +19,7 @@ signal handling.
 Threads: call the methods from one thread of yours (a notebook cell, a script). They block
 until the session thread has applied the change (a few microseconds to milliseconds;
 `train(wait=True)` until training ends, `capture_vector`, `load_model` and `load_loop` while the
-session's loader thread loads). Reading properties (`offsets`, `vectors`, `status()`) never blocks:
+session's loader thread loads). Reading properties (`offsets`, `vectors`, `gestures`, `status()`) never blocks:
 they read the snapshot the session thread publishes after each change.
 """
 
