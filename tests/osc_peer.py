@@ -85,6 +85,22 @@ class OscPeer:
         self.send("/ravemap/status", self.port)
         return json.loads(self.wait_for("/ravemap/status")[0])
 
+    def status_now(self, timeout: float = 2.0) -> dict:
+        """One `/ravemap/status`, read as soon as it comes (no settling wait first, unlike `status`): for
+        polling the state every few milliseconds. Other messages that come meanwhile go to `seen`."""
+        self.send("/ravemap/status", self.port)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                data, _ = self.sock.recvfrom(65536)
+            except TimeoutError:
+                continue
+            for timed in OscPacket(data).messages:
+                if timed.message.address == "/ravemap/status":
+                    return json.loads(timed.message.params[0])
+                self.seen.append((timed.message.address, list(timed.message.params)))
+        raise AssertionError(f"no /ravemap/status reply within {timeout} s")
+
     def close(self) -> None:
         self.sock.close()
 

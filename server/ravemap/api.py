@@ -19,7 +19,7 @@ signal handling.
 Threads: call the methods from one thread of yours (a notebook cell, a script). They block
 until the session thread has applied the change (a few microseconds to milliseconds;
 `train(wait=True)` until training ends, `capture_vector`, `load_model` and `load_loop` while the
-session's loader thread loads). Reading properties (`offsets`, `vectors`, `status()`) never blocks:
+session's loader thread loads). Reading properties (`offsets`, `vectors`, `gestures`, `status()`) never blocks:
 they read the snapshot the session thread publishes after each change.
 """
 
@@ -283,6 +283,26 @@ class Ravemap:
     @property
     def vectors(self) -> dict[str, list[float]]:
         return {name: list(vector) for name, vector in self.session.view.vectors.items()}
+
+    # -- gestures ------------------------------------------------------------------------
+    def record_gesture(self, on: bool, name: str | None = None) -> str | None:
+        """Start (True; `name` or the next free `gesture-N`) or end (False) recording a gesture: every new
+        input vector with its time on the engine's clock. Returns its name; ending one with no movement
+        raises ValueError."""
+        return self._call("gesture_record", bool(on), name)  # type: ignore[no-any-return]
+
+    def play_gesture(self, name: str, speed: float = 1.0, loop: bool = True) -> None:
+        """Play a gesture (speed 0.1..10): its vectors drive the inputs as `set_inputs` would; any other
+        input takes over."""
+        self._call("gesture_play", name, float(speed), bool(loop))
+
+    def stop_gesture(self) -> None:
+        self._call("gesture_stop")
+
+    @property
+    def gestures(self) -> list[str]:
+        """The current mapping's gestures, by name."""
+        return list(self.session.view.gestures)
 
     # -- reading -------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:

@@ -323,6 +323,9 @@ class OscTranslator:
             "/ravemap/limit/off": _momentary(Command("limit", (None,))),
             "/ravemap/vector/capture": lambda a, x: Command("vector_capture", (_name(a, x, True), None)),
             "/ravemap/vector/apply": self._vector_apply,
+            "/ravemap/gesture/record": self._gesture_record,
+            "/ravemap/gesture/play": self._gesture_play,
+            "/ravemap/gesture/stop": _momentary(Command("gesture_stop")),
             "/ravemap/scene/store": lambda a, x: Command("scene_store", (_scene(a, x[0]),)),
             "/ravemap/scene/recall": self._scene_recall,
             # Wekinator's control messages, with Wekinator's meaning
@@ -527,6 +530,20 @@ class OscTranslator:
         amount = _number(address, args[1], "amount") if len(args) > 1 else 1.0
         return Command("vector_apply", (name, amount))
 
+    def _gesture_record(self, address: str, args: Sequence[object]) -> Command:
+        """`i [s name]`: non-zero starts a recording (under the name, if given), 0 ends it."""
+        on = _number(address, args[0]) != 0.0
+        return Command("gesture_record", (on, _name(address, args[1:], False)))
+
+    def _gesture_play(self, address: str, args: Sequence[object]) -> Command:
+        """`s name [f speed] [i loop]`: speed in 0.1..10 (default 1), loop non-zero (default) or 0."""
+        name = _name(address, args[:1], True)
+        speed = _number(address, args[1], "speed") if len(args) > 1 else 1.0
+        low, high = self.ranges(self.vocabulary[address])[1] or (0.1, 10.0)
+        if not low <= speed <= high:
+            raise BadMessage(f"{address}: speed must be in {low:g}..{high:g}, got {speed:g}")
+        loop = _number(address, args[2], "loop") != 0.0 if len(args) > 2 else True
+        return Command("gesture_play", (name, speed, loop))
     def _scene_recall(self, address: str, args: Sequence[object]) -> Command:
         number = _scene(address, args[0])
         time = _number(address, args[1], "morph time") if len(args) > 1 else 0.0

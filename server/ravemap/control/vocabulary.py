@@ -181,6 +181,19 @@ VOCABULARY: tuple[Entry, ...] = (
     Entry("/ravemap/autopilot/prior", "i", "i", "1: the autopilot plays the model's `prior` method (temperature = "
           "amount), refused for a model that exports none; 0: the walk", "autopilot_prior", "rw", range=((0, 1),),
           value="autopilot_prior", reported=True, expect=ONOFF),
+    # -- gestures (session/gestures.py) -------------------------------------------------------------
+    Entry("/ravemap/gesture/record", "is", "i [s name]", "1: record a gesture, every new input vector with its time "
+          "(default name: the next free `gesture-N`; a gesture of that name is replaced); 0: end it and keep it "
+          "with the mapping (one with no movement is refused)", "gesture_record", range=((0, 1), None),
+          reported=True, optional=1, expect="one int (1 start, 0 end) and an optional name"),
+    Entry("/ravemap/gesture/play", "sfi", "s name [f speed] [i loop]", "play a gesture: its input vectors drive the "
+          "inputs as a controller would, at their recorded times; speed 0.1..10 (default 1), loop 1 (default) or 0; "
+          "an input from a controller takes over", "gesture_play", range=(None, (0.1, 10.0), (0, 1)), optional=2,
+          expect="a name, an optional speed (0.1..10) and an optional loop (1 or 0)"),
+    Entry("/ravemap/gesture/stop", "", "—", "stop the gesture playing (the inputs stay where it was)",
+          "gesture_stop", "", optional=1, expect=PRESS),
+    Entry("/ravemap/gesture/delete", "s", "s name", "delete a gesture from the mapping", "gesture_delete",
+          expect=NAME),
     # -- scenes and the tempo (session/scenes.py, session/tempo.py) ------------------------------
     Entry("/ravemap/scene/store", "i", "i N", "store everything a performer sets as scene N (1..128): the latent "
           "targets, run, transfer, gain, scale, jitter, mix, the limiter and the autopilot; kept with the mapping",

@@ -50,6 +50,9 @@ class SessionView:
     autopilot: float  # the autopilot's amount (0 off), rate (Hz) and prior mode
     autopilot_rate: float
     autopilot_prior: bool
+    gestures: tuple[str, ...]  # the mapping's gestures' names
+    gesture: ReadOnly[str, object] | None  # the gesture playing (GestureCommands.report), None when none
+    gesture_recording: str | None  # the name of the gesture being recorded
     tempo: TempoView  # the beat grid (see `ravemap.session.tempo`)
     scenes: SceneView  # the stored scenes and the recall in progress
 
@@ -113,6 +116,9 @@ def status_of(view: SessionView, controls: EngineControls, engine: dict[str, obj
         "autopilot": view.autopilot,
         "autopilot_rate": view.autopilot_rate,
         "autopilot_prior": view.autopilot_prior,
+        "gestures": list(view.gestures),
+        "gesture": None if view.gesture is None else dict(view.gesture),
+        "gesture_recording": view.gesture_recording,
         "tempo": view.tempo.status(now),
         "bpm": round(view.tempo.bpm, 3),
         "quantize": view.tempo.quantize,

@@ -28,7 +28,7 @@ MAX_POINTS = 1000  # examples drawn as dots: the newest ones
 MAX_LISTED = 200  # names per folder listing
 STATE_KEYS = ("mapping", "examples", "trained", "regressor", "recording", "running", "training", "inputs",
               "targets", "offsets", "transfer", "engine", "gain_db", "model", "loop", "underruns", "last_error",
-              "latency_ms", "scenes", "scene", "bpm", "quantize")
+              "latency_ms", "gestures", "gesture", "gesture_recording", "scenes", "scene", "bpm", "quantize")
 
 
 def page_config(config: Config, pads: int) -> dict[str, Any]:

@@ -277,6 +277,7 @@
     selectValue($("mapping"), state.mapping);
     showFaders();
     showParams();
+    showGestures();
     showScenes();
     if (!localCursor[0]) {
       const [x, y] = currentInput();
@@ -346,6 +347,7 @@
     pad.setPointerCapture(event.pointerId);
     fingers.set(event.pointerId, slot);
     pad.focus({ preventScroll: true });
+    if (slot === 0 && drawing) startDrawing();
     sendPad(slot, padPoint(event));
   });
   pad.addEventListener("pointermove", (event) => {
@@ -361,6 +363,7 @@
     fingers.delete(event.pointerId);
     delete localCursor[slot];
     flush();
+    if (slot === 0 && drawn !== null) endDrawing();
   };
   pad.addEventListener("pointerup", lift);
   pad.addEventListener("pointercancel", lift);
@@ -383,6 +386,56 @@
     if (state && state.inputs.length === 1) return [state.inputs[0], 0.5];
     return [0.5, 0.5];
   }
+
+  // -- gestures: draw mode records what the first finger draws on the pad as a gesture (under the
+  // next free gesture-N name) and plays it when the finger lifts (in a loop while "loop" is on, as it
+  // is at first); the list plays the
+  // mapping's gestures (looping while "loop" is on); "stop" stops the one playing. The daemon owns
+  // them: the list and the one playing are what the state says.
+  let drawing = false;        // draw mode on
+  let drawn = null;           // the name of the gesture the finger is drawing now
+  function nextGestureName() {
+    let top = 0;
+    for (const name of (state && state.gestures) || []) {
+      const found = /^gesture-(\d{1,9})$/.exec(name);
+      if (found) top = Math.max(top, Number(found[1]));
+    }
+    return `gesture-${top + 1}`;
+  }
+  function startDrawing() {
+    drawn = nextGestureName();
+    command("/ravemap/gesture/record", [1, drawn]);
+  }
+  function endDrawing() {
+    const name = drawn;
+    drawn = null;
+    command("/ravemap/gesture/record", [0],
+      () => command("/ravemap/gesture/play", [name, 1, isOn("gesture-loop") ? 1 : 0]));
+  }
+  function showGestures() {
+    const names = state.gestures || [];
+    const playing = state.gesture ? state.gesture.name : null;
+    const list = $("gesture-list");
+    const shown = [...list.children].map((el) => el.dataset.name);
+    if (shown.join("\n") !== names.join("\n")) {
+      list.textContent = "";
+      for (const name of names) {
+        const el = document.createElement("button");
+        el.type = "button";
+        el.textContent = name;
+        el.dataset.name = name;
+        el.setAttribute("aria-label", `play ${name}`);
+        el.addEventListener("click", () => command("/ravemap/gesture/play", [name, 1, isOn("gesture-loop") ? 1 : 0]));
+        list.append(el);
+      }
+    }
+    for (const el of list.children) el.setAttribute("aria-pressed", el.dataset.name === playing ? "true" : "false");
+    $("gesture-stop").disabled = playing === null;
+    $("draw").classList.toggle("recording", !!state.gesture_recording);
+  }
+  $("draw").addEventListener("click", () => { drawing = !drawing; pressed("draw", drawing); });
+  $("gesture-loop").addEventListener("click", () => pressed("gesture-loop", !isOn("gesture-loop")));
+  $("gesture-stop").addEventListener("click", () => command("/ravemap/gesture/stop"));
 
   // -- drawing ------------------------------------------------------------------------------
   function fitCanvas(canvas) {
