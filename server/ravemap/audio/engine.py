@@ -109,6 +109,7 @@ class Engine:
         self.period_hint = max(1, int(period_hint))
         self.stats = EngineStats()
         self._pending: BlockProcessor | None = None
+        self.retired: BlockProcessor | None = None  # the processor a swap replaced, for the control side to free
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._errors = RateLimitedLog(log, seconds=5.0)
@@ -119,6 +120,8 @@ class Engine:
         self.lead_raises = 0  # times a period was added after an underrun (a counter for the status)
         self.lead_lowerings = 0  # times a period came off after lead_recovery_s with no underrun
         self._calm_since = time.monotonic()  # the last underrun or change of the lead
+        self.lead_held = 0  # frames kept ready at least while a swap is prepared (`hold_lead`); 0: none
+        self._held_seen = 0
         self._fade: np.ndarray | None = None  # the old processor's last frames, fading out under the new one's
         self._fade_pos = 0
         self.last_swap_frame: int | None = None
@@ -154,14 +157,22 @@ class Engine:
     def _update_target(self, processor: BlockProcessor) -> None:
         """The lead in frames: what the latency choice asks, in whole periods, at least one."""
         period = self.period
+        lead = self._chosen_lead(processor) + self.lead_extra * period
+        held = self.lead_held
+        self.target_fill = max(lead, math.ceil(held / period) * period)
+        self._period_seen = period
+        self._held_seen = held
+
+    def _chosen_lead(self, processor: BlockProcessor) -> int:
+        """The lead chosen for `processor` in frames, in whole periods, with no raise."""
+        period = self.period
         choice = processor.latency
         if choice.ahead_blocks is not None:
             lead = choice.ahead_blocks * self._block_out(processor)
         else:
             assert choice.lead_s is not None
             lead = math.ceil(choice.lead_s * self.out_sr)
-        self.target_fill = (max(1, math.ceil(lead / period)) + self.lead_extra) * period
-        self._period_seen = period
+        return max(1, math.ceil(lead / period)) * period
 
     @property
     def lookahead_frames(self) -> int:
@@ -204,6 +215,29 @@ class Engine:
             )
         self._pending = processor
 
+    def hold_lead(self, seconds: float | None) -> None:
+        """Keep at least `seconds` of audio ready (None: back to the chosen lead) while a swap is prepared.
+        The engine thread takes the change within `WAIT_S`; `wait_for_lead` waits until the ring holds it."""
+        self.lead_held = 0 if seconds is None else math.ceil(seconds * self.out_sr)
+
+    def wait_for_swap(self, timeout: float) -> bool:
+        """Control side: wait until the engine thread has taken the processor handed to `swap`."""
+        deadline = time.monotonic() + timeout
+        while self._pending is not None:
+            if time.monotonic() > deadline or not self.running:
+                return False
+            time.sleep(0.005)
+        return True
+
+    def wait_for_lead(self, timeout: float) -> bool:
+        """Control side: wait until the ring holds the lead (`hold_lead`'s included); False on timeout."""
+        deadline = time.monotonic() + timeout
+        while self._held_seen != self.lead_held or self.ring.available() < self.target_fill:
+            if time.monotonic() > deadline or not self.running:
+                return False
+            time.sleep(0.005)
+        return True
+
     @property
     def safety(self):
         return self.processor.safety
@@ -242,9 +276,12 @@ class Engine:
         self.priority = raise_thread_priority()
         with torch.inference_mode():
             while not self._stop.is_set():
-                if self._pending is not None:
+                if self._pending is not None and self._fade is None:
+                    if self.ring.available() < self._swap_fill(self._pending):
+                        self.render_into_ring()  # the old processor first fills the ring to the new lead
+                        continue
                     self._take_pending()
-                if self.ring.period != self._period_seen and self.ring.period:
+                if (self.ring.period != self._period_seen and self.ring.period) or self.lead_held != self._held_seen:
                     self._update_target(self.processor)
                 if self._fade is not None:
                     pass  # a swap is fading: its underruns do not raise the new processor's lead
@@ -280,6 +317,12 @@ class Engine:
         log.info("no underrun for %.0f s: lead lowered to %d frames (%d above the chosen lead), latency now %.1f ms",
                  self.lead_recovery_s, self.target_fill, self.lead_extra * self.period, self.latency_ms)
 
+    def _swap_fill(self, new: BlockProcessor) -> int:
+        """Frames the ring holds before `new` takes over: its own chosen lead, which must cover its first
+        block (a heavier model's lead is longer than the light one's it replaces), and never less than the
+        lead playing now."""
+        return max(self.target_fill, self._chosen_lead(new))
+
     def _take_pending(self) -> None:
         new, self._pending = self._pending, None
         old = self.processor
@@ -294,6 +337,7 @@ class Engine:
         new.limiter.take_over(old.limiter)  # the look-ahead's samples play on: no gap at the swap
         new.safety = old.safety
         self.processor = new
+        self.retired = old  # freed by the control side (`Playback`), not here: a big model takes ms to free
         self.lead_extra = 0  # the lead chosen for the new processor: no raise is kept across a swap
         self._configure_output(new)
         self._fade, self._fade_pos = fade, 0
