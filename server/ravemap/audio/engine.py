@@ -70,6 +70,7 @@ WAIT_S = 0.002  # longest sleep on the doorbell: how soon a swap, a stop or a si
 RESAMPLER_HEADROOM = 64  # frames a soxr stream may release beyond a block's share
 MIN_RING_FRAMES = 1 << 17  # the ring is allocated once; room for any block auto may choose
 SWAP_CROSSFADE_S = 0.020  # equal-power crossfade from the old processor to the new one at a hot swap
+HOLD_RELEASE_RATE = 0.5  # a released hold drains the ring at this share of real time (`hold_lead`)
 
 
 @dataclass
@@ -110,6 +111,7 @@ class Engine:
         self.stats = EngineStats()
         self._pending: BlockProcessor | None = None
         self.retired: BlockProcessor | None = None  # the processor a swap replaced, for the control side to free
+        self.taken: BlockProcessor | None = None  # the processor the last swap put in place, set once it is done
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._errors = RateLimitedLog(log, seconds=5.0)
@@ -121,9 +123,11 @@ class Engine:
         self.lead_lowerings = 0  # times a period came off after lead_recovery_s with no underrun
         self._calm_since = time.monotonic()  # the last underrun or change of the lead
         self.lead_held = 0  # frames kept ready at least while a swap is prepared (`hold_lead`); 0: none
+        self._hold_released_at: float | None = None  # when `hold_lead(None)` let go: the hold drains from then
         self._held_seen = 0
         self._fade: np.ndarray | None = None  # the old processor's last frames, fading out under the new one's
         self._fade_pos = 0
+        self._skip = 0  # samples still to drop from the start of a swapped-in processor (its limiter's delay)
         self.last_swap_frame: int | None = None
         self.priority = "not started"
         self._configure_output(processor)
@@ -158,10 +162,23 @@ class Engine:
         """The lead in frames: what the latency choice asks, in whole periods, at least one."""
         period = self.period
         lead = self._chosen_lead(processor) + self.lead_extra * period
-        held = self.lead_held
+        held = self.hold_now()
         self.target_fill = max(lead, math.ceil(held / period) * period)
         self._period_seen = period
         self._held_seen = held
+
+    def hold_now(self) -> int:
+        """Frames the hold keeps ready now: all of `lead_held` until released, then less and less, at
+        `HOLD_RELEASE_RATE` of real time, down to none."""
+        held, released = self.lead_held, self._hold_released_at
+        if released is None or not held:
+            return held
+        return max(0, held - int(HOLD_RELEASE_RATE * (time.monotonic() - released) * self.out_sr))
+
+    @property
+    def holding(self) -> bool:
+        """True while the lead includes a hold (`hold_lead`), until the engine has applied its whole release."""
+        return self._held_seen > 0 or self.hold_now() > 0
 
     def _chosen_lead(self, processor: BlockProcessor) -> int:
         """The lead chosen for `processor` in frames, in whole periods, with no raise."""
@@ -216,14 +233,23 @@ class Engine:
         self._pending = processor
 
     def hold_lead(self, seconds: float | None) -> None:
-        """Keep at least `seconds` of audio ready (None: back to the chosen lead) while a swap is prepared.
-        The engine thread takes the change within `WAIT_S`; `wait_for_lead` waits until the ring holds it."""
-        self.lead_held = 0 if seconds is None else math.ceil(seconds * self.out_sr)
+        """Keep at least `seconds` of audio ready while a swap is prepared; None lets go of it gradually.
 
-    def wait_for_swap(self, timeout: float) -> bool:
-        """Control side: wait until the engine thread has taken the processor handed to `swap`."""
+        The engine thread takes a hold within `WAIT_S`; `wait_for_lead` waits until the ring holds it. A
+        release drains the ring at `HOLD_RELEASE_RATE` of real time, so the engine keeps rendering (at
+        that share of its pace) down to the chosen lead: after a long idle its first block would be slow,
+        on a cold cache, just when the ring is at its shortest."""
+        if seconds is None:
+            self._hold_released_at = time.monotonic()
+        else:
+            self._hold_released_at = None
+            self.lead_held = math.ceil(seconds * self.out_sr)
+
+    def wait_for_swap(self, processor: BlockProcessor, timeout: float) -> bool:
+        """Control side: wait until the engine thread has swapped `processor` in (crossfade set up, `retired`
+        holding the one it replaced); False on timeout."""
         deadline = time.monotonic() + timeout
-        while self._pending is not None:
+        while self.taken is not processor:
             if time.monotonic() > deadline or not self.running:
                 return False
             time.sleep(0.005)
@@ -232,7 +258,7 @@ class Engine:
     def wait_for_lead(self, timeout: float) -> bool:
         """Control side: wait until the ring holds the lead (`hold_lead`'s included); False on timeout."""
         deadline = time.monotonic() + timeout
-        while self._held_seen != self.lead_held or self.ring.available() < self.target_fill:
+        while self._held_seen < self.lead_held or self.ring.available() < self._held_seen:
             if time.monotonic() > deadline or not self.running:
                 return False
             time.sleep(0.005)
@@ -281,7 +307,7 @@ class Engine:
                         self.render_into_ring()  # the old processor first fills the ring to the new lead
                         continue
                     self._take_pending()
-                if (self.ring.period != self._period_seen and self.ring.period) or self.lead_held != self._held_seen:
+                if (self.ring.period != self._period_seen and self.ring.period) or self.hold_now() != self._held_seen:
                     self._update_target(self.processor)
                 if self._fade is not None:
                     pass  # a swap is fading: its underruns do not raise the new processor's lead
@@ -289,10 +315,10 @@ class Engine:
                     self._after_underrun()
                 elif self.lead_extra and self.lead_recovery_s > 0:
                     self._maybe_lower_lead()
-                if self.ring.available() >= self.target_fill:
+                if self.ring.available() >= self.target_fill and self._fade is None:
                     self.ring.wait_below(self.target_fill, WAIT_S)
                     continue
-                self.render_into_ring()
+                self.render_into_ring()  # a crossfade is rendered at once, while the ring is at its fullest
 
     def _after_underrun(self) -> None:
         """The callback found the ring short: the machine is busier than when it was timed."""
@@ -334,7 +360,10 @@ class Engine:
         new.smoother.current[:] = old.smoother.current[: len(new.smoother.current)]
         if new.shaper.n == old.shaper.n:
             new.shaper.current[:] = old.shaper.current
-        new.limiter.take_over(old.limiter)  # the look-ahead's samples play on: no gap at the swap
+        # The new limiter starts empty: its first `lookahead` samples are the silence in its delay line, dropped
+        # so that the new processor's sound starts under the fade at once. (The old limiter's pending samples
+        # are not taken over: they would play under the fade a fade's length late, then cut to the new sound.)
+        self._skip = new.limiter.lookahead
         new.safety = old.safety
         self.processor = new
         self.retired = old  # freed by the control side (`Playback`), not here: a big model takes ms to free
@@ -345,6 +374,7 @@ class Engine:
         self._underruns_seen = self.ring.underruns  # nor do underruns while the new one was prepared
         self._calm_since = time.monotonic()
         self.stats.swaps += 1
+        self.taken = new  # last: whoever waits for this swap finds it done
 
     def _old_tail(self, old: BlockProcessor) -> np.ndarray | None:
         """One more block of the old processor: its head to the ring now, its last `SWAP_CROSSFADE_S` returned
@@ -374,6 +404,7 @@ class Engine:
         theta = (np.arange(pos, pos + n, dtype=np.float32) + 0.5) * np.float32(0.5 * np.pi / fade.shape[0])
         block = np.array(block, dtype=np.float32, copy=True)
         block[:n] = block[:n] * np.sin(theta)[:, None] + fade[pos : pos + n] * np.cos(theta)[:, None]
+        np.clip(block[:n], -1.0, 1.0, out=block[:n])  # two sounds each under the ceiling may sum above full scale
         self._fade_pos = pos + n
         if self._fade_pos >= fade.shape[0]:
             self._fade = None
@@ -392,6 +423,9 @@ class Engine:
             self.stats.errors += 1
             self._errors.warning("block %d failed and plays as silence: %s", self.stats.blocks, err)
             block = np.zeros((self.processor.block, self.processor.out_channels), dtype=np.float32)
+        if self._skip:
+            cut = min(self._skip, block.shape[0])
+            block, self._skip = block[cut:], self._skip - cut
         block = self._to_output(block)
         if self._fade is not None:
             block = self._crossfade(block)

@@ -366,7 +366,7 @@ class Playback:
 
     def swap_loop(self, path: Path) -> BlockProcessor:
         """Load `path` as the loop for the current model; on any error the old loop plays on."""
-        with self._swap_lock:
+        with self._swap_lock, self._preparing(path.name):
             current = self.newest
             if not current.loop.seekable:
                 raise ConfigError("the source is live input (engine.source: input); there is no loop to swap")
@@ -419,8 +419,8 @@ class Playback:
     def _retire(self) -> None:
         """Free the processor the engine replaced here, on the caller's thread: letting go of a model takes
         15-45 ms (its TorchScript graphs), with the GIL held; the engine thread must not pay it."""
-        engine = self.engine
-        if engine is not None and engine.wait_for_swap(PREPARE_WAIT_S):
+        engine, new = self.engine, self._newest
+        if engine is not None and new is not None and engine.wait_for_swap(new, PREPARE_WAIT_S):
             engine.retired = None
 
     def _remember(self, processor: BlockProcessor) -> None:
