@@ -7,8 +7,10 @@ time of playing without swaps; no step in the output across a swap larger than w
 the lead back to what auto chose for the model now playing after each. The same for loop swaps.
 
 The machine's own underruns are measured in the same test: after each swap the model plays on, unswapped,
-for as long as the swap took (from the request until its crossfade has been heard), so both models
-are played without swaps for as long as with them.
+for as long as the swap took (from the request until its crossfade has been heard and the lead held while
+it was prepared has drained), so both models are played without swaps for as long as with them. The loop
+is a steady one (the shipped config otherwise): the default loop's onsets after its silences are steps
+of its own that a window of a few hundred ms around a swap cannot tell from a click.
 """
 
 from __future__ import annotations

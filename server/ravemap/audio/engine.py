@@ -30,15 +30,27 @@ Threads and what each may do here:
   (below). An exception in a block is counted and that block plays as silence; the thread never dies.
 - audio callback (stream.py / headless.py): reads the ring with `FrameRing.fill` only.
 - control threads: publish values on `EngineControls`, and hand a ready-built processor
-  to `Engine.swap` (building it, which loads and encodes, happens on their thread).
+  to `Engine.swap` (building it, which loads and encodes, happens on their thread); `hold_lead`,
+  `wait_for_lead`, `wait_for_swap` and clearing `retired` are theirs too (one swap at a time,
+  `Playback`'s lock).
 
 Swaps crossfade. A new processor arrives loaded, encoded, timed and warmed up (on the control
-thread that built it): the old one plays until then. At the swap the old processor renders one
-more block; all of it but its last `SWAP_CROSSFADE_S` (20 ms) goes to the ring at once (the ring
-then holds more than the lead, so the swap costs no render time the lead has not covered), and
-that last part fades out under the new processor's first 20 ms with equal-power gains (cos/sin).
-The lead becomes the one chosen for the new processor: raises made for the old model (or by
-the swap) are dropped, and underruns while the crossfade plays do not raise it.
+thread that built it): the old one plays until then. While it is prepared the control side holds the
+lead at `playback.PREPARE_LEAD_S` (`hold_lead`): `torch.jit.load` holds the GIL for its whole length
+(20 ms for the default model, 90-250 ms for a 126 MB export), during which no Python thread runs, so
+the ring must hold more than that before loading starts. Handed over, the new processor takes over
+only once the ring holds its own chosen lead (a heavier model's lead covers its slower first block;
+the old processor renders until then). The old processor renders one more block; all of it but its
+last `SWAP_CROSSFADE_S` (20 ms) goes to the ring at once, and that last part fades out under the
+new processor's first 20 ms with equal-power gains (cos/sin), rendered at once while the ring is
+full. The new processor's limiter starts empty: its first `lookahead` samples (the silence in its
+delay line) are dropped, so its own sound starts under the fade. The processor replaced is kept
+in `retired` for the control side to free (letting go of a model holds the GIL 15-45 ms: not on
+this thread). The lead becomes the one chosen for the new processor: raises made for the old model
+(or by the swap) are dropped, and underruns while the crossfade renders do not raise it. A hold
+let go (`hold_lead(None)`) drains at `HOLD_RELEASE_RATE` of real time, so the engine keeps
+rendering as the ring comes down: after a long idle, its first block at the chosen lead would run
+on a cold cache.
 
 Nothing here blocks the callback: the ring has no lock, and the engine sleeps on the
 doorbell when the ring is full.

@@ -7,10 +7,21 @@ that order and stopped in reverse.
 
 Threads: `Playback.start/stop` on the daemon's main thread. `swap_model`/`swap_loop`
 load and encode on the calling thread (a control or loader thread), then hand the result
-to the engine thread, which switches between two blocks; if loading fails, the error is
+to the engine thread, which crossfades between two blocks; if loading fails, the error is
 raised to the caller and the old model or loop keeps playing. Each swap starts from the
 processor handed over last (`newest`), not the one the engine plays this instant, so a loop
 swap right after a model swap keeps the new model (and the other way round).
+
+A swap beside the playing engine (issue 23, fault 7): while it is prepared, the engine's lead is
+held at `PREPARE_LEAD_S` (300 ms; logged), since `torch.jit.load` holds the GIL for its whole
+length and nothing can split it (a loop swap holds it too: encoding competes for the cores);
+it drains back to the chosen lead once the new processor plays. A model file that played before
+in this process (same path, size and modification time) reuses its latency choice and measured
+delay (`_measured`): a swap back to it is not timed again, and gets the lead it had. The
+processor the engine replaced is freed on the calling thread (`_retire`), while the lead is still
+held: letting go of a model holds the GIL for 15-45 ms. The loader thread keeps its normal
+priority: at a lower one it is preempted while holding the GIL, and the engine waits on it (more
+late periods measured on the 2-core machine, not fewer).
 """
 
 from __future__ import annotations
