@@ -236,7 +236,7 @@ class Engine:
     # -- control side -------------------------------------------------------------------
     def swap(self, processor: BlockProcessor) -> None:
         """Hand over a new processor; the engine thread takes it at the next block."""
-        needed = 2 * (self.target_fill + self._block_out(processor))
+        needed = 2 * (self._chosen_lead(processor) + self._block_out(processor))  # a hold is kept within half
         if needed > self.ring.capacity:
             raise ValueError(
                 f"blocks of {processor.block} samples need a ring of {needed} frames; this engine has "
@@ -255,7 +255,7 @@ class Engine:
             self._hold_released_at = time.monotonic()
         else:
             self._hold_released_at = None
-            self.lead_held = math.ceil(seconds * self.out_sr)
+            self.lead_held = min(math.ceil(seconds * self.out_sr), self.ring.capacity // 2)
 
     def wait_for_swap(self, processor: BlockProcessor, timeout: float) -> bool:
         """Control side: wait until the engine thread has swapped `processor` in (crossfade set up, `retired`
