@@ -273,7 +273,9 @@ def test_ten_model_swaps_crossfade_without_a_step_an_underrun_or_a_raised_lead(t
         for i in range(10):
             playback.swap_model(tiny_model if i % 2 == 0 else default)  # loaded, timed, warmed: handed over
             underruns = engine.ring.underruns
-            _until(lambda: engine._pending is None and engine._fade is None)
+            _until(lambda: engine.stats.swaps == i + 1 and engine._fade is None  # noqa: B023 - called here only
+                   and engine.ring.read >= engine.last_swap_frame + fade  # the fade has been heard
+                   and not engine.holding)  # and the lead held while the model was prepared let go
             time.sleep(0.05)  # the first blocks after the fade
             added.append(engine.ring.underruns - underruns)
             swaps.append(engine.last_swap_frame)
