@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import math
 import time
 
 import numpy as np
 import pytest
 
 from ravemap.audio.controls import EngineControls
-from ravemap.audio.engine import SWAP_CROSSFADE_S
 from ravemap.audio.playback import Playback, make_controls, prepare_processor
 from ravemap.audio.processor import OffsetSmoother
 from ravemap.audio.ring import FrameRing, Tap
@@ -228,71 +226,3 @@ def test_a_loop_swap_right_after_a_model_swap_builds_on_the_new_model(tiny_model
             assert (playback.processor.model.info.path, playback.processor.loop.path) == (tiny_model, loop_file)
     finally:
         playback.stop()
-
-
-class _MarkedTap(Tap):
-    """A `Tap` that knows where in the ring's timeline its recording starts."""
-
-    def __init__(self, ring: FrameRing, frames: int, channels: int):
-        super().__init__(frames, channels)
-        self.ring = ring
-        self.start: int | None = None
-
-    def capture(self, out: np.ndarray) -> None:
-        if self.start is None:
-            self.start = self.ring.read - out.shape[0]  # inside `fill`, after it took these frames
-        super().capture(out)
-
-
-def _chosen_lead(engine) -> int:
-    """The lead `auto` chose for what plays, in whole periods, with no raise."""
-    period, choice = engine.period, engine.processor.latency
-    return max(1, math.ceil(choice.lead_s * engine.out_sr / period)) * period
-
-
-@pytest.mark.alone
-def test_ten_model_swaps_crossfade_without_a_step_an_underrun_or_a_raised_lead(tiny_model, loop_file):
-    """Default model and the tiny fixture, swapped back and forth at the shipped latency (auto): across each
-    swap the output moves no more from one sample to the next than the signal itself does plus what a
-    20 ms equal-power fade adds; no underrun; the lead is the one auto chose for the model now playing."""
-    from tests.conftest import REPO
-
-    default = REPO / "models" / "default.ts"
-    config = validate({"engine": {"model": str(default), "loop": str(loop_file)},
-                       "audio": {"device": "none", "samplerate": 48000, "channels": 2}})
-    controls = make_controls(config)
-    playback = Playback(config, prepare_processor(config, controls), controls)
-    playback.start()
-    engine = playback.engine
-    tap = _MarkedTap(engine.ring, 48000 * 120, 2)
-    engine.ring.tap = tap
-    fade = round(SWAP_CROSSFADE_S * 48000)
-    try:
-        time.sleep(0.5)
-        swaps, added = [], []
-        for i in range(10):
-            playback.swap_model(tiny_model if i % 2 == 0 else default)  # loaded, timed, warmed: handed over
-            underruns = engine.ring.underruns
-            _until(lambda: engine.stats.swaps == i + 1 and engine._fade is None  # noqa: B023 - called here only
-                   and engine.ring.read >= engine.last_swap_frame + fade  # the fade has been heard
-                   and not engine.holding)  # and the lead held while the model was prepared let go
-            time.sleep(0.05)  # the first blocks after the fade
-            added.append(engine.ring.underruns - underruns)
-            swaps.append(engine.last_swap_frame)
-            assert engine.lead_extra == 0 and engine.target_fill == _chosen_lead(engine), f"swap {i}"
-            time.sleep(0.3)  # the new model plays on a while (the audio after the swap, measured below)
-        assert added == [0] * 10, "no underrun from the hand-over to the end of the crossfade"
-        assert engine.stats.swaps == 10 and engine.stats.errors == 0
-    finally:
-        playback.stop()
-    played = tap.recorded()
-    assert tap.start is not None and played.shape[0] < tap.buffer.shape[0], "the recording holds every swap"
-    step = np.abs(np.diff(played, axis=0)).max(axis=1)
-    # What a fade adds to a sample's step: the gains' own change times the signals, at most pi / (2 N) * sqrt(2).
-    fade_allows = math.pi / (2 * fade) * math.sqrt(2) * np.abs(played).max()
-    for i, at in enumerate(swaps):
-        at -= tap.start
-        around = step[at - 256 : at + fade + 256]
-        own = max(step[at - 9600 : at - 512].max(), step[at + fade + 2048 : at + fade + 9600].max())
-        assert around.max() <= math.sqrt(2) * own + fade_allows, (
-            f"swap {i}: a step of {around.max():.3f} where the signal's own steps reach {own:.3f}")
