@@ -41,7 +41,7 @@ DELAY_SEARCH_S = 0.75  # the longest model delay looked for
 DELAY_MEASURE_S = 4.0  # at most this much of the loop is played to measure it
 ENVELOPE_HOP = 16  # hop of the loudness envelopes correlated to find the model's delay
 ENVELOPE_WIDTH = 512  # samples each envelope value is the RMS of (longer than a low note's period)
-RELEASE_GONE = 1e-17  # a release this small: 1 - it is 1.0 in float64, so the limiter has let go
+RELEASE_GONE = 2.0 ** -26  # a release under this: 1 - it is 1.0 in float32, so the limiter has let go
 FOLLOWS = 0.5  # envelopes matching at least this well (normalised correlation): the model follows its input
 COHERENT = 0.3  # a waveform correlation peak at least this strong (normalised) is trusted
 
@@ -206,10 +206,10 @@ class Limiter:
     instant attack.
 
     The quiet path: once every gain in the hold's and the look-ahead's history is 1 and the release
-    has let go (under `RELEASE_GONE`, where `1 - release` is 1 in float64), a block whose samples are
-    all within the ceiling would get gain 1 everywhere; it is only delayed, with none of the above
-    computed. The first block with a sample over the ceiling takes the full path, whose attack
-    starts from that clean history exactly as it would have.
+    has let go (under `RELEASE_GONE`, where `1 - release` is 1 in float32), a block whose samples are
+    all within the ceiling would be played at gain 1 everywhere; it is only delayed, and the release
+    decays by the block's factor, with none of the above computed: the samples and the state are
+    what the full path gives. The first block with a sample over the ceiling takes the full path.
     """
 
     def __init__(self, sr: int, channels: int, block: int, lookahead: int):
@@ -255,8 +255,11 @@ class Limiter:
         self._active = old._active
         self._quiet_ceiling = old._quiet_ceiling
 
-    def process(self, block: np.ndarray, limit_db: float | None) -> None:
-        """In place on `block[frames, channels]`: delay by the look-ahead, then turn down what is over."""
+    def process(self, block: np.ndarray, limit_db: float | None) -> bool:
+        """In place on `block[frames, channels]`: delay by the look-ahead, then turn down what is over.
+
+        True when the quiet path played it: every sample is finite and within the ceiling (each was
+        checked on its way in), so the safety clip behind has nothing to do."""
         n, la, h = self.block, self.lookahead, self.hold
         if la:
             delay = self._delay
@@ -268,19 +271,20 @@ class Limiter:
             if la:
                 block[:] = delay[:n]
                 delay[:la] = delay[n:].copy() if n < la else delay[n:]
-            return
+            return False
         self._active = True
         ceiling = float(10.0 ** (limit_db / 20.0))
         if ceiling == self._quiet_ceiling and block.max() <= ceiling and block.min() >= -ceiling:  # NaN: no
             self.reduction_db = 0.0  # the quiet path (see the class): gain 1 everywhere, only the delay
+            self._rel_state *= self._rel_up[-1]  # as the full path decays it over the block, to the bit
             if la:
                 block[:] = delay[:n]
                 delay[:la] = delay[n:].copy() if n < la else delay[n:]
-            return
+            return True
         # The gain each incoming sample needs, appended to the hold's history (h - 1 samples).
         np.abs(block, out=self._peak)
         need = self._held_in[h - 1 : h - 1 + n]
-        np.maximum(self._peak.max(axis=1), ceiling, out=need)
+        np.maximum(self._peak.max(axis=1), np.float64(ceiling), out=need)  # in float64: a quiet sample needs 1.0
         np.divide(ceiling, need, out=need)
         # The hold: the minimum over the last h samples (van Herk / Gil-Werman, in whole windows).
         windows = self._held_in.reshape(-1, h)
@@ -323,11 +327,10 @@ class Limiter:
         if over:
             self.clamped += int(over)
             np.clip(block, -ceiling, ceiling, out=block)
-        quiet = lowest >= 1.0 and self._rel_state < RELEASE_GONE and (self._held_in[: h - 1] == 1.0).all() \
+        quiet = self._rel_state < RELEASE_GONE and (self._held_in[: h - 1] == 1.0).all() \
             and (held[:la] == 1.0).all()
-        if quiet:
-            self._rel_state = 0.0  # under RELEASE_GONE it no longer moves a gain (see the class)
         self._quiet_ceiling = ceiling if quiet else None
+        return False
 
 
 def lookahead_samples(sr: int, limit_db: float | None) -> int:

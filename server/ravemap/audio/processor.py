@@ -24,7 +24,8 @@ again, e.g. by `Playback.reencode`); the model's latents are scaled per dim, off
 the dry source, delayed by the model's own delay (`settings.model_delay`), is mixed with the
 model's output; transfer off plays the undelayed source as before; the limiter (look-ahead
 `lookahead` samples, present when `engine.limit_db` was set at load) turns the output down to
-its ceiling, and `make_safe` stays behind it as the last resort.
+its ceiling, and `make_safe` stays behind it as the last resort (a block the limiter's quiet path
+played was checked sample by sample on its way in: finite and within the ceiling, nothing to clip).
 
 The prior: while `controls.prior_temperature` is a number and the model has a prior, each
 block's latents come from `model.prior(temperature, frames)` instead of the cache or the
@@ -292,8 +293,8 @@ class BlockProcessor:
         # Paused is gain 0: the ramp fades out (and back in) over one block. The model keeps
         # running, so its state, the offsets and the mapping are as they were on resume.
         self._apply_gain(out, 0.0 if controls.paused else db_to_gain(gain_db))
-        self.limiter.process(out, limit_db)
-        make_safe(out, self.safety)
+        if not self.limiter.process(out, limit_db):  # its quiet path checked every sample already
+            make_safe(out, self.safety)
         self.pos = (self.pos + self.block) % self.loop.n_samples
         self.blocks += 1
         controls.rendered_s += self._block_s
@@ -332,36 +333,45 @@ class BlockProcessor:
 
         The latents: the cache's frames (or the prior's, or the encoder's) x scale + offsets + jitter,
         done in place with numpy on `z`'s memory; NaN and infinities become 0 unless they cannot occur
-        (cached latents checked at load, bounded scale and offsets)."""
+        (cached latents checked at load, bounded scale and offsets). The engine thread and the renderer
+        run with inference mode on already: entering it again costs more than a small block's chain."""
+        if torch.is_inference_mode_enabled():
+            return self._decode(offsets, scale, jitter, temperature)
         with torch.inference_mode():
-            factors = self.shaper.steps(scale)
-            addend = self._offset_addend(offsets)
-            if temperature is not None and self._prior_z is not None:
-                z = self._prior_z
-                z.copy_(self.model.prior(temperature, self.frames_per_block))
-                zn, safe = z.numpy()[0], False
-                if factors is not None:
-                    zn *= factors
-            elif self._cache is not None:
-                z, zn, safe = self._z, self._zn, self._cache_safe and self._addend_bounded
-                first = (self.pos // self.model.info.ratio) % self.n_frames
-                cached = self._cache[:, first : first + self.frames_per_block]
-                if factors is None:
-                    np.copyto(zn, cached)
-                else:
-                    np.multiply(cached, factors, out=zn)
+            return self._decode(offsets, scale, jitter, temperature)
+
+    def _decode(self, offsets: tuple[float, ...], scale: tuple[float, ...], jitter: float,
+                temperature: float | None) -> np.ndarray:
+        factors = self.shaper.steps(scale)
+        addend = self._offset_addend(offsets)
+        if temperature is not None and self._prior_z is not None:
+            z = self._prior_z
+            z.copy_(self.model.prior(temperature, self.frames_per_block))
+            zn, safe = z.numpy()[0], False
+            if factors is not None:
+                zn *= factors
+        elif self._cache is not None:
+            z, zn, safe = self._z, self._zn, self._cache_safe and self._addend_bounded
+            first = (self.pos // self.model.info.ratio) % self.n_frames
+            cached = self._cache[:, first : first + self.frames_per_block]
+            if factors is not None:
+                np.multiply(cached, factors, out=zn)
+            elif addend is not None:
+                np.add(cached, addend, out=zn)  # the same sum as a copy then +=, in one pass
+                addend = None
             else:
-                z = self.model.encode(torch.from_numpy(self._src)[None])
-                zn, safe = z.numpy()[0], False
-                if factors is not None:
-                    zn *= factors
-            if addend is not None:
-                zn += addend
-            self.shaper.jitter(z, jitter)
-            if not safe:
-                torch.nan_to_num_(z, nan=0.0, posinf=0.0, neginf=0.0)
-            y = self.model.decode(z)
-        return y[0].numpy().T
+                np.copyto(zn, cached)
+        else:
+            z = self.model.encode(torch.from_numpy(self._src)[None])
+            zn, safe = z.numpy()[0], False
+            if factors is not None:
+                zn *= factors
+        if addend is not None:
+            zn += addend
+        self.shaper.jitter(z, jitter)
+        if not safe:
+            torch.nan_to_num_(z, nan=0.0, posinf=0.0, neginf=0.0)
+        return self.model.decode(z).numpy()[0].T
 
     def _mix(self, dry: np.ndarray, wet: np.ndarray, transfer: bool) -> np.ndarray:
         """Transfer on: the dry/wet mix; off: the undelayed source; a one-block crossfade when switched."""
