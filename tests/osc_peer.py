@@ -85,6 +85,22 @@ class OscPeer:
         self.send("/ravemap/status", self.port)
         return json.loads(self.wait_for("/ravemap/status")[0])
 
+    def status_now(self, timeout: float = 2.0) -> dict:
+        """One `/ravemap/status`, read as soon as it comes (no settling wait first, unlike `status`): for
+        polling the state every few milliseconds. Other messages that come meanwhile go to `seen`."""
+        self.send("/ravemap/status", self.port)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                data, _ = self.sock.recvfrom(65536)
+            except TimeoutError:
+                continue
+            for timed in OscPacket(data).messages:
+                if timed.message.address == "/ravemap/status":
+                    return json.loads(timed.message.params[0])
+                self.seen.append((timed.message.address, list(timed.message.params)))
+        raise AssertionError(f"no /ravemap/status reply within {timeout} s")
+
     def close(self) -> None:
         self.sock.close()
 
@@ -153,7 +169,8 @@ class Daemon:
 # Status fields that count what happened (and the last error's text) rather than say what the daemon is
 # set to: a reset leaves them as they are.
 COUNTERS = ("events_dropped", "last_error", "nonfinite_silenced", "clipped", "underruns", "lead_raises",
-            "lead_lowerings", "live_realignments", "gain_reduction_db", "limiter_clamped")
+            "lead_lowerings", "live_realignments", "gain_reduction_db", "limiter_clamped",
+            "tempo", "scene")  # the beat grid moves with the clock; `scene` is the last one recalled
 
 
 def settings_of(state: dict) -> dict:
@@ -198,6 +215,8 @@ class SharedDaemon:
         peer.send("/ravemap/scale", *[float(v) for v in start["scale"]])
         for name, key in (("jitter", "jitter"), ("mix", "mix"), ("input/gain", "input_gain_db")):
             peer.send(f"/ravemap/{name}", float(start[key]))
+        peer.send("/ravemap/tempo", float(start["bpm"]))  # refused (and answered) while MIDI clock sets it
+        peer.send("/ravemap/quantize", start["quantize"])
         if start["limit_db"] is None:
             peer.send("/ravemap/limit/off")
         else:

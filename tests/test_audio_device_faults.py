@@ -19,7 +19,8 @@ import pytest
 from tests.conftest import JACK_RATE
 from tests.osc_peer import Daemon, OscPeer
 
-pytestmark = [pytest.mark.jack, pytest.mark.alone]  # counts xruns and underruns: on a machine of its own
+# Its own JACK server, taken away and brought back: it times nothing, so it runs beside other tests.
+pytestmark = pytest.mark.jack
 
 
 def _jackd(name: str) -> subprocess.Popen:
@@ -48,7 +49,7 @@ def test_a_vanished_jack_server_is_reported_and_retried_while_control_keeps_work
                     env={"JACK_DEFAULT_SERVER": name})
     peer.daemon = ("127.0.0.1", daemon.port)
     try:
-        assert peer.status()["underruns"] == 0
+        assert peer.status()["model"] == tiny_model.name, "playing through its JACK server"
         server.terminate()
         server.wait(5)
         _wait_in_log(daemon, "the audio device stopped")

@@ -47,7 +47,9 @@ def surface_commands() -> dict[str, set[str]]:
     """Command names each surface produces, read from its code and data. The web page and Wekinator's
     port go through the OSC translator, so they produce the OSC names."""
     midi_actions = set(typing.get_args(MidiAction.model_fields["action"].annotation))
-    midi = {"toggle"} | _string_calls(ravemap.control.midi, "Command") | (midi_actions - ravemap.control.midi.TOGGLES)
+    named = ravemap.control.midi.COMMANDS  # actions whose command has another name ("scene" recalls)
+    midi = ({"toggle"} | _string_calls(ravemap.control.midi, "Command") | set(named.values())
+            | (midi_actions - ravemap.control.midi.TOGGLES - set(named)))
     return {
         # the translator's own functions, and the entries it routes from their declaration alone
         "osc": _string_calls(ravemap.control.osc, "Command") | vocabulary.commands(),

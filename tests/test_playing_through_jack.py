@@ -34,56 +34,69 @@ def _config(model, loop):
     })
 
 
-@pytest.mark.parametrize("model_name", ["streaming_model", "tiny_model"])
-def test_twenty_seconds_through_jack(request, jack_server, loop_file, model_name):
-    model_path = request.getfixturevalue(model_name)
-    config = _config(model_path, loop_file)
-    controls = make_controls(config)
-    playback = Playback(config, prepare_processor(config, controls), controls)
-    playback.start()
+def test_twenty_seconds_through_jack(jack_server, loop_file, tiny_model, streaming_model):
+    """Each fixture plays 20 s, both at once: two engines, two callbacks, two clients of one JACK server
+    (as two daemons on one machine would), each recorded and checked on its own."""
+    players = []
+    for model_path in (streaming_model, tiny_model):
+        config = _config(model_path, loop_file)
+        controls = make_controls(config)
+        players.append((model_path, controls, Playback(config, prepare_processor(config, controls), controls)))
+    taps = [Tap(22 * JACK_RATE, 2) for _ in players]
+    marks: list[dict[float, int]] = [{} for _ in players]
+    counts = []
+    started = []
     try:
-        assert playback.output.samplerate == JACK_RATE
-        tap = Tap(22 * JACK_RATE, 2)
-        playback.engine.ring.tap = tap
-        marks = {}
+        for (_, _, playback), tap in zip(players, taps, strict=True):
+            playback.start()
+            started.append(playback)
+            assert playback.output.samplerate == JACK_RATE
+            playback.engine.ring.tap = tap
 
-        def at(seconds):
-            time.sleep(max(0.0, seconds - tap.frames / JACK_RATE))
-            marks[seconds] = tap.frames
+        def at(seconds):  # on the audio's clock: a loaded machine's JACK cycles may run late
+            while min(tap.frames for tap in taps) < seconds * JACK_RATE:
+                time.sleep(0.02)
+            for tap, mark in zip(taps, marks, strict=True):
+                mark[seconds] = tap.frames
 
         at(6.0)
-        controls.set_offsets((-4.0, 4.0, -4.0, 4.0))
+        for _, controls, _ in players:
+            controls.set_offsets((-4.0, 4.0, -4.0, 4.0))
         at(12.0)
-        controls.set_offsets((0.0, 0.0, 0.0, 0.0))
-        controls.set_transfer(False)
+        for _, controls, _ in players:
+            controls.set_offsets((0.0, 0.0, 0.0, 0.0))
+            controls.set_transfer(False)
         at(20.0)
-        underruns = playback.engine.ring.underruns
-        xruns = playback.output.xruns
-        errors = playback.output.callback_errors
+        counts = [(p.engine.ring.underruns, p.output.xruns, p.output.callback_errors) for _, _, p in players]
     finally:
-        playback.stop()
+        for playback in started:
+            playback.stop()
 
-    played = tap.recorded()
-    assert played.shape[0] >= 19.5 * JACK_RATE
-    assert underruns == 0, f"{underruns} underruns"
-    assert errors == 0
+    for (model_path, _, _), tap, mark, (underruns, xruns, errors) in zip(players, taps, marks, counts, strict=True):
+        _check_twenty_seconds(model_path.name, model_path, loop_file, tap.recorded(), mark, underruns, xruns, errors)
+
+
+def _check_twenty_seconds(name, model_path, loop_file, played, marks, underruns, xruns, errors):
+    assert played.shape[0] >= 19.5 * JACK_RATE, name
+    assert underruns == 0, f"{name}: {underruns} underruns"
+    assert errors == 0, name
     # PortAudio's xrun flag relays the JACK server's own late cycles, which a loaded shared machine
     # causes without any help from ravemap; the engine's underruns above are the ones that must be zero.
-    assert xruns <= 2, f"{xruns} JACK xruns"
-    assert np.isfinite(played).all() and np.abs(played).max() <= 1.0
-    assert np.array_equal(played[:, 0], played[:, 1]), "a mono model plays on both channels"
+    assert xruns <= 2, f"{name}: {xruns} JACK xruns"
+    assert np.isfinite(played).all() and np.abs(played).max() <= 1.0, name
+    assert np.array_equal(played[:, 0], played[:, 1]), f"{name}: a mono model plays on both channels"
 
     mono = played[:, 0]
     sec = JACK_RATE
     base_a, base_b = mono[1 * sec : 3 * sec], mono[3 * sec : 5 * sec]
     moved = mono[marks[6.0] + sec : marks[6.0] + 3 * sec]
     noise_floor = spectral_distance(base_a, base_b)
-    assert spectral_distance(base_a, moved) > 1.5 * noise_floor, "offsets change the sound"
+    assert spectral_distance(base_a, moved) > 1.5 * noise_floor, f"{name}: offsets change the sound"
 
     model = load_model(model_path)
     loop = load_loop(loop_file, model.info.sr, 1, model.info.ratio).samples[0]
     dry = mono[marks[12.0] + sec // 2 : marks[12.0] + 6 * sec]
-    assert find_in_loop(dry, loop) is not None, "transfer off plays the dry loop, bit for bit"
+    assert find_in_loop(dry, loop) is not None, f"{name}: transfer off plays the dry loop, bit for bit"
 
 
 def test_live_input_through_a_jack_duplex_stream(jack_server, streaming_model):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 import torch
@@ -113,3 +115,28 @@ def test_vectors_over_osc(tmp_path, loop_file):
     finally:
         daemon.stop()
         peer.close()
+
+
+def test_a_gesture_recorded_from_python_plays_back_and_stops(ravemap_in_process):
+    rm = ravemap_in_process
+    assert rm.record_gesture(True) == "gesture-1"
+    for i in range(20):
+        rm.set_inputs((0.1 + 0.04 * i, 0.5))
+        time.sleep(0.02)
+    assert rm.record_gesture(False) == "gesture-1"
+    assert rm.gestures == ["gesture-1"]
+    rm.set_inputs((0.5, 0.5))
+    rm.play_gesture("gesture-1", speed=2.0, loop=False)
+    deadline = time.monotonic() + 5
+    while rm.status()["gesture"] is not None:
+        assert time.monotonic() < deadline, "a gesture played once ends"
+        time.sleep(0.02)
+    assert rm.status()["inputs"] == pytest.approx([0.1 + 0.04 * 19, 0.5])  # it ended on its last vector
+    with pytest.raises(ValueError, match="speed"):
+        rm.play_gesture("gesture-1", speed=0.0)
+    rm.record_gesture(True, "still")
+    with pytest.raises(ValueError, match="no movement"):
+        rm.record_gesture(False)
+    rm.play_gesture("gesture-1")
+    rm.stop_gesture()
+    assert rm.status()["gesture"] is None

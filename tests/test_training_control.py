@@ -31,8 +31,8 @@ def peer():
     p.close()
 
 
-def _start(tmp_path, tiny_model, loop_file, peer, *extra) -> Daemon:
-    daemon = Daemon(tmp_path, tiny_model, loop_file, peer.port, *extra)
+def _start(tmp_path, tiny_model, loop_file, peer, *extra, config=None) -> Daemon:
+    daemon = Daemon(tmp_path, tiny_model, loop_file, peer.port, *extra, config=config)
     peer.daemon = ("127.0.0.1", daemon.port)
     return daemon
 
@@ -246,7 +246,7 @@ def test_wekinators_train_cancel_train_trains_even_when_the_cancel_is_slow(tmp_p
 
 
 def test_a_stopped_trainer_process_is_reported_and_replaced(tmp_path, tiny_model, loop_file, peer):
-    daemon = _start(tmp_path, tiny_model, loop_file, peer)
+    daemon = _start(tmp_path, tiny_model, loop_file, peer, config={"mapping": {"trainer_stall_s": 3}})
     stuck = None
     try:
         record(peer, 20)
@@ -255,7 +255,7 @@ def test_a_stopped_trainer_process_is_reported_and_replaced(tmp_path, tiny_model
         stuck = trainer_pid(daemon)
         os.kill(stuck, signal.SIGSTOP)
         until(lambda: training_ended(peer), 60, "the stuck training reported")
-        assert any("answered nothing" in e for e in errors(peer)), errors(peer)
+        assert any("answered nothing for 3 s" in e for e in errors(peer)), errors(peer)
         until(lambda: gone(stuck), 10, "the stopped process ended")
         peer.send("/ravemap/train", 50)
         assert peer.wait_for("/ravemap/train/done", 60)[1] == 20

@@ -51,7 +51,7 @@ def host_port(daemon: Daemon) -> tuple[str, int]:
 
 def performer_state(state: dict) -> dict:
     """What a performer hears and sees: everything but the counters and the last error's text."""
-    counters = ("events_dropped", "last_error", "nonfinite_silenced", "clipped")
+    counters = ("events_dropped", "last_error", "nonfinite_silenced", "clipped", "tempo")  # tempo: a moving clock
     return {k: v for k, v in state.items() if k not in counters}
 
 

@@ -19,7 +19,7 @@ signal handling.
 Threads: call the methods from one thread of yours (a notebook cell, a script). They block
 until the session thread has applied the change (a few microseconds to milliseconds;
 `train(wait=True)` until training ends, `capture_vector`, `load_model` and `load_loop` while the
-session's loader thread loads). Reading properties (`offsets`, `vectors`, `status()`) never blocks:
+session's loader thread loads). Reading properties (`offsets`, `vectors`, `gestures`, `status()`) never blocks:
 they read the snapshot the session thread publishes after each change.
 """
 
@@ -72,7 +72,7 @@ class Ravemap:
         self.playback = Playback.from_config(self.config, self.controls)
         self.inbox = Inbox(self.config.osc.queue_size)
         self.feedback = Feedback(self.config)
-        self.trainer = Trainer()
+        self.trainer = Trainer(stall_timeout=self.config.mapping.trainer_stall_s)
         model_name = self.config.engine.model.name
         first = open_mapping(self.config, self.config.paths.mappings_dir, self.config.mapping.name, model_name)
         self.session = Session(self.config, self.controls, self.inbox, self.feedback, self.trainer,
@@ -253,6 +253,24 @@ class Ravemap:
         """Save the current mapping if it changed, then start an empty one."""
         self._call("new", name)
 
+    # -- scenes and the tempo (see the README's Playing in time) -----------------------------
+    def store_scene(self, number: int) -> list[int]:
+        """Keep everything set now as scene `number` (1..128) in the mapping; returns the stored numbers."""
+        return list(self._call("scene_store", number))  # type: ignore[call-overload]
+
+    def recall_scene(self, number: int, time: float = 0.0, unit: str | None = None) -> float:
+        """Morph to scene `number` over `time` (in `tempo.morph_unit`, or `unit`: "seconds" or "beats");
+        returns when the morph starts, in seconds of the performance clock (on the next beat or bar line
+        with `tempo.quantize`)."""
+        return float(self._call("scene_recall", number, float(time), unit))
+
+    def set_tempo(self, bpm: float | None = None, quantize: str | None = None) -> None:
+        """The internal clock's tempo (20..300 bpm) and when recalls start (`off`, `beat`, `bar`)."""
+        if bpm is not None:
+            self._call("tempo", bpm)
+        if quantize is not None:
+            self._call("quantize", quantize)
+
     # -- latent arithmetic ---------------------------------------------------------------
     def capture_vector(self, name: str, path: str | Path | None = None) -> np.ndarray:
         """Encode an audio file (or, without `path`, the current loop) and keep its mean latent as `name`."""
@@ -265,6 +283,26 @@ class Ravemap:
     @property
     def vectors(self) -> dict[str, list[float]]:
         return {name: list(vector) for name, vector in self.session.view.vectors.items()}
+
+    # -- gestures ------------------------------------------------------------------------
+    def record_gesture(self, on: bool, name: str | None = None) -> str | None:
+        """Start (True; `name` or the next free `gesture-N`) or end (False) recording a gesture: every new
+        input vector with its time on the engine's clock. Returns its name; ending one with no movement
+        raises ValueError."""
+        return self._call("gesture_record", bool(on), name)  # type: ignore[no-any-return]
+
+    def play_gesture(self, name: str, speed: float = 1.0, loop: bool = True) -> None:
+        """Play a gesture (speed 0.1..10): its vectors drive the inputs as `set_inputs` would; any other
+        input takes over."""
+        self._call("gesture_play", name, float(speed), bool(loop))
+
+    def stop_gesture(self) -> None:
+        self._call("gesture_stop")
+
+    @property
+    def gestures(self) -> list[str]:
+        """The current mapping's gestures, by name."""
+        return list(self.session.view.gestures)
 
     # -- reading -------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:

@@ -34,7 +34,7 @@ from pydantic import (
 from ravemap import locations
 from ravemap.errors import ConfigError
 from ravemap.mapping.settings import DEFAULT as TRAINING
-from ravemap.mapping.settings import Epochs, Hidden, Kind, LearningRate, Seed
+from ravemap.mapping.settings import TRAINER_STALL_S, Epochs, Hidden, Kind, LearningRate, Seed
 from ravemap.validation import explain
 
 
@@ -334,12 +334,20 @@ class MidiControl(Section):
 
 
 class MidiAction(Section):
-    action: Literal["record", "record_once", "train", "run", "clear", "undo", "transfer"] = Field(
-        description="what the note or CC triggers"
+    action: Literal["record", "record_once", "train", "run", "clear", "undo", "transfer", "scene"] = Field(
+        description="what the note or CC triggers (`scene`: recalls scene `scene`)"
     )
     note: int | None = Field(None, ge=0, le=127)
     cc: int | None = Field(None, ge=0, le=127)
     channel: int | None = Field(None, ge=1, le=16)
+    scene: int | None = Field(None, ge=1, le=128, description="the scene a `scene` action recalls")
+    morph: float = Field(0.0, ge=0.0, le=600.0, description="a `scene` action's morph time, in `tempo.morph_unit`")
+
+    @model_validator(mode="after")
+    def _scene(self) -> MidiAction:
+        if (self.action == "scene") != (self.scene is not None):
+            raise ValueError("a `scene` action names its scene (scene: 1..128), and only a scene action does")
+        return self
 
 
 class MidiConfig(Section):
@@ -387,6 +395,29 @@ class MappingConfig(Section):
         0.5, ge=0, le=60,
         description="Changes are saved this long after they happen (a big mapping no sooner than 4x its last "
                     "save's duration after that save).")
+    trainer_stall_s: float = Field(
+        TRAINER_STALL_S, ge=2, le=600,
+        description="A trainer process that answers nothing this long (stopped, swapped out, hung) is replaced "
+                    "and its training reported as failed; raise it on a machine that swaps.")
+
+
+class TempoConfig(Section):
+    bpm: float = Field(120.0, ge=20.0, le=300.0, description="Tempo of the internal clock, in beats per minute "
+                       "(`/ravemap/tempo f`); with `source: midi`, the tempo until MIDI clock comes.")
+    source: Literal["internal", "midi"] = Field(
+        "internal", description="`internal`: the clock runs at `bpm`; `midi`: it follows MIDI clock (24 per quarter "
+        "note) with start, stop and continue, from the MIDI input ports `midi.port` opens.")
+    quantize: Literal["off", "beat", "bar"] = Field(
+        "off", description="A scene recall (and a gesture's playback) starts at once (`off`), on the next beat, or "
+        "on the next bar line (`/ravemap/quantize s`).")
+    beats_per_bar: int = Field(4, ge=1, le=32, description="Beats in a bar, for `quantize: bar` and the bar phase.")
+    morph_unit: Literal["seconds", "beats"] = Field(
+        "seconds", description="The unit of a scene recall's morph time (`/ravemap/scene/recall i f`).")
+
+    @field_validator("quantize", mode="before")
+    @classmethod
+    def _off(cls, value: Any) -> Any:
+        return "off" if value is False else value  # YAML 1.1 reads a bare `off` as false
 
 
 class Config(Section):
@@ -400,6 +431,7 @@ class Config(Section):
     midi: MidiConfig = MidiConfig()
     web: WebConfig = WebConfig()
     mapping: MappingConfig = MappingConfig()
+    tempo: TempoConfig = TempoConfig()
     source_file: Path | None = Field(None, exclude=True, description="Where this config was read from.")
 
     def resolve(self, base: Path) -> Config:

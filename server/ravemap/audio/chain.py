@@ -243,18 +243,6 @@ class Limiter:
         self.reduction_db = 0.0
         self._quiet_ceiling = None
 
-    def take_over(self, old: Limiter) -> None:
-        """Continue where `old` (the processor before a hot swap) left off: no gap, no jump in gain."""
-        la = self.lookahead
-        if la != old.lookahead or self._delay.shape[1] != old._delay.shape[1] or self.hold != old.hold:
-            return
-        self._delay[:la] = old._delay[:la]
-        self._held[:la] = old._held[:la]
-        self._held_in[: self.hold - 1] = old._held_in[: self.hold - 1]
-        self._rel_state = old._rel_state
-        self._active = old._active
-        self._quiet_ceiling = old._quiet_ceiling
-
     def process(self, block: np.ndarray, limit_db: float | None) -> bool:
         """In place on `block[frames, channels]`: delay by the look-ahead, then turn down what is over.
 

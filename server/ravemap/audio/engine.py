@@ -32,15 +32,27 @@ Threads and what each may do here:
   (below). An exception in a block is counted and that block plays as silence; the thread never dies.
 - audio callback (stream.py / headless.py): reads the ring with `FrameRing.fill` only.
 - control threads: publish values on `EngineControls`, and hand a ready-built processor
-  to `Engine.swap` (building it, which loads and encodes, happens on their thread).
+  to `Engine.swap` (building it, which loads and encodes, happens on their thread); `hold_lead`,
+  `wait_for_lead`, `wait_for_swap` and clearing `retired` are theirs too (one swap at a time,
+  `Playback`'s lock).
 
 Swaps crossfade. A new processor arrives loaded, encoded, timed and warmed up (on the control
-thread that built it): the old one plays until then. At the swap the old processor renders one
-more block; all of it but its last `SWAP_CROSSFADE_S` (20 ms) goes to the ring at once (the ring
-then holds more than the lead, so the swap costs no render time the lead has not covered), and
-that last part fades out under the new processor's first 20 ms with equal-power gains (cos/sin).
-The lead becomes the one chosen for the new processor: raises made for the old model (or by
-the swap) are dropped, and underruns while the crossfade plays do not raise it.
+thread that built it): the old one plays until then. While it is prepared the control side holds the
+lead at `playback.PREPARE_LEAD_S` (`hold_lead`): `torch.jit.load` holds the GIL for its whole length
+(20 ms for the default model, 90-250 ms for a 126 MB export), during which no Python thread runs, so
+the ring must hold more than that before loading starts. Handed over, the new processor takes over
+only once the ring holds its own chosen lead (a heavier model's lead covers its slower first block;
+the old processor renders until then). The old processor renders one more block; all of it but its
+last `SWAP_CROSSFADE_S` (20 ms) goes to the ring at once, and that last part fades out under the
+new processor's first 20 ms with equal-power gains (cos/sin), rendered at once while the ring is
+full. The new processor's limiter starts empty: its first `lookahead` samples (the silence in its
+delay line) are dropped, so its own sound starts under the fade. The processor replaced is kept
+in `retired` for the control side to free (letting go of a model holds the GIL 15-45 ms: not on
+this thread). The lead becomes the one chosen for the new processor: raises made for the old model
+(or by the swap) are dropped, and underruns while the crossfade renders do not raise it. A hold
+let go (`hold_lead(None)`) drains at `HOLD_RELEASE_RATE` of real time, so the engine keeps
+rendering as the ring comes down: after a long idle, its first block at the chosen lead would run
+on a cold cache.
 
 Nothing here blocks the callback: the ring has no lock, and the engine sleeps on the
 doorbell when the ring is full.
@@ -72,6 +84,7 @@ WAIT_S = 0.05  # longest sleep on the doorbell (`stop` rings it): one wake-up a 
 RESAMPLER_HEADROOM = 64  # frames a soxr stream may release beyond a block's share
 MIN_RING_FRAMES = 1 << 17  # the ring is allocated once; room for any block auto may choose
 SWAP_CROSSFADE_S = 0.020  # equal-power crossfade from the old processor to the new one at a hot swap
+HOLD_RELEASE_RATE = 0.5  # a released hold drains the ring at this share of real time (`hold_lead`)
 
 
 @dataclass
@@ -111,6 +124,8 @@ class Engine:
         self.period_hint = max(1, int(period_hint))
         self.stats = EngineStats()
         self._pending: BlockProcessor | None = None
+        self.retired: BlockProcessor | None = None  # the processor a swap replaced, for the control side to free
+        self.taken: BlockProcessor | None = None  # the processor the last swap put in place, set once it is done
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._errors = RateLimitedLog(log, seconds=5.0)
@@ -121,8 +136,12 @@ class Engine:
         self.lead_raises = 0  # times a period was added after an underrun (a counter for the status)
         self.lead_lowerings = 0  # times a period came off after lead_recovery_s with no underrun
         self._calm_since = time.monotonic()  # the last underrun or change of the lead
+        self.lead_held = 0  # frames kept ready at least while a swap is prepared (`hold_lead`); 0: none
+        self._hold_released_at: float | None = None  # when `hold_lead(None)` let go: the hold drains from then
+        self._held_seen = 0
         self._fade: np.ndarray | None = None  # the old processor's last frames, fading out under the new one's
         self._fade_pos = 0
+        self._skip = 0  # samples still to drop from the start of a swapped-in processor (its limiter's delay)
         self.last_swap_frame: int | None = None
         self.priority = "not started"
         self._configure_output(processor)
@@ -156,14 +175,35 @@ class Engine:
     def _update_target(self, processor: BlockProcessor) -> None:
         """The lead in frames: what the latency choice asks, in whole periods, at least one."""
         period = self.period
+        lead = self._chosen_lead(processor) + self.lead_extra * period
+        held = self.hold_now()
+        self.target_fill = max(lead, math.ceil(held / period) * period)
+        self._period_seen = period
+        self._held_seen = held
+
+    def hold_now(self) -> int:
+        """Frames the hold keeps ready now: all of `lead_held` until released, then less and less, at
+        `HOLD_RELEASE_RATE` of real time, down to none."""
+        held, released = self.lead_held, self._hold_released_at
+        if released is None or not held:
+            return held
+        return max(0, held - int(HOLD_RELEASE_RATE * (time.monotonic() - released) * self.out_sr))
+
+    @property
+    def holding(self) -> bool:
+        """True while the lead includes a hold (`hold_lead`), until the engine has applied its whole release."""
+        return self._held_seen > 0 or self.hold_now() > 0
+
+    def _chosen_lead(self, processor: BlockProcessor) -> int:
+        """The lead chosen for `processor` in frames, in whole periods, with no raise."""
+        period = self.period
         choice = processor.latency
         if choice.ahead_blocks is not None:
             lead = choice.ahead_blocks * self._block_out(processor)
         else:
             assert choice.lead_s is not None
             lead = math.ceil(choice.lead_s * self.out_sr)
-        self.target_fill = (max(1, math.ceil(lead / period)) + self.lead_extra) * period
-        self._period_seen = period
+        return max(1, math.ceil(lead / period)) * period
 
     @property
     def lookahead_frames(self) -> int:
@@ -198,13 +238,45 @@ class Engine:
     # -- control side -------------------------------------------------------------------
     def swap(self, processor: BlockProcessor) -> None:
         """Hand over a new processor; the engine thread takes it at the next block."""
-        needed = 2 * (self.target_fill + self._block_out(processor))
+        needed = 2 * (self._chosen_lead(processor) + self._block_out(processor))  # a hold is kept within half
         if needed > self.ring.capacity:
             raise ValueError(
                 f"blocks of {processor.block} samples need a ring of {needed} frames; this engine has "
                 f"{self.ring.capacity}: restart with the new block size"
             )
         self._pending = processor
+
+    def hold_lead(self, seconds: float | None) -> None:
+        """Keep at least `seconds` of audio ready while a swap is prepared; None lets go of it gradually.
+
+        The engine thread takes a hold within `WAIT_S`; `wait_for_lead` waits until the ring holds it. A
+        release drains the ring at `HOLD_RELEASE_RATE` of real time, so the engine keeps rendering (at
+        that share of its pace) down to the chosen lead: after a long idle its first block would be slow,
+        on a cold cache, just when the ring is at its shortest."""
+        if seconds is None:
+            self._hold_released_at = time.monotonic()
+        else:
+            self._hold_released_at = None
+            self.lead_held = min(math.ceil(seconds * self.out_sr), self.ring.capacity // 2)
+
+    def wait_for_swap(self, processor: BlockProcessor, timeout: float) -> bool:
+        """Control side: wait until the engine thread has swapped `processor` in (crossfade set up, `retired`
+        holding the one it replaced); False on timeout."""
+        deadline = time.monotonic() + timeout
+        while self.taken is not processor:
+            if time.monotonic() > deadline or not self.running:
+                return False
+            time.sleep(0.005)
+        return True
+
+    def wait_for_lead(self, timeout: float) -> bool:
+        """Control side: wait until the ring holds the lead (`hold_lead`'s included); False on timeout."""
+        deadline = time.monotonic() + timeout
+        while self._held_seen < self.lead_held or self.ring.available() < self._held_seen:
+            if time.monotonic() > deadline or not self.running:
+                return False
+            time.sleep(0.005)
+        return True
 
     @property
     def safety(self):
@@ -245,9 +317,12 @@ class Engine:
         self.priority = raise_thread_priority()
         with torch.inference_mode():
             while not self._stop.is_set():
-                if self._pending is not None:
+                if self._pending is not None and self._fade is None:
+                    if self.ring.available() < self._swap_fill(self._pending):
+                        self.render_into_ring()  # the old processor first fills the ring to the new lead
+                        continue
                     self._take_pending()
-                if self.ring.period != self._period_seen and self.ring.period:
+                if (self.ring.period != self._period_seen and self.ring.period) or self.hold_now() != self._held_seen:
                     self._update_target(self.processor)
                 if self._fade is not None:
                     pass  # a swap is fading: its underruns do not raise the new processor's lead
@@ -255,10 +330,10 @@ class Engine:
                     self._after_underrun()
                 elif self.lead_extra and self.lead_recovery_s > 0:
                     self._maybe_lower_lead()
-                if self.ring.available() >= self.target_fill:
+                if self.ring.available() >= self.target_fill and self._fade is None:
                     self.ring.wait_below(self.target_fill, WAIT_S)
                     continue
-                self.render_into_ring()
+                self.render_into_ring()  # a crossfade is rendered at once, while the ring is at its fullest
 
     def _after_underrun(self) -> None:
         """The callback found the ring short: the machine is busier than when it was timed."""
@@ -283,6 +358,12 @@ class Engine:
         log.info("no underrun for %.0f s: lead lowered to %d frames (%d above the chosen lead), latency now %.1f ms",
                  self.lead_recovery_s, self.target_fill, self.lead_extra * self.period, self.latency_ms)
 
+    def _swap_fill(self, new: BlockProcessor) -> int:
+        """Frames the ring holds before `new` takes over: its own chosen lead, which must cover its first
+        block (a heavier model's lead is longer than the light one's it replaces), and never less than the
+        lead playing now."""
+        return max(self.target_fill, self._chosen_lead(new))
+
     def _take_pending(self) -> None:
         new, self._pending = self._pending, None
         old = self.processor
@@ -294,9 +375,13 @@ class Engine:
         new.smoother.current[:] = old.smoother.current[: len(new.smoother.current)]
         if new.shaper.n == old.shaper.n:
             new.shaper.current[:] = old.shaper.current
-        new.limiter.take_over(old.limiter)  # the look-ahead's samples play on: no gap at the swap
+        # The new limiter starts empty: its first `lookahead` samples are the silence in its delay line, dropped
+        # so that the new processor's sound starts under the fade at once. (The old limiter's pending samples
+        # are not taken over: they would play under the fade a fade's length late, then cut to the new sound.)
+        self._skip = new.limiter.lookahead
         new.safety = old.safety
         self.processor = new
+        self.retired = old  # freed by the control side (`Playback`), not here: a big model takes ms to free
         self.lead_extra = 0  # the lead chosen for the new processor: no raise is kept across a swap
         self._configure_output(new)
         self._fade, self._fade_pos = fade, 0
@@ -304,6 +389,7 @@ class Engine:
         self._underruns_seen = self.ring.underruns  # nor do underruns while the new one was prepared
         self._calm_since = time.monotonic()
         self.stats.swaps += 1
+        self.taken = new  # last: whoever waits for this swap finds it done
 
     def _old_tail(self, old: BlockProcessor) -> np.ndarray | None:
         """One more block of the old processor: its head to the ring now, its last `SWAP_CROSSFADE_S` returned
@@ -333,6 +419,7 @@ class Engine:
         theta = (np.arange(pos, pos + n, dtype=np.float32) + 0.5) * np.float32(0.5 * np.pi / fade.shape[0])
         block = np.array(block, dtype=np.float32, copy=True)
         block[:n] = block[:n] * np.sin(theta)[:, None] + fade[pos : pos + n] * np.cos(theta)[:, None]
+        np.clip(block[:n], -1.0, 1.0, out=block[:n])  # two sounds each under the ceiling may sum above full scale
         self._fade_pos = pos + n
         if self._fade_pos >= fade.shape[0]:
             self._fade = None
@@ -351,6 +438,9 @@ class Engine:
             self.stats.errors += 1
             self._errors.warning("block %d failed and plays as silence: %s", self.stats.blocks, err)
             block = np.zeros((self.processor.block, self.processor.out_channels), dtype=np.float32)
+        if self._skip:
+            cut = min(self._skip, block.shape[0])
+            block, self._skip = block[cut:], self._skip - cut
         if self._fade is None and self._resampler is None and block.shape[1] == 1:
             self.ring.write(block)  # mono to any channels: the ring's copy spreads it, no block in between
         else:

@@ -21,7 +21,8 @@ Both should be as short as is safe:
 
 The timing runs the real `BlockProcessor.next_block()` (model, offsets, mix, safety) on the
 thread that loads the model (start-up, or the loader thread of a hot swap), before the chosen
-processor is warmed up; it costs about a second at most.
+processor is warmed up; it costs about a second at most. A hot swap back to a model file that
+played before in this process reuses the choice made then (`Playback`), untimed.
 
 An explicit `engine.block_size` or `engine.ahead_blocks` wins over the choice; with
 `engine.latency: fixed` nothing is timed and unset values take the first release's 2048 x 3.

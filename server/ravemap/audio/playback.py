@@ -7,10 +7,21 @@ that order and stopped in reverse.
 
 Threads: `Playback.start/stop` on the daemon's main thread. `swap_model`/`swap_loop`
 load and encode on the calling thread (a control or loader thread), then hand the result
-to the engine thread, which switches between two blocks; if loading fails, the error is
+to the engine thread, which crossfades between two blocks; if loading fails, the error is
 raised to the caller and the old model or loop keeps playing. Each swap starts from the
 processor handed over last (`newest`), not the one the engine plays this instant, so a loop
 swap right after a model swap keeps the new model (and the other way round).
+
+A swap beside the playing engine (issue 23, fault 7): while it is prepared, the engine's lead is
+held at `PREPARE_LEAD_S` (300 ms; logged), since `torch.jit.load` holds the GIL for its whole
+length and nothing can split it (a loop swap holds it too: encoding competes for the cores);
+it drains back to the chosen lead once the new processor plays. A model file that played before
+in this process (same path, size and modification time) reuses its latency choice and measured
+delay (`_measured`): a swap back to it is not timed again, and gets the lead it had. The
+processor the engine replaced is freed on the calling thread (`_retire`), while the lead is still
+held: letting go of a model holds the GIL for 15-45 ms. The loader thread keeps its normal
+priority: at a lower one it is preempted while holding the GIL, and the engine waits on it (more
+late periods measured on the 2-core machine, not fewer).
 """
 
 from __future__ import annotations
@@ -18,6 +29,8 @@ from __future__ import annotations
 import logging
 import threading
 import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -45,6 +58,9 @@ if TYPE_CHECKING:
     from ravemap.audio.stream import AudioOutput
 
 log = logging.getLogger("ravemap.playback")
+
+PREPARE_LEAD_S = 0.3  # the lead held while a model to swap in loads (`Playback._preparing`)
+PREPARE_WAIT_S = 2.0  # longest wait for the engine to fill that lead before loading anyway
 
 
 def processor_settings(config: Config, block_size: int) -> ProcessorSettings:
@@ -75,12 +91,14 @@ def make_controls(config: Config) -> EngineControls:
 def prepare_processor(config: Config, controls: EngineControls, model: RaveModel | None = None,
                       model_path: Path | None = None, loop_path: Path | None = None,
                       warm_up: bool = True, live: LiveInput | None = None,
-                      choice: LatencyChoice | None = None) -> BlockProcessor:
+                      choice: LatencyChoice | None = None, delay: int | None = None) -> BlockProcessor:
     """Load what is not given, check it fits the config, encode the loop, choose the latency, warm up.
 
     With `live`, the source is live input instead of a loop file, and encoding is per block.
-    `choice` reuses an earlier latency choice for the same model (a loop swap); otherwise the
-    block size and lead come from `engine.latency` (server/ravemap/audio/latency.py).
+    `choice` reuses an earlier latency choice for the same model (a loop swap, or a model file
+    that played before in this process); otherwise the block size and lead come from
+    `engine.latency` (server/ravemap/audio/latency.py). `delay` likewise reuses the model's
+    measured delay (`model_delay`).
     """
     if model is None:
         model = load_model(model_path or config.engine.model)
@@ -90,7 +108,7 @@ def prepare_processor(config: Config, controls: EngineControls, model: RaveModel
         settings = replace(processor_settings(config, info.ratio), encode="live")
         check_settings(settings, model)
         choice = choice or choose_latency(config, model, settings, timing_source(model))
-        delay = model_delay(config, model)
+        delay = model_delay(config, model) if delay is None else delay
         controls.fit_latent_size(info.latent_size, info.path.name)
         return BlockProcessor(model, live, replace(settings, block_size=choice.block, model_delay=delay), controls,
                               latency=choice)
@@ -100,7 +118,7 @@ def prepare_processor(config: Config, controls: EngineControls, model: RaveModel
     gain_db = controls.input_gain_db
     latents = encode_loop(model, loop, gain_db) if settings.encode == "cached" else None
     choice = choice or choose_latency(config, model, settings, loop, latents)
-    delay = model_delay(config, model, loop, latents)
+    delay = model_delay(config, model, loop, latents) if delay is None else delay
     controls.fit_latent_size(info.latent_size, info.path.name)
     return BlockProcessor(model, loop, replace(settings, block_size=choice.block, model_delay=delay), controls,
                           latents=latents, warm_up=warm_up, latency=choice, encoded_gain_db=gain_db)
@@ -204,6 +222,9 @@ class Playback:
         self._processor = processor
         self._model = processor.model if processor is not None else model
         self._swap_lock = threading.Lock()  # one hot swap at a time; never touched by audio threads
+        self._measured: dict[tuple, tuple[LatencyChoice, int]] = {}  # model file -> its choice and delay
+        if processor is not None:
+            self._remember(processor)
         self._newest: BlockProcessor | None = None  # handed over last (under _swap_lock)
         self._started = False
         self.abandoned: list = []  # lost streams PortAudio cannot close (see reopen_output)
@@ -259,6 +280,7 @@ class Playback:
                 input_ring = FrameRing(rate, in_channels)  # one second of input
                 live = LiveInput(input_ring, rate, info.sr, info.in_channels, name=input_dev.name)
                 self._processor = prepare_processor(config, self.controls, model=self._model, live=live)
+                self._remember(self._processor)
             self.engine = Engine(self._processor, rate, channels, period_hint=stream.period_hint(dev, rate),
                                  lead_recovery_s=config.engine.lead_recovery_s)
             self.output = stream.AudioOutput(self.engine.ring, dev, rate, config.audio.latency,
@@ -322,24 +344,40 @@ class Playback:
 
     def swap_model(self, path: Path) -> BlockProcessor:
         """Load `path` and play it from the next block; on any error the old model plays on."""
-        with self._swap_lock:
-            current = self.newest
-            if isinstance(current.loop, LiveInput):
-                old = current.loop
-                model = load_model(path)
-                live = LiveInput(old.ring, old.device_sr, model.info.sr, model.info.in_channels,
-                                 name=old.path.name.strip("<>"))
-                new = prepare_processor(self.config, self.controls, model=model, live=live)
-            else:
-                new = prepare_processor(self.config, self.controls, model_path=path,
-                                        loop_path=current.loop.path)
-            self._hand_over(new)
-            log.info("now playing model %s", new.model.info.describe())
+        with self._swap_lock, self._preparing(path.name):
+            new = self._swap_model(path)
+            self._retire()
             return new
+
+    def _swap_model(self, path: Path) -> BlockProcessor:
+        current = self.newest
+        live_input = isinstance(current.loop, LiveInput)
+        key = _model_key(path, live_input)
+        choice: LatencyChoice | None = None
+        delay: int | None = None
+        if key is not None and key in self._measured:
+            choice, delay = self._measured[key]
+            log.info("%s played before: its latency (%s, lead %.1f ms) and model delay (%d samples) are "
+                     "reused, not measured again", path.name, choice.describe(),
+                     1000 * (choice.lead_s or 0.0), delay)
+        if isinstance(current.loop, LiveInput):
+            old = current.loop
+            model = load_model(path)
+            live = LiveInput(old.ring, old.device_sr, model.info.sr, model.info.in_channels,
+                             name=old.path.name.strip("<>"))
+            new = prepare_processor(self.config, self.controls, model=model, live=live, choice=choice,
+                                    delay=delay)
+        else:
+            new = prepare_processor(self.config, self.controls, model_path=path,
+                                    loop_path=current.loop.path, choice=choice, delay=delay)
+        self._remember(new)
+        self._hand_over(new)
+        log.info("now playing model %s", new.model.info.describe())
+        return new
 
     def swap_loop(self, path: Path) -> BlockProcessor:
         """Load `path` as the loop for the current model; on any error the old loop plays on."""
-        with self._swap_lock:
+        with self._swap_lock, self._preparing(path.name):
             current = self.newest
             if not current.loop.seekable:
                 raise ConfigError("the source is live input (engine.source: input); there is no loop to swap")
@@ -347,6 +385,7 @@ class Playback:
             new = prepare_processor(self.config, self.controls, model=current.model, loop_path=path,
                                     warm_up=False, choice=current.latency)
             self._hand_over(new)
+            self._retire()
             log.info("now playing loop %s (%.2f s)", path, new.loop.seconds)
             return new
 
@@ -359,12 +398,47 @@ class Playback:
             new = prepare_processor(self.config, self.controls, model=current.model, loop_path=current.loop.path,
                                     warm_up=False, choice=current.latency)
             self._hand_over(new)
+            self._retire()
             log.info("loop encoded again at input gain %.1f dB", new.encoded_gain_db)
             return new
 
     def chain_status(self) -> dict:
         """The performer's chain of what plays from the next block: model delay, limiter, mix, jitter, scale."""
         return self.newest.chain_status()
+
+    @contextmanager
+    def _preparing(self, name: str) -> Iterator[None]:
+        """Raise the playing engine's lead to `PREPARE_LEAD_S` while `name` is prepared, back after.
+
+        `torch.jit.load` holds the GIL for the whole load (about 20 ms for the default model, 90-250 ms for a
+        126 MB export on the 2-core test machine), and no Python thread runs meanwhile: the engine renders
+        nothing, so the ring must hold more than the stall before the load starts."""
+        engine = self.engine
+        if engine is None or PREPARE_LEAD_S <= 0 or isinstance(self.newest.loop, LiveInput):
+            yield  # live input cannot be rendered ahead of its capture
+            return
+        engine.hold_lead(PREPARE_LEAD_S)
+        ready = engine.wait_for_lead(PREPARE_WAIT_S)
+        log.info("preparing %s: lead raised to %d frames (%.0f ms) while it loads%s; back to the chosen lead once "
+                 "it plays", name, engine.target_fill, 1000 * engine.target_fill / engine.out_sr,
+                 "" if ready else " (not filled yet: the machine is busy)")
+        try:
+            yield
+        finally:
+            engine.hold_lead(None)
+
+    def _retire(self) -> None:
+        """Free the processor the engine replaced here, on the caller's thread: letting go of a model takes
+        15-45 ms (its TorchScript graphs), with the GIL held; the engine thread must not pay it."""
+        engine, new = self.engine, self._newest
+        if engine is not None and new is not None and engine.wait_for_swap(new, PREPARE_WAIT_S):
+            engine.retired = None
+
+    def _remember(self, processor: BlockProcessor) -> None:
+        """Keep what was measured for this model file (its latency choice and delay), for a swap back to it."""
+        key = _model_key(processor.model.info.path, isinstance(processor.loop, LiveInput))
+        if key is not None:
+            self._measured[key] = (processor.latency, processor.model_delay)
 
     def _hand_over(self, new: BlockProcessor) -> None:
         if self.engine is None:
@@ -419,6 +493,16 @@ class Playback:
             f"{proc.safety.nonfinite_samples}, clipped {proc.safety.clipped_samples}, "
             f"block errors {stats.errors}; {engine.describe_latency()}, engine priority {engine.priority}"
         )
+
+
+def _model_key(path: Path, live: bool) -> tuple | None:
+    """A model file as it is now (a file rewritten in place is another model), and whether it plays live
+    input (timed with per-block encoding) or a loop; None if the file cannot be read."""
+    try:
+        stat = Path(path).stat()
+    except OSError:
+        return None
+    return str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns, live
 
 
 def _is_none(device: str | int) -> bool:

@@ -103,6 +103,22 @@ class LearnAvailable(Event):
 
 
 @dataclass(frozen=True)
+class MidiClock(Event):
+    """A MIDI clock message, timestamped on the MIDI thread as it came (`at`: `time.monotonic()`):
+    "tick" (`ticks`: this tick's position, from 0 at the first tick after a start), "start", "stop",
+    "continue", "position" (`ticks`: where the next tick is, from a song position pointer). Ticks
+    coalesce (each carries its own count and time, so the newest says all the tempo needs)."""
+
+    kind: str
+    ticks: int
+    at: float
+
+    @property
+    def coalesce_key(self) -> str | None:
+        return "midi-clock" if self.kind == "tick" else None
+
+
+@dataclass(frozen=True)
 class TrainingProgress(Event):
     fraction: float
     loss: float

@@ -6,7 +6,14 @@ triggers an action (record, train, run...); a control change in `midi.controls` 
 control (mix, jitter, limit, input gain, autopilot, autopilot rate, scale, scale N: the vocabulary's
 entries marked `midi`) across its declared range, 0 at its low end and 127 at its high end.
 `learn(dim)` binds the next control change that moves, on any channel, to that input dim;
-`learn(name)` binds it to that chain control instead.
+`learn(name)` binds it to that chain control instead. A note or CC in `midi.actions` with
+`action: scene` recalls that scene (`Command("scene_recall", ...)`).
+
+MIDI clock (24 ticks per quarter note), start, stop, continue and song position pointers become
+`MidiClock` events, timestamped here (`time.monotonic()` as rtmidi hands the message over) with the
+tick's position counted here (from 0 at the first tick after a start; a continue goes on counting);
+the session's tempo (`ravemap.session.tempo`) follows them with `tempo.source: midi`. One clock
+source at a time is expected: two would interleave their counts (the tempo then fits afresh).
 
 Ports: every input port whose name contains `midi.port` (or all of them), through the
 rtmidi API in `midi.api` (ALSA, JACK, CoreMIDI, WinMM; `default` is the platform's own).
@@ -27,14 +34,15 @@ import contextlib
 import ctypes
 import logging
 import sys
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import mido
 
-from ravemap.config import Config
+from ravemap.config import Config, MidiAction
 from ravemap.control import vocabulary
-from ravemap.control.events import Command, Inbox, Learned, SetInputs
+from ravemap.control.events import Command, Inbox, Learned, MidiClock, SetInputs
 from ravemap.ratelimit import RateLimitedLog
 
 log = logging.getLogger("ravemap.midi")
@@ -47,6 +55,8 @@ APIS = {
     "winmm": "mido.backends.rtmidi/WINDOWS_MM",
 }
 TOGGLES = {"record", "run", "transfer"}
+COMMANDS = {"scene": "scene_recall"}  # `midi.actions` names that are not the command's own name
+CLOCK = {"clock": "tick", "start": "start", "stop": "stop", "continue": "continue", "songpos": "position"}
 
 
 # alsa-lib's snd_lib_error_handler_t is variadic (file, line, function, err, fmt, ...); a handler that
@@ -142,10 +152,11 @@ class MidiTranslator:
         self.routes = routes
         self.pitchbend = midi.pitchbend
         self.pitchbend_channel = midi.pitchbend_channel - 1 if midi.pitchbend_channel else None
-        self.note_actions = {(a.channel - 1 if a.channel else None, a.note): a.action
+        self.note_actions = {(a.channel - 1 if a.channel else None, a.note): _action_command(a)
                              for a in midi.actions if a.note is not None}
-        self.cc_actions = {(a.channel - 1 if a.channel else None, a.cc): a.action
+        self.cc_actions = {(a.channel - 1 if a.channel else None, a.cc): _action_command(a)
                            for a in midi.actions if a.cc is not None}
+        self.ticks = 0  # the next clock tick's position (MIDI thread only)
         self.controls = {(c.channel - 1 if c.channel else None, c.cc): ControlRoute.named(c.control)
                          for c in midi.controls}
         self._msb: dict[tuple[int, int], int] = {}
@@ -170,7 +181,9 @@ class MidiTranslator:
     def translate(self, msg: mido.Message) -> None:
         self.received += 1
         kind = msg.type
-        if kind == "control_change":
+        if kind in CLOCK:
+            self._clock(CLOCK[kind], msg)
+        elif kind == "control_change":
             self._control_change(msg.channel, msg.control, msg.value)
         elif kind == "pitchwheel" and self.pitchbend is not None:
             if self.pitchbend_channel in (None, msg.channel):
@@ -178,7 +191,7 @@ class MidiTranslator:
         elif kind == "note_on" and msg.velocity > 0:
             action = self._lookup(self.note_actions, msg.channel, msg.note)
             if action:
-                self._action(action)
+                self.inbox.put(action)
             else:
                 self.ignored += 1
         else:
@@ -190,7 +203,7 @@ class MidiTranslator:
         action = self._lookup(self.cc_actions, channel, control)
         if action:
             if value >= 64:
-                self._action(action)
+                self.inbox.put(action)
             return
         chain = self._lookup(self.controls, channel, control)
         if chain is not None:
@@ -229,13 +242,29 @@ class MidiTranslator:
         self.routes, self.controls = routes, controls
         self.inbox.put(Learned(target, f"CC {control} on channel {channel + 1}"))
 
-    def _action(self, action: str) -> None:
-        if action in TOGGLES:
-            self.inbox.put(Command("toggle", (action,)))
-        elif action == "train":
-            self.inbox.put(Command("train", (None,)))
-        else:
-            self.inbox.put(Command(action))
+    def _clock(self, kind: str, msg: mido.Message) -> None:
+        """A clock message, timestamped now; the tick count is kept here."""
+        at = time.monotonic()
+        if kind == "tick":
+            position, self.ticks = self.ticks, self.ticks + 1
+            self.inbox.put(MidiClock("tick", position, at))
+            return
+        if kind == "start":
+            self.ticks = 0
+        elif kind == "position":
+            self.ticks = int(msg.pos) * 6  # a song position counts sixteenth notes
+        self.inbox.put(MidiClock(kind, self.ticks, at))
+
+
+def _action_command(action: MidiAction) -> Command:
+    """The command a note or CC in `midi.actions` sends (made once, at start: events are immutable)."""
+    if action.action in TOGGLES:
+        return Command("toggle", (action.action,))
+    if action.action == "train":
+        return Command("train", (None,))
+    if action.action == "scene":
+        return Command(COMMANDS["scene"], (action.scene, action.morph, None))
+    return Command(action.action)
 
 
 class MidiInput:

@@ -43,7 +43,7 @@ from ravemap.control import vocabulary
 from ravemap.control.events import Command, Event, Inbox, SetInputs, SetTarget, SetTargets
 from ravemap.control.vocabulary import Entry
 from ravemap.errors import DeviceError
-from ravemap.mapping.store import MAX_NAME
+from ravemap.mapping.store import MAX_NAME, MAX_SCENE
 from ravemap.ratelimit import RateLimitedLog
 
 log = logging.getLogger("ravemap.osc")
@@ -238,6 +238,17 @@ def _names(address: str, args: Sequence[object]) -> tuple[str, ...]:
     return tuple(str(n) for n in args)
 
 
+MAX_MORPH = 600.0
+
+
+def _scene(address: str, value: object) -> int:
+    """A scene number, 1..MAX_SCENE (a float button value 3.0 is scene 3)."""
+    number = _number(address, value, "scene")
+    if number != int(number) or not 1 <= number <= MAX_SCENE:
+        raise BadMessage(f"{address}: the scene must be an int in 1..{MAX_SCENE}, got {value!r}")
+    return int(number)
+
+
 def _reply_port(address: str, args: Sequence[object], own: Collection[int] = ()) -> int | None:
     """The port a reply goes to; never one of ravemap's own control ports (`own`): ravemap would
     read its own replies as commands (`/ravemap/latent` would overwrite the sliders)."""
@@ -312,6 +323,11 @@ class OscTranslator:
             "/ravemap/limit/off": _momentary(Command("limit", (None,))),
             "/ravemap/vector/capture": lambda a, x: Command("vector_capture", (_name(a, x, True), None)),
             "/ravemap/vector/apply": self._vector_apply,
+            "/ravemap/gesture/record": self._gesture_record,
+            "/ravemap/gesture/play": self._gesture_play,
+            "/ravemap/gesture/stop": _momentary(Command("gesture_stop")),
+            "/ravemap/scene/store": lambda a, x: Command("scene_store", (_scene(a, x[0]),)),
+            "/ravemap/scene/recall": self._scene_recall,
             # Wekinator's control messages, with Wekinator's meaning
             "/wekinator/control/outputs": self._wek_outputs,
             "/wekinator/control/startRecording": _state(Command("record", (True,))),
@@ -513,6 +529,30 @@ class OscTranslator:
         name = _name(address, args[:1], True)
         amount = _number(address, args[1], "amount") if len(args) > 1 else 1.0
         return Command("vector_apply", (name, amount))
+
+    def _gesture_record(self, address: str, args: Sequence[object]) -> Command:
+        """`i [s name]`: non-zero starts a recording (under the name, if given), 0 ends it."""
+        on = _number(address, args[0]) != 0.0
+        return Command("gesture_record", (on, _name(address, args[1:], False)))
+
+    def _gesture_play(self, address: str, args: Sequence[object]) -> Command:
+        """`s name [f speed] [i loop]`: speed in 0.1..10 (default 1), loop non-zero (default) or 0."""
+        name = _name(address, args[:1], True)
+        speed = _number(address, args[1], "speed") if len(args) > 1 else 1.0
+        low, high = self.ranges(self.vocabulary[address])[1] or (0.1, 10.0)
+        if not low <= speed <= high:
+            raise BadMessage(f"{address}: speed must be in {low:g}..{high:g}, got {speed:g}")
+        loop = _number(address, args[2], "loop") != 0.0 if len(args) > 2 else True
+        return Command("gesture_play", (name, speed, loop))
+    def _scene_recall(self, address: str, args: Sequence[object]) -> Command:
+        number = _scene(address, args[0])
+        time = _number(address, args[1], "morph time") if len(args) > 1 else 0.0
+        if not 0.0 <= time <= MAX_MORPH:
+            raise BadMessage(f"{address}: the morph time must be 0..{MAX_MORPH:g} (seconds or beats), got {time:g}")
+        unit = args[2] if len(args) > 2 else None
+        if unit is not None and unit not in ("seconds", "beats"):
+            raise BadMessage(f"{address}: the morph time's unit is seconds or beats, got {str(unit)[:20]!r}")
+        return Command("scene_recall", (number, time, unit))
 
     def _learn(self, address: str, args: Sequence[object]) -> Command:
         _count(address, args, 1, 1, "one int (the input dim)")

@@ -181,6 +181,34 @@ VOCABULARY: tuple[Entry, ...] = (
     Entry("/ravemap/autopilot/prior", "i", "i", "1: the autopilot plays the model's `prior` method (temperature = "
           "amount), refused for a model that exports none; 0: the walk", "autopilot_prior", "rw", range=((0, 1),),
           value="autopilot_prior", reported=True, expect=ONOFF),
+    # -- gestures (session/gestures.py) -------------------------------------------------------------
+    Entry("/ravemap/gesture/record", "is", "i [s name]", "1: record a gesture, every new input vector with its time "
+          "(default name: the next free `gesture-N`; a gesture of that name is replaced); 0: end it and keep it "
+          "with the mapping (one with no movement is refused)", "gesture_record", range=((0, 1), None),
+          reported=True, optional=1, expect="one int (1 start, 0 end) and an optional name"),
+    Entry("/ravemap/gesture/play", "sfi", "s name [f speed] [i loop]", "play a gesture: its input vectors drive the "
+          "inputs as a controller would, at their recorded times; speed 0.1..10 (default 1), loop 1 (default) or 0; "
+          "an input from a controller takes over", "gesture_play", range=(None, (0.1, 10.0), (0, 1)), optional=2,
+          expect="a name, an optional speed (0.1..10) and an optional loop (1 or 0)"),
+    Entry("/ravemap/gesture/stop", "", "—", "stop the gesture playing (the inputs stay where it was)",
+          "gesture_stop", "", optional=1, expect=PRESS),
+    Entry("/ravemap/gesture/delete", "s", "s name", "delete a gesture from the mapping", "gesture_delete",
+          expect=NAME),
+    # -- scenes and the tempo (session/scenes.py, session/tempo.py) ------------------------------
+    Entry("/ravemap/scene/store", "i", "i N", "store everything a performer sets as scene N (1..128): the latent "
+          "targets, run, transfer, gain, scale, jitter, mix, the limiter and the autopilot; kept with the mapping",
+          "scene_store", range=((1, 128),), expect="one int (the scene, 1..128)"),
+    Entry("/ravemap/scene/recall", "ifs", "i N [f time] [s unit]", "recall scene N: every continuous value morphs "
+          "from where it is to the scene's over `time` (default 0: at once) in `tempo.morph_unit`, or in the unit "
+          "given (`seconds` or `beats`); switches (run, transfer, limiter on or off) flip at the end; with "
+          "`tempo.quantize` it starts on the next beat or bar line", "scene_recall", range=((1, 128), (0.0, 600.0)),
+          optional=2, expect="a scene (1..128), an optional morph time (0 or more) and an optional unit"),
+    Entry("/ravemap/tempo", "f", "f", "the internal clock's tempo in bpm (20..300); refused while it follows MIDI "
+          "clock (`tempo.source: midi`)", "tempo", "rw", range=((20.0, 300.0),), unit="bpm", value="bpm",
+          reported=True, expect="one number (bpm)"),
+    Entry("/ravemap/quantize", "s", "s", "when a scene recall (or a gesture's playback) starts: `off` at once, "
+          "`beat` on the next beat, `bar` on the next bar line", "quantize", "rw", values=("off", "beat", "bar"),
+          value="quantize", reported=True, expect="one string: off, beat or bar"),
     # -- asking -----------------------------------------------------------------------------------
     Entry("/ravemap/status", "i", "[i port]", "reply with the state (see below); the port may not be ravemap's own "
           "control port", "status", optional=1, expect=PORT),

@@ -62,5 +62,8 @@ class RegressorSettings:
             raise ValueError(explain(err.errors(), "regressor settings", cls)) from None
 
 
+# Seconds a trainer process may answer nothing before it is replaced (`mapping.trainer_stall_s`).
+TRAINER_STALL_S = 10.0
+
 _ADAPTER = TypeAdapter(RegressorSettings)
 DEFAULT = RegressorSettings()

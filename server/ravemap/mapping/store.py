@@ -13,8 +13,21 @@ the model it was made with, the last training report and `extras` (kept as-is fo
      "examples": [{"input": [0.1, 0.9], "output": [1.5, -2.0, null, 0.3]}, ...],
      "regressor": {"settings": {"kind": "mlp", ...}, "state": {...} or null},
      "training": {"loss": ..., "reason": ..., ...},
-     "extras": {}
+     "extras": {},
+     "gestures": [{"name": "gesture-1", "length": 1.0, "times": [0.0, 0.02, ...],
+                   "inputs": [[0.1, 0.5], [0.12, 0.5], ...]}, ...],    (only when there are some)
+     "scenes": {"1": {"targets": [...], "run": false, "transfer": true, "gain_db": 0.0, "scale": [...],
+                "jitter": 0.0, "mix": 1.0, "limit_db": -1.0, "autopilot": 0.0, "autopilot_rate": 0.25}}
+                                                                        (only when there are some)
     }
+
+A gesture (`ravemap.session.gestures`) is a recorded stream of input vectors: `times[i]` (seconds
+from the start of its recording, never decreasing, within 0..`length`) is when `inputs[i]` came, and
+`length` is its duration (the loop's period). Its name follows the same rules as a mapping's. A file
+with no gesture has no "gestures" key, so files of earlier ravemaps re-save byte for byte.
+
+`scenes` (stored by `/ravemap/scene/store`, see `ravemap.session.scenes`) is written only when
+the mapping holds one, so a file without scenes is written as before.
 
 An output value `null` is an output this example does not teach (recorded while that output's
 recording was off, or deleted for that output, as Wekinator does per output): `training_arrays`
@@ -100,6 +113,55 @@ class Mapping:
     extras: dict = field(default_factory=dict)  # room for later features; saved and loaded as-is (JSON)
     input_names: tuple[str, ...] = ()  # empty, or one per input (Wekinator's setInputNames)
     output_names: tuple[str, ...] = ()  # empty, or one per output dim (setOutputNames)
+    gestures: tuple[Gesture, ...] = ()  # recorded gestures, in the order they were made (immutable)
+    scenes: dict[int, Scene] = field(default_factory=dict)  # scene number (1..MAX_SCENE) -> what it recalls
+
+
+MAX_GESTURES = 64  # gestures a mapping holds
+MAX_GESTURE_POINTS = 10_000  # input vectors in one gesture (over a minute and a half at 100 a second)
+MAX_GESTURE_S = 3600.0  # a gesture's length, seconds
+
+
+@dataclass(frozen=True)
+class Gesture:
+    """A recorded stream of input vectors: `inputs[i]` came `times[i]` seconds after the recording started
+    (never decreasing, within 0..`length`); `length` is its duration, the period it loops with."""
+
+    name: str
+    length: float
+    times: tuple[float, ...]
+    inputs: tuple[tuple[float, ...], ...]
+
+    def to_json(self) -> dict:
+        return {"name": self.name, "length": float(self.length), "times": [float(t) for t in self.times],
+                "inputs": [[float(v) for v in vector] for vector in self.inputs]}
+
+
+MAX_SCENE = 128  # scene numbers go from 1 to this (a MIDI note each)
+
+
+@dataclass(frozen=True)
+class Scene:
+    """Everything a performer sets, as `/ravemap/scene/store` keeps it: the manual latent targets (one per
+    output dim), run mode, style transfer, output gain, and the chain (scale per latent dim of the model,
+    jitter, mix, the limiter's ceiling or None for off, the autopilot's amount and rate)."""
+
+    targets: tuple[float, ...]
+    running: bool = False
+    transfer: bool = True
+    gain_db: float = 0.0
+    scale: tuple[float, ...] = ()
+    jitter: float = 0.0
+    mix: float = 1.0
+    limit_db: float | None = None
+    autopilot: float = 0.0
+    autopilot_rate: float = 0.25
+
+    def to_json(self) -> dict[str, Any]:
+        return {"targets": [float(v) for v in self.targets], "run": self.running, "transfer": self.transfer,
+                "gain_db": float(self.gain_db), "scale": [float(v) for v in self.scale], "jitter": float(self.jitter),
+                "mix": float(self.mix), "limit_db": None if self.limit_db is None else float(self.limit_db),
+                "autopilot": float(self.autopilot), "autopilot_rate": float(self.autopilot_rate)}
 
 
 MAX_NAME = 64  # characters in an input or output name
@@ -150,10 +212,10 @@ def training_report(result: FitResult) -> dict:
 # Names and paths
 
 
-def check_name(name: str) -> str:
-    """`name` if it is a safe mapping name, else MappingError saying what is allowed."""
+def check_name(name: str, what: str = "mapping name") -> str:
+    """`name` if it is a safe mapping (or gesture) name, else MappingError saying what is allowed."""
     try:
-        return names.check_name(name, "mapping name")
+        return names.check_name(name, what)
     except ValueError as err:
         raise MappingError(str(err)) from None
 
@@ -216,6 +278,8 @@ def to_json(mapping: Mapping) -> dict:
         },
         "training": mapping.training,
         "extras": mapping.extras,
+        **({"gestures": [g.to_json() for g in mapping.gestures]} if mapping.gestures else {}),
+        **({"scenes": {str(n): mapping.scenes[n].to_json() for n in sorted(mapping.scenes)}} if mapping.scenes else {}),
     }
 
 
@@ -249,6 +313,10 @@ def _not_newer(version: int) -> int:
 
 def _mapping_name(name: str) -> str:
     return names.check_name(name, "mapping name")
+
+
+def _gesture_name(name: str) -> str:
+    return names.check_name(name, "gesture name")
 
 
 def _label(text: str) -> str:
@@ -293,6 +361,38 @@ class RegressorPart(_Part):
     state: RegressorState | None = None
 
 
+class GesturePart(_Part):
+    name: Annotated[str, Field(strict=True), AfterValidator(_gesture_name)]
+    length: Annotated[Number, Field(gt=0, le=MAX_GESTURE_S)]
+    times: Annotated[list[Annotated[Number, Field(ge=0)]], Field(min_length=1, max_length=MAX_GESTURE_POINTS)]
+    inputs: Annotated[list[Annotated[list[Number], Field(min_length=1, max_length=MAX_SIZE)]],
+                      Field(min_length=1, max_length=MAX_GESTURE_POINTS)]
+GainDb = Annotated[Number, Field(ge=-120.0, le=24.0)]
+ScaleValue = Annotated[Number, Field(ge=-4.0, le=4.0)]
+Jitter = Annotated[Number, Field(ge=0.0, le=3.0)]
+Unit = Annotated[Number, Field(ge=0.0, le=1.0)]
+LimitDb = Annotated[Number, Field(ge=-60.0, le=0.0)]
+RateHz = Annotated[Number, Field(ge=0.01, le=10.0)]
+
+
+class ScenePart(_Part):
+    """One stored scene (see `Scene`); the ranges are the controls' own."""
+
+    targets: Annotated[list[Number], Field(min_length=1, max_length=MAX_SIZE)]
+    run: bool = False
+    transfer: bool = True
+    gain_db: GainDb = 0.0
+    scale: Annotated[list[ScaleValue], Field(max_length=MAX_SIZE)] = []
+    jitter: Jitter = 0.0
+    mix: Unit = 1.0
+    limit_db: LimitDb | None = None
+    autopilot: Unit = 0.0
+    autopilot_rate: RateHz = 0.25
+
+
+SceneNumber = Annotated[str, Field(pattern=r"^[1-9][0-9]{0,2}$")]
+
+
 class MappingFile(_Part):
     """A mapping file as this ravemap reads it (see the module docstring for the layout)."""
 
@@ -306,6 +406,8 @@ class MappingFile(_Part):
     regressor: RegressorPart
     training: dict[str, Any] = {}
     extras: dict[str, Any] = {}
+    gestures: Annotated[list[GesturePart], Field(max_length=MAX_GESTURES)] = []
+    scenes: dict[SceneNumber, ScenePart] = {}
 
 
 _EXAMPLES = TypeAdapter(list[Example])
@@ -324,6 +426,16 @@ def _mapping(f: MappingFile, where: str) -> Mapping:
             json.dumps(getattr(f, key), allow_nan=False)
         except (TypeError, ValueError) as err:
             found.append(problem((key,), getattr(f, key), f"JSON values only (not JSON: {err})"))
+    scenes: dict[int, Scene] = {}
+    for key, kept in f.scenes.items():
+        if not 1 <= int(key) <= MAX_SCENE:
+            found.append(problem(("scenes", key), key, f"a scene number from 1 to {MAX_SCENE}"))
+        elif len(kept.targets) != n_out:
+            found.append(problem(("scenes", key, "targets"), kept.targets,
+                                 f"must hold {n_out} numbers (one per output.dims)"))
+        else:
+            scenes[int(key)] = Scene(tuple(kept.targets), kept.run, kept.transfer, kept.gain_db, tuple(kept.scale),
+                                     kept.jitter, kept.mix, kept.limit_db, kept.autopilot, kept.autopilot_rate)
     regressor = None
     if f.regressor.state is not None:
         try:
@@ -334,12 +446,34 @@ def _mapping(f: MappingFile, where: str) -> Mapping:
             if (regressor.n_in, regressor.n_out) != (n_in, n_out):
                 found.append(problem(("regressor", "state"), {"n_in": regressor.n_in, "n_out": regressor.n_out},
                                      f"a regressor of {n_in} inputs and {n_out} outputs, as the mapping has"))
+    found += _gesture_problems(f.gestures)
     if found:
         raise MappingError(_explain(found, where))
+    gestures = tuple(Gesture(g.name, g.length, tuple(g.times), tuple(tuple(v) for v in g.inputs)) for g in f.gestures)
     return Mapping(name=f.name, input_size=n_in, output_dims=tuple(f.output.dims), output_range=f.output.range,
                    examples=f.examples, settings=f.regressor.settings, regressor=regressor, model=f.model,
                    training=f.training, extras=f.extras, input_names=tuple(f.input.names),
-                   output_names=tuple(f.output.names))
+                   output_names=tuple(f.output.names), gestures=gestures, scenes=scenes)
+
+
+def _gesture_problems(gestures: list[GesturePart]) -> list[dict[str, Any]]:
+    """What pydantic's types cannot say of the gestures: one time per input vector, times in order within
+    the length, vectors of one size, names given once. A gesture's vectors may be of another size than
+    the mapping's inputs (the input size of an empty mapping can change): such a one is refused at play."""
+    found = []
+    seen: set[str] = set()
+    for i, g in enumerate(gestures):
+        where = ("gestures", i)
+        if g.name in seen:
+            found.append(problem((*where, "name"), g.name, "each gesture name once"))
+        seen.add(g.name)
+        if len(g.times) != len(g.inputs):
+            found.append(problem((*where, "times"), g.times, f"one time per input vector ({len(g.inputs)})"))
+        if any(b < a for a, b in zip(g.times, g.times[1:], strict=False)) or (g.times and g.times[-1] > g.length):
+            found.append(problem((*where, "times"), g.times, f"seconds in order, from 0 to the length ({g.length:g})"))
+        if len({len(v) for v in g.inputs}) > 1:
+            found.append(problem((*where, "inputs"), [len(v) for v in g.inputs], "input vectors of one size"))
+    return found
 
 
 def _example_problems(examples: list[Example], n_in: int, n_out: int, start: int = 0) -> list[dict[str, Any]]:

@@ -64,6 +64,7 @@ from typing import Any
 import numpy as np
 
 from ravemap.mapping.regressor import FitResult, RegressorSettings
+from ravemap.mapping.settings import TRAINER_STALL_S
 from ravemap.mapping.trainer_worker import MODULE, pack, read_frame, write_frame
 from ravemap.ratelimit import RateLimitedLog
 
@@ -72,7 +73,7 @@ _limited = RateLimitedLog(log)
 
 THREAD_NAME = "ravemap-trainer"
 START_TIMEOUT_S = 60.0  # torch import and warm-up on a busy machine
-STALL_TIMEOUT_S = 10.0
+STALL_TIMEOUT_S = TRAINER_STALL_S  # mapping.trainer_stall_s
 CANCEL_TIMEOUT_S = 2.0
 PING_INTERVAL_S = 0.5
 EXIT_WAIT_S = 2.0  # how long `close` waits for a killed child to be reaped

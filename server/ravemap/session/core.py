@@ -14,15 +14,18 @@ it receives (`/wek/inputs`).
 name -> handler); the work of each concern is done by a collaborator that returns an outcome and
 never imports this module: `jobs` (work on other threads, `Finished` events, the loader queue),
 `keeper` (the mapping, its lock and its saves), `training`, `engine` (engine commands), `chain` (the
-performer's chain) and `autopilot` (its walk, stepped on this thread between events). Only
+performer's chain), `autopilot` (its walk, stepped on this thread between events), `gestures`
+(recorded input streams, played back by steps on this thread between events), `tempo` (the beat
+grid on the performance clock, following MIDI clock or its own) and `scenes` (store and recall, the
+recall's morph stepped on this thread between events, against `clock()`). Only
 this module answers senders (`_settle`), predicts and resets the performance for a new mapping.
 
 Threads:
 - session thread, "ravemap-session" (owned here): takes events from the `Inbox` in order and
-  applies them, and steps the autopilot between them. It is the only writer of this state and the
-  only caller of `EngineControls` setters. Whatever takes long runs on another thread (see the collaborators'
-  modules: saver, mapping reader, loader, trainer) and comes back as an event, which the session
-  applies in turn, so control never waits on a disk or a model.
+  applies them, and steps the autopilot, a playing gesture and a scene's morph between them. It is
+  the only writer of this state and the only caller of `EngineControls` setters. Whatever takes long
+  runs on another thread (see the collaborators' modules: saver, mapping reader, loader, trainer) and
+  comes back as an event, which the session applies in turn, so control never waits on a disk or a model.
 - Every change, from any thread, goes through the inbox (the Python API waits on the event's
   future). After each event the session thread publishes an immutable `SessionView` (`view`);
   other threads read that: `status()` may be called from any thread.
@@ -51,6 +54,7 @@ from ravemap.control.events import (
     Inbox,
     LearnAvailable,
     Learned,
+    MidiClock,
     SetInputs,
     SetTarget,
     SetTargets,
@@ -65,10 +69,13 @@ from ravemap.ratelimit import RateLimitedLog
 from ravemap.session.autopilot import Autopilot
 from ravemap.session.chain import ChainCommands, is_touch
 from ravemap.session.engine import EngineCommands
+from ravemap.session.gestures import GestureCommands
 from ravemap.session.jobs import Jobs
 from ravemap.session.keeper import MappingKeeper, new_mapping
 from ravemap.session.outcomes import DEFERRED, Background, CommandError, Refused, fail
 from ravemap.session.rows import OutputRows
+from ravemap.session.scenes import Scenes
+from ravemap.session.tempo import Tempo
 from ravemap.session.training import Training
 from ravemap.session.view import SessionView, ViewMaker, reply_status, status_of
 
@@ -98,6 +105,14 @@ class Session:
         self.autopilot = Autopilot()
         self.chain = ChainCommands(controls, feedback, self.autopilot, playback)
         self.engine = EngineCommands(config, controls, feedback, self.keeper, playback, self.chain.model_swapped)
+        self.gestures = GestureCommands(feedback, lambda: self.keeper.mapping, self.keeper.changed)
+        tempo = config.tempo
+        self.tempo = Tempo(tempo.bpm, tempo.source, tempo.quantize, tempo.beats_per_bar, now=self.clock())
+        self.scenes = Scenes(controls, feedback, self.autopilot, self.chain, self.engine, self.keeper, self.tempo,
+                             tempo.morph_unit, self.clock, lambda: (self.targets, self.running), self._block_s)
+        # Under a tempo with quantize on, a gesture's recording is trimmed to whole beats (its loop keeps
+        # time) and its playback starts on the next beat or bar line, as a scene's recall does.
+        self.gestures.trim = lambda length: self.tempo.trim(length) if self.tempo.quantize != "off" else length
         self.n_out = len(config.latent.dims)
         self.low, self.high = config.latent.range
         self.inputs: tuple[float, ...] = (0.5,) * mapping.input_size  # replaced, never changed in place
@@ -146,6 +161,9 @@ class Session:
             "ping": lambda event, port: self.feedback.reply(event.origin, "/ravemap/pong", port=port),
             "sync": lambda event: None,  # an API caller waits on it to know that everything sent before is applied
             **self.chain.handlers(),  # scale, jitter, mix, input gain, limit, autopilot
+            # record, play (on the next beat or bar line under quantize), stop, delete
+            **self.gestures.handlers(self.clock, lambda: len(self.inputs), self.tempo.next_boundary),
+            **self.scenes.handlers(),  # scene store and recall, tempo, quantize
         }
         self.view = self._make_view()
 
@@ -186,11 +204,15 @@ class Session:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            wait = self.autopilot.wait(time.monotonic())
-            event = self.inbox.get(timeout=0.05 if wait is None else wait)
+            now = self.clock()
+            waits = [w for w in (self.autopilot.wait(time.monotonic()), self.gestures.wait(now),
+                                 self.scenes.wait(now)) if w is not None]
+            event = self.inbox.get(timeout=min(waits, default=0.05))
             if event is not None:
                 self.handle(event)
             self._step_autopilot()
+            self._step_gesture()
+            self._step_scenes()
             if self.keeper.save_due():
                 self._answer(self.keeper.start_save())
                 self._publish()
@@ -202,6 +224,12 @@ class Session:
         self._settle((event,), lambda: self.apply(event))
         if isinstance(event, SetInputs | SetTargets | SetTarget) or is_touch(event):
             self.autopilot.take_over(time.monotonic())  # the performer takes over at once
+        if isinstance(event, SetInputs):
+            self.gestures.take_over()  # a controller touched the inputs: the gesture playing stops
+        if isinstance(event, SetTargets | SetTarget):
+            self.scenes.take_over("targets")  # ... of a scene's morph too
+        elif isinstance(event, Command):
+            self.scenes.command_taken(str(event.args[0]) if event.name == "toggle" and event.args else event.name)
         self.applied += 1
         self.last_applied_at = time.monotonic()
         self._publish()
@@ -299,6 +327,8 @@ class Session:
             self.feedback.broadcast(address, event.target, event.description)
         elif isinstance(event, LearnAvailable):
             self.learn = event.learn
+        elif isinstance(event, MidiClock):  # stamped on the MIDI thread: that moment on the performance clock
+            self.tempo.midi(event.kind, event.ticks, event.at, self.clock() - time.monotonic())
         return None
 
     def _set_inputs(self, event: SetInputs) -> None:
@@ -318,6 +348,7 @@ class Session:
                 changed = True
         if changed:
             self.inputs = tuple(values)
+            self.gestures.moved(self.clock(), self.inputs)  # kept while a gesture records
         if self.recording and (changed or event.whole):  # like Wekinator, a new output at the same input
             self._record()                                  # records too (an identical example does not)
         if self.running:  # like Wekinator: an output for each input message, changed or not
@@ -430,6 +461,27 @@ class Session:
         an engine plays, so what is timed against it keeps time with the audio; the wall clock without one."""
         return self.controls.rendered_s if self.playback is not None else time.monotonic()
 
+    def _block_s(self) -> float | None:
+        """Seconds of one engine block of what plays next (None with no engine)."""
+        if self.playback is None:
+            return None
+        processor = self.playback.newest
+        return processor.block / processor.model.info.sr
+
+    def _step_scenes(self) -> None:
+        """One step of a scene's morph when one is due (see `ravemap.session.scenes`)."""
+        step = self.scenes.step(self.clock())
+        if step is None:
+            return
+        if step.targets is not None:
+            self._set_targets(step.targets)
+        if step.running is not None and step.running != self.running:
+            try:
+                self._cmd_run(None, step.running)  # type: ignore[arg-type]
+            except CommandError as err:
+                self.last_error = f"scene {self.scenes.last}: {err}"
+        self._publish()
+
     # -- the autopilot ----------------------------------------------------------------------
     def _step_autopilot(self) -> None:
         """One step of the walk when one is due: the inputs in run mode, else the latent targets."""
@@ -442,10 +494,29 @@ class Session:
             return
         if self.running:
             self.inputs = walked
+            self.gestures.moved(self.clock(), walked)
             self._predict(send=True)
         else:
             self._set_targets(walked)
         self._publish()
+
+    # -- gestures ------------------------------------------------------------------------------
+    def _step_gesture(self) -> None:
+        """Apply the playing gesture's vector when one is due, as a controller's input is applied."""
+        if self.gestures.playing is None:
+            return
+        vector = self.gestures.step(self.clock())
+        if vector is not None:
+            try:
+                self._set_inputs(SetInputs(tuple(enumerate(vector)), source="gesture"))
+            except (CommandError, ValueError, RavemapError) as err:
+                self.gestures.stop()
+                self.last_error = f"gesture stopped: {err}"
+                log.warning("%s", self.last_error)
+            if self.running:
+                self.autopilot.take_over(time.monotonic())  # the walk rests while a gesture plays
+        if vector is not None or self.gestures.playing is None:
+            self._publish()
 
     def _cmd_vector_apply(self, event: Command, name: str, amount: float) -> tuple[float, ...]:
         """Add `amount` times the named vector (its `latent.dims` entries) to the latent targets."""
@@ -487,6 +558,7 @@ class Session:
         """Make `mapping` current (the keeper locks it and saves the old one), then reset for it:
         inputs of its size, every output recording and running."""
         self.keeper.switch(mapping)
+        self.gestures.reset()
         self._last_recorded = None
         if len(self.inputs) != mapping.input_size:
             self.inputs = (0.5,) * mapping.input_size
@@ -509,11 +581,14 @@ class Session:
                                 targets=self.targets, recording=self.recording, running=self.running,
                                 training=self.training.running, progress=self.training.progress_now,
                                 last_error=self.last_error, autopilot=self.autopilot.amount,
-                                autopilot_rate=self.autopilot.rate, autopilot_prior=self.autopilot.prior)
+                                autopilot_rate=self.autopilot.rate, autopilot_prior=self.autopilot.prior,
+                                gestures=self.gestures.names(), gesture=self.gestures.report(self.clock()),
+                                gesture_recording=self.gestures.recording_name,
+                                tempo=self.tempo.snapshot(), scenes=self.scenes.snapshot())
 
     def status(self) -> dict:
         """The state as `/ravemap/status` sends it; any thread (it reads `view`, the controls and the engine)."""
         engine = self.playback.status() if self.playback is not None else dict(ENGINE_OFF)
         if self.playback is not None:
             engine.update(self.playback.chain_status())  # model delay, gain reduction
-        return status_of(self.view, self.controls, engine, self.inbox.dropped)
+        return status_of(self.view, self.controls, engine, self.inbox.dropped, self.clock())

@@ -225,7 +225,7 @@ class MappingKeeper:
         """A copy of the mapping that the session's later changes never touch (examples are immutable)."""
         m = self.mapping
         return replace(m, name=name, examples=list(m.examples), training=copy.deepcopy(m.training),
-                       extras=copy.deepcopy(m.extras))
+                       extras=copy.deepcopy(m.extras), scenes=dict(m.scenes))  # scenes are immutable
 
     def start_save(self) -> Refused | None:
         """Write a snapshot on the saver thread; the explicit saves that asked for it are answered when it

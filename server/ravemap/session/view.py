@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 from ravemap.mapping.regressor import Regressor
 from ravemap.mapping.store import Example, Mapping
+from ravemap.session.scenes import SceneView
+from ravemap.session.tempo import TempoView
 
 if TYPE_CHECKING:
     from ravemap.audio.controls import EngineControls
@@ -48,6 +50,11 @@ class SessionView:
     autopilot: float  # the autopilot's amount (0 off), rate (Hz) and prior mode
     autopilot_rate: float
     autopilot_prior: bool
+    gestures: tuple[str, ...]  # the mapping's gestures' names
+    gesture: ReadOnly[str, object] | None  # the gesture playing (GestureCommands.report), None when none
+    gesture_recording: str | None  # the name of the gesture being recorded
+    tempo: TempoView  # the beat grid (see `ravemap.session.tempo`)
+    scenes: SceneView  # the stored scenes and the recall in progress
 
 
 NO_VECTORS: ReadOnly[str, tuple[float, ...]] = MappingProxyType({})
@@ -83,9 +90,10 @@ class ViewMaker:
         )
 
 
-def status_of(view: SessionView, controls: EngineControls, engine: dict[str, object], dropped: int) -> dict:
-    """`/ravemap/status`: the view, the engine's live controls, the engine's fields (`Playback.status()`)
-    and the events the inbox dropped."""
+def status_of(view: SessionView, controls: EngineControls, engine: dict[str, object], dropped: int,
+              now: float) -> dict:
+    """`/ravemap/status`: the view, the engine's live controls, the engine's fields (`Playback.status()`),
+    the events the inbox dropped, and the tempo and scenes at `now` on the performance clock."""
     return {
         "mapping": view.name,
         "examples": len(view.examples),
@@ -108,6 +116,14 @@ def status_of(view: SessionView, controls: EngineControls, engine: dict[str, obj
         "autopilot": view.autopilot,
         "autopilot_rate": view.autopilot_rate,
         "autopilot_prior": view.autopilot_prior,
+        "gestures": list(view.gestures),
+        "gesture": None if view.gesture is None else dict(view.gesture),
+        "gesture_recording": view.gesture_recording,
+        "tempo": view.tempo.status(now),
+        "bpm": round(view.tempo.bpm, 3),
+        "quantize": view.tempo.quantize,
+        "scenes": list(view.scenes.stored),
+        "scene": view.scenes.status(),
         **engine,
         "events_dropped": dropped,
         "last_error": view.last_error,

@@ -28,7 +28,7 @@ MAX_POINTS = 1000  # examples drawn as dots: the newest ones
 MAX_LISTED = 200  # names per folder listing
 STATE_KEYS = ("mapping", "examples", "trained", "regressor", "recording", "running", "training", "inputs",
               "targets", "offsets", "transfer", "engine", "gain_db", "model", "loop", "underruns", "last_error",
-              "latency_ms")
+              "latency_ms", "gestures", "gesture", "gesture_recording", "scenes", "scene", "bpm", "quantize")
 
 
 def page_config(config: Config, pads: int) -> dict[str, Any]:
@@ -55,6 +55,7 @@ def page_state(session: Session) -> dict[str, Any]:
     state["progress"] = [round(float(fraction), 4), float(loss) if np.isfinite(loss) else None]
     final = view.loss
     state["loss"] = float(final) if final is not None and np.isfinite(final) else None
+    state["morph_unit"] = session.config.tempo.morph_unit  # what the page's morph time is in
     return state
 
 

@@ -8,6 +8,8 @@
   const SEND_INTERVAL_MS = 16;    // continuous values (pad, faders): at most one per frame, the last always sent
   const LOCAL_HOLD_MS = 600;      // a fader just moved here is not pulled back by the echo of older state
   const RETRY_MS = 1000;
+  const SCENES = 8;               // scene buttons on the page (any of 1..128 can be recalled over OSC and MIDI)
+  const STORE_HOLD_MS = 600;      // a press this long on a scene button stores the scene
 
   let ws = null;
   let config = { inputs: 2, dims: [0, 1, 2, 3], range: [-3, 3], pads: 1, params: [] };
@@ -275,6 +277,8 @@
     selectValue($("mapping"), state.mapping);
     showFaders();
     showParams();
+    showGestures();
+    showScenes();
     if (!localCursor[0]) {
       const [x, y] = currentInput();
       $("pad-readout").textContent = `x ${x.toFixed(2)} y ${y.toFixed(2)}`;
@@ -343,6 +347,7 @@
     pad.setPointerCapture(event.pointerId);
     fingers.set(event.pointerId, slot);
     pad.focus({ preventScroll: true });
+    if (slot === 0 && drawing) startDrawing();
     sendPad(slot, padPoint(event));
   });
   pad.addEventListener("pointermove", (event) => {
@@ -358,6 +363,7 @@
     fingers.delete(event.pointerId);
     delete localCursor[slot];
     flush();
+    if (slot === 0 && drawn !== null) endDrawing();
   };
   pad.addEventListener("pointerup", lift);
   pad.addEventListener("pointercancel", lift);
@@ -380,6 +386,56 @@
     if (state && state.inputs.length === 1) return [state.inputs[0], 0.5];
     return [0.5, 0.5];
   }
+
+  // -- gestures: draw mode records what the first finger draws on the pad as a gesture (under the
+  // next free gesture-N name) and plays it when the finger lifts (in a loop while "loop" is on, as it
+  // is at first); the list plays the
+  // mapping's gestures (looping while "loop" is on); "stop" stops the one playing. The daemon owns
+  // them: the list and the one playing are what the state says.
+  let drawing = false;        // draw mode on
+  let drawn = null;           // the name of the gesture the finger is drawing now
+  function nextGestureName() {
+    let top = 0;
+    for (const name of (state && state.gestures) || []) {
+      const found = /^gesture-(\d{1,9})$/.exec(name);
+      if (found) top = Math.max(top, Number(found[1]));
+    }
+    return `gesture-${top + 1}`;
+  }
+  function startDrawing() {
+    drawn = nextGestureName();
+    command("/ravemap/gesture/record", [1, drawn]);
+  }
+  function endDrawing() {
+    const name = drawn;
+    drawn = null;
+    command("/ravemap/gesture/record", [0],
+      () => command("/ravemap/gesture/play", [name, 1, isOn("gesture-loop") ? 1 : 0]));
+  }
+  function showGestures() {
+    const names = state.gestures || [];
+    const playing = state.gesture ? state.gesture.name : null;
+    const list = $("gesture-list");
+    const shown = [...list.children].map((el) => el.dataset.name);
+    if (shown.join("\n") !== names.join("\n")) {
+      list.textContent = "";
+      for (const name of names) {
+        const el = document.createElement("button");
+        el.type = "button";
+        el.textContent = name;
+        el.dataset.name = name;
+        el.setAttribute("aria-label", `play ${name}`);
+        el.addEventListener("click", () => command("/ravemap/gesture/play", [name, 1, isOn("gesture-loop") ? 1 : 0]));
+        list.append(el);
+      }
+    }
+    for (const el of list.children) el.setAttribute("aria-pressed", el.dataset.name === playing ? "true" : "false");
+    $("gesture-stop").disabled = playing === null;
+    $("draw").classList.toggle("recording", !!state.gesture_recording);
+  }
+  $("draw").addEventListener("click", () => { drawing = !drawing; pressed("draw", drawing); });
+  $("gesture-loop").addEventListener("click", () => pressed("gesture-loop", !isOn("gesture-loop")));
+  $("gesture-stop").addEventListener("click", () => command("/ravemap/gesture/stop"));
 
   // -- drawing ------------------------------------------------------------------------------
   function fitCanvas(canvas) {
@@ -555,9 +611,54 @@
     $("mapping-new-name").value = "";
   });
 
+  // -- scenes: a tap recalls (morphing over the morph time), a long press stores -------------
+  function buildScenes() {
+    const box = $("scenes");
+    box.textContent = "";
+    for (let n = 1; n <= SCENES; n++) {
+      const el = document.createElement("button");
+      el.type = "button";
+      el.textContent = String(n);
+      el.setAttribute("aria-label", `scene ${n}`);
+      let timer = null;
+      let stored = false;
+      const cancel = () => { if (timer !== null) { clearTimeout(timer); timer = null; } };
+      el.addEventListener("pointerdown", () => {
+        stored = false;
+        cancel();
+        timer = setTimeout(() => {
+          timer = null;
+          stored = true;
+          el.classList.add("storing");
+          command("/ravemap/scene/store", [n], () => say(`stored scene ${n}`, false));
+        }, STORE_HOLD_MS);
+      });
+      for (const kind of ["pointerup", "pointercancel", "pointerleave"]) {
+        el.addEventListener(kind, () => { cancel(); el.classList.remove("storing"); });
+      }
+      el.addEventListener("contextmenu", (event) => event.preventDefault());  // a long touch is a store
+      el.addEventListener("click", () => {
+        if (stored) { stored = false; return; }  // the end of a long press: stored, not recalled
+        const time = Number($("morph").value);
+        command("/ravemap/scene/recall", Number.isFinite(time) && time > 0 ? [n, time] : [n]);
+      });
+      box.append(el);
+    }
+  }
+  function showScenes() {
+    const stored = new Set(state.scenes || []);
+    const current = state.scene ? state.scene.number : null;
+    [...$("scenes").children].forEach((el, i) => {
+      el.classList.toggle("stored", stored.has(i + 1));
+      el.setAttribute("aria-current", current === i + 1 ? "true" : "false");
+    });
+    $("morph-unit").textContent = state.morph_unit === "beats" ? "beats" : "s";
+  }
+
   buildFaders();
   buildParams();
   buildFieldMaps();
+  buildScenes();
   drawAll();
   connect();
 })();
