@@ -268,3 +268,92 @@ def test_the_python_api_sets_the_chain_and_status_reports_it(tmp_path):
         assert status["model_delay_samples"] > 0 and status["gain_reduction_db"] >= 0.0
     finally:
         rm.stop(save=False)
+
+
+def test_the_latents_each_block_decodes_are_the_loops_x_scale_plus_offsets_plus_jitter_step_by_step(streaming_model,
+                                                                                                    loop_file):
+    """The engine shapes the latents in place and steps a glide only while it moves; what the model
+    decodes is still, block after block, the loop's latents x the scale glided per frame + the offsets
+    glided per frame + jitter, computed here step by step with nothing skipped or cached."""
+    from ravemap.audio.processor import BlockProcessor, OffsetSmoother, ProcessorSettings
+
+    model = load_model(streaming_model)
+    info = model.info
+    loop = load_loop(loop_file, info.sr, info.in_channels, info.ratio)
+    dims = (1, 3, 4)
+    controls = EngineControls(len(dims), (-3.0, 3.0))
+    controls.fit_latent_size(info.latent_size)
+    block = 2 * info.ratio
+    processor = BlockProcessor(model, loop, ProcessorSettings(block, dims, smoothing_ms=30.0, seed=7), controls)
+    decoded: list[torch.Tensor] = []
+    decode = model._decode
+    model._decode = lambda z: (decoded.append(z.clone()), decode(z))[1]
+    assert processor.latents is not None
+    latents = processor.latents[0].numpy()
+    n_frames, frames = latents.shape[1], processor.frames_per_block
+    coef = processor.smoother.coef
+    offsets = OffsetSmoother(len(dims), info.ratio / info.sr, 30.0)
+    scale_now = np.ones(info.latent_size, dtype=np.float32)
+    noise = torch.Generator().manual_seed(7)
+    # At rest, a slider's jump and glide, the scale's, rest again, jitter on, offsets back to 0.
+    phases = [((0.0, 0.0, 0.0), 1.0, 0.0), ((1.5, -2.0, 0.25), 1.0, 0.0), ((1.5, -2.0, 0.25), 0.5, 0.0),
+              ((1.5, -2.0, 0.25), 0.5, 0.3), ((0.0, 0.0, 0.0), 1.0, 0.0)]
+    rested = 0
+    with torch.inference_mode():
+        for target, scale, jitter in phases:
+            controls.set_offsets(target)
+            controls.set_scale(scale)
+            controls.set_jitter(jitter)
+            for _ in range(120):  # long enough for every glide to come to rest in float32
+                first = processor.pos // info.ratio
+                processor.next_block()
+                rested += processor.smoother.still is not None and processor.shaper.still is not None
+                expected = latents[:, (first + np.arange(frames)) % n_frames].copy()
+                goal = np.full(info.latent_size, scale, dtype=np.float32)
+                for f in range(frames):
+                    scale_now += coef * (goal - scale_now)
+                    expected[:, f] *= scale_now
+                steps = offsets.frames(controls.offsets, frames, np.zeros((len(dims), frames), dtype=np.float32))
+                expected[list(dims)] += steps
+                if jitter:
+                    expected += jitter * torch.randn((1, info.latent_size, frames), generator=noise)[0].numpy()
+                np.testing.assert_allclose(decoded[-1][0].numpy(), expected, rtol=1e-6, atol=1e-6)
+    assert len(decoded) == len(phases) * 120
+    assert rested > len(phases) * 60, "most blocks took the path for a chain at rest, so that path was tested"
+
+
+def test_the_limiter_plays_a_quiet_stretch_delayed_bit_for_bit_and_still_catches_the_next_peak():
+    """The limiter's quiet path (a block within the ceiling once the history is clean) plays exactly what
+    the full computation plays, and a peak after it is turned down from its look-ahead as before."""
+    from ravemap.audio.chain import Limiter
+
+    block, lookahead, ceiling_db = 256, 220, -1.0
+    quiet_path, full_path = Limiter(SR, 1, block, lookahead), Limiter(SR, 1, block, lookahead)
+    n_blocks = 1200  # the release lets go (under 2^-26) some 2.5 s after the loud start
+    t = np.arange(block * n_blocks) / SR
+    signal = (0.5 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)[:, None]
+    signal[: block * 20] *= 3.0  # loud: the limiter works, then releases
+    peak_at = block * 1100 + 100
+    signal[peak_at] = 1.5  # one sample far over the ceiling, after a long quiet stretch
+    quiet_blocks = 0
+    out_quiet, out_full = [], []
+    for k in range(n_blocks):
+        a = signal[k * block : (k + 1) * block].copy()
+        b = a.copy()
+        quiet_blocks += quiet_path.process(a, ceiling_db)
+        full_path._quiet_ceiling = None  # never the quiet path: every block computed in full
+        assert full_path.process(b, ceiling_db) is False
+        out_quiet.append(a)
+        out_full.append(b)
+    played, reference = np.concatenate(out_quiet)[:, 0], np.concatenate(out_full)[:, 0]
+    assert quiet_blocks > 500, "the quiet stretch took the quiet path"
+    assert np.array_equal(played, reference), "the quiet path plays what the full path plays, to the bit"
+    assert quiet_path._rel_state == full_path._rel_state
+    delayed = signal[:-lookahead, 0]
+    quiet = slice(block * 900, block * 1090)
+    assert np.array_equal(played[lookahead:][quiet], delayed[quiet]), "quiet: the loop itself, delayed"
+    assert np.abs(played).max() <= CEILING
+    out_peak = peak_at + lookahead
+    assert played[out_peak] == pytest.approx(CEILING, rel=1e-3), "the peak is turned down to the ceiling"
+    before = played[out_peak - lookahead // 2] / signal[peak_at - lookahead // 2, 0]
+    assert before < 0.9, "the gain was already falling before the peak: the look-ahead's attack"

@@ -41,6 +41,7 @@ DELAY_SEARCH_S = 0.75  # the longest model delay looked for
 DELAY_MEASURE_S = 4.0  # at most this much of the loop is played to measure it
 ENVELOPE_HOP = 16  # hop of the loudness envelopes correlated to find the model's delay
 ENVELOPE_WIDTH = 512  # samples each envelope value is the RMS of (longer than a low note's period)
+RELEASE_GONE = 2.0 ** -26  # a release under this: 1 - it is 1.0 in float32, so the limiter has let go
 FOLLOWS = 0.5  # envelopes matching at least this well (normalised correlation): the model follows its input
 COHERENT = 0.3  # a waveform correlation peak at least this strong (normalised) is trusted
 
@@ -57,6 +58,10 @@ class GainRamp:
         self._ramp = np.linspace(0.0, 1.0, n, endpoint=False, dtype=np.float32)
         self._work = np.empty(n, dtype=np.float32)
 
+    def follow(self, db: float) -> None:
+        """A block this gain was not applied to (nothing needed it): the glide ends there, as `apply` ends it."""
+        self.gain = db_to_gain(db)
+
     def apply(self, block: np.ndarray, db: float, axis: int) -> None:
         """`block` has `n` samples along `axis` (0: `[frames, channels]`, 1: `[channels, frames]`)."""
         gain = db_to_gain(db)
@@ -71,11 +76,17 @@ class GainRamp:
 
 
 class LatentShaper:
-    """`z = scale * z` (glided per latent frame), and after the offsets `z += jitter * N(0, 1)`."""
+    """`z = scale * z` (glided per latent frame), and after the offsets `z += jitter * N(0, 1)`.
+
+    Once the glide has come to rest (one more step would not move it in float32) the block's factors
+    are the same every block: `steps` then returns them without stepping again (`still` is the scale
+    they rest at), so a steady chain costs nothing here. Reading `current` (a hot swap copies it) or
+    `jump` makes the next block step again.
+    """
 
     def __init__(self, latent_size: int, frames: int, frame_seconds: float, smoothing_ms: float, seed: int = 0):
         self.n = latent_size
-        self.current = np.ones(latent_size, dtype=np.float32)
+        self._current = np.ones(latent_size, dtype=np.float32)
         tau = smoothing_ms / 1000.0
         self.coef = 1.0 if tau <= 0 else float(1.0 - math.exp(-frame_seconds / tau))
         self._goal = np.ones(latent_size, dtype=np.float32)
@@ -83,6 +94,14 @@ class LatentShaper:
         self._steps_t = torch.from_numpy(self._steps)
         self._noise = torch.empty(1, latent_size, frames)
         self.generator = torch.Generator().manual_seed(seed)
+        self.still: tuple[float, ...] | None = None  # the scale the glide rests at (None: moving, or unknown)
+        self._still_steps: np.ndarray | None = None  # ... and its factors then (None: all 1)
+
+    @property
+    def current(self) -> np.ndarray:
+        """The factor each dim has reached (for a hot swap to carry over; reading it ends the rest)."""
+        self.still = None
+        return self._current
 
     def _target(self, scale: tuple[float, ...]) -> np.ndarray:
         goal = self._goal
@@ -91,19 +110,31 @@ class LatentShaper:
         goal[n:] = 1.0
         return goal
 
-    def scale(self, z: torch.Tensor, scale: tuple[float, ...]) -> None:
-        """In place on `z[1, latent_size, frames]`; nothing to do while every factor is and stays 1."""
+    def steps(self, scale: tuple[float, ...]) -> np.ndarray | None:
+        """This block's factors `[latent_size, frames]`, one glide step a frame; None while every one is and stays 1."""
+        if scale == self.still:
+            return self._still_steps
         goal = self._target(scale)
-        if (goal == 1.0).all() and (self.current == 1.0).all():
-            return
+        current = self._current
+        if (goal == 1.0).all() and (current == 1.0).all():
+            self.still, self._still_steps = scale, None
+            return None
         steps = self._steps
         for f in range(steps.shape[1]):
-            self.current += self.coef * (goal - self.current)
-            steps[:, f] = self.current
-        z[0].mul_(self._steps_t)
+            current += self.coef * (goal - current)
+            steps[:, f] = current
+        at_rest = (steps[:, 0] == current).all() and (current + self.coef * (goal - current) == current).all()
+        self.still, self._still_steps = (scale, steps) if at_rest else (None, None)
+        return steps
+
+    def scale(self, z: torch.Tensor, scale: tuple[float, ...]) -> None:
+        """In place on `z[1, latent_size, frames]`; nothing to do while every factor is and stays 1."""
+        if self.steps(scale) is not None:
+            z[0].mul_(self._steps_t)
 
     def jump(self, scale: tuple[float, ...]) -> None:
-        self.current[:] = self._target(scale)
+        self._current[:] = self._target(scale)
+        self.still = None
 
     def jitter(self, z: torch.Tensor, amount: float) -> None:
         if amount > 0.0:
@@ -173,6 +204,12 @@ class Limiter:
     `limit_db` None: no gain is computed and the delay stays, so switching it live does not
     jump. With `lookahead` 0 (no `engine.limit_db` at load) a live ceiling still holds, with an
     instant attack.
+
+    The quiet path: once every gain in the hold's and the look-ahead's history is 1 and the release
+    has let go (under `RELEASE_GONE`, where `1 - release` is 1 in float32), a block whose samples are
+    all within the ceiling would be played at gain 1 everywhere; it is only delayed, and the release
+    decays by the block's factor, with none of the above computed: the samples and the state are
+    what the full path gives. The first block with a sample over the ceiling takes the full path.
     """
 
     def __init__(self, sr: int, channels: int, block: int, lookahead: int):
@@ -197,15 +234,20 @@ class Limiter:
         self._rel_up = self.release ** (k + 1)  # a^(k+1)
         self._rel_in = (1.0 - self.release) * self.release ** (-k)  # (1-a) a^-k (n is one block: stays finite)
         self._active = False
+        self._quiet_ceiling: float | None = None  # the ceiling under which the history is all 1 (the quiet path)
 
     def reset(self) -> None:
         self._held_in.fill(1.0)
         self._held[: self.lookahead] = 1.0
         self._rel_state = 0.0
         self.reduction_db = 0.0
+        self._quiet_ceiling = None
 
-    def process(self, block: np.ndarray, limit_db: float | None) -> None:
-        """In place on `block[frames, channels]`: delay by the look-ahead, then turn down what is over."""
+    def process(self, block: np.ndarray, limit_db: float | None) -> bool:
+        """In place on `block[frames, channels]`: delay by the look-ahead, then turn down what is over.
+
+        True when the quiet path played it: every sample is finite and within the ceiling (each was
+        checked on its way in), so the safety clip behind has nothing to do."""
         n, la, h = self.block, self.lookahead, self.hold
         if la:
             delay = self._delay
@@ -217,13 +259,20 @@ class Limiter:
             if la:
                 block[:] = delay[:n]
                 delay[:la] = delay[n:].copy() if n < la else delay[n:]
-            return
+            return False
         self._active = True
         ceiling = float(10.0 ** (limit_db / 20.0))
+        if ceiling == self._quiet_ceiling and block.max() <= ceiling and block.min() >= -ceiling:  # NaN: no
+            self.reduction_db = 0.0  # the quiet path (see the class): gain 1 everywhere, only the delay
+            self._rel_state *= self._rel_up[-1]  # as the full path decays it over the block, to the bit
+            if la:
+                block[:] = delay[:n]
+                delay[:la] = delay[n:].copy() if n < la else delay[n:]
+            return True
         # The gain each incoming sample needs, appended to the hold's history (h - 1 samples).
         np.abs(block, out=self._peak)
         need = self._held_in[h - 1 : h - 1 + n]
-        np.maximum(self._peak.max(axis=1), ceiling, out=need)
+        np.maximum(self._peak.max(axis=1), np.float64(ceiling), out=need)  # in float64: a quiet sample needs 1.0
         np.divide(ceiling, need, out=need)
         # The hold: the minimum over the last h samples (van Herk / Gil-Werman, in whole windows).
         windows = self._held_in.reshape(-1, h)
@@ -266,6 +315,10 @@ class Limiter:
         if over:
             self.clamped += int(over)
             np.clip(block, -ceiling, ceiling, out=block)
+        quiet = self._rel_state < RELEASE_GONE and (self._held_in[: h - 1] == 1.0).all() \
+            and (held[:la] == 1.0).all()
+        self._quiet_ceiling = ceiling if quiet else None
+        return False
 
 
 def lookahead_samples(sr: int, limit_db: float | None) -> int:

@@ -23,9 +23,11 @@ target and, when it has grown, drops the oldest input with a short crossfade
 Threads and what each may do here:
 - engine thread (owned by `Engine`, named "ravemap-engine"): the only thread that runs
   the model while playing. It sleeps on the ring's doorbell, which the callback rings each
-  time it takes a period (no lock to share with the callback; `WAIT_S` at most, for swaps and
-  stop), calls `BlockProcessor.next_block()`, resamples to the device's rate with a soxr
-  stream, maps to the device's channels and writes the ring.
+  time it takes a period (no lock to share with the callback; a swap is taken at the next
+  wake-up, `stop` rings it too, `WAIT_S` at most when the callback takes nothing), calls
+  `BlockProcessor.next_block()`, resamples to the device's rate with a soxr stream, maps to the
+  device's channels (a mono block goes to the ring as it is: its copy fills every channel) and
+  writes the ring.
   It swaps in a new processor (hot swap of model or loop) only between blocks, with a crossfade
   (below). An exception in a block is counted and that block plays as silence; the thread never dies.
 - audio callback (stream.py / headless.py): reads the ring with `FrameRing.fill` only.
@@ -78,7 +80,7 @@ from ravemap.ratelimit import RateLimitedLog
 
 log = logging.getLogger("ravemap.engine")
 
-WAIT_S = 0.002  # longest sleep on the doorbell: how soon a swap, a stop or a silent device is seen
+WAIT_S = 0.05  # longest sleep on the doorbell (`stop` rings it): one wake-up a period, not three as at 2 ms
 RESAMPLER_HEADROOM = 64  # frames a soxr stream may release beyond a block's share
 MIN_RING_FRAMES = 1 << 17  # the ring is allocated once; room for any block auto may choose
 SWAP_CROSSFADE_S = 0.020  # equal-power crossfade from the old processor to the new one at a hot swap
@@ -301,6 +303,7 @@ class Engine:
 
     def stop(self, timeout: float = 2.0) -> None:
         self._stop.set()
+        self.ring.doorbell.ring()
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None
@@ -438,10 +441,13 @@ class Engine:
         if self._skip:
             cut = min(self._skip, block.shape[0])
             block, self._skip = block[cut:], self._skip - cut
-        block = self._to_output(block)
-        if self._fade is not None:
-            block = self._crossfade(block)
-        self.ring.write(block)
+        if self._fade is None and self._resampler is None and block.shape[1] == 1:
+            self.ring.write(block)  # mono to any channels: the ring's copy spreads it, no block in between
+        else:
+            block = self._to_output(block)
+            if self._fade is not None:
+                block = self._crossfade(block)
+            self.ring.write(block)
         self.stats.add_block(time.perf_counter() - start)
 
     def _to_output(self, block: np.ndarray) -> np.ndarray:

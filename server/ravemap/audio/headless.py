@@ -4,7 +4,8 @@ The engine runs exactly as it would with a device (same ring, same `FrameRing.fi
 same underrun count); this thread stands in for the PortAudio callback, taking one
 period of frames every period. Useful on a headless box and in mapping-only mode.
 
-Threads: one clock thread, "ravemap-clock", owned here; it only calls `FrameRing.fill`.
+Threads: one clock thread, "ravemap-clock", owned here; it only calls `FrameRing.fill`, and
+sleeps between periods (`stop` is seen within one period).
 """
 
 from __future__ import annotations
@@ -50,8 +51,8 @@ class HeadlessOutput:
             if late > step:  # the clock itself fell behind (a starved machine): count it, catch up
                 self.xruns += 1
                 due = time.monotonic()
-            else:
-                self._stop.wait(max(0.0, -late))
+            elif late < 0.0:
+                time.sleep(-late)  # a plain sleep: an Event's wait costs a lock and a condition every period
 
     @property
     def active(self) -> bool:

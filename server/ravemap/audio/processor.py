@@ -24,7 +24,8 @@ again, e.g. by `Playback.reencode`); the model's latents are scaled per dim, off
 the dry source, delayed by the model's own delay (`settings.model_delay`), is mixed with the
 model's output; transfer off plays the undelayed source as before; the limiter (look-ahead
 `lookahead` samples, present when `engine.limit_db` was set at load) turns the output down to
-its ceiling, and `make_safe` stays behind it as the last resort.
+its ceiling, and `make_safe` stays behind it as the last resort (a block the limiter's quiet path
+played was checked sample by sample on its way in: finite and within the ceiling, nothing to clip).
 
 The prior: while `controls.prior_temperature` is a number and the model has a prior, each
 block's latents come from `model.prior(temperature, frames)` instead of the cache or the
@@ -57,6 +58,7 @@ ENCODE_MODES = ("cached", "live")
 ENCODE_CHUNK_FRAMES = 64
 MIN_CONTEXT_SAMPLES = 16384
 WARMUP_SAMPLES = 16384
+SAFE_LATENT = 1e30  # cached latents and offsets under this: x 4 plus each other, still far from float32's inf
 
 
 @dataclass(frozen=True)
@@ -110,22 +112,38 @@ def encode_loop(model: RaveModel, loop: AudioSource, gain_db: float = 0.0) -> to
 
 
 class OffsetSmoother:
-    """One-pole glide of the offsets, stepped once per latent frame."""
+    """One-pole glide of the offsets, stepped once per latent frame.
+
+    `still` is the target the glide has come to rest at (one more step would not move it in
+    float32, and the last block's frames all had that value): until the target changes, `frames`
+    would write what it wrote last time, so the processor need not call it. Reading `current` (a hot
+    swap copies it) or `jump` ends the rest.
+    """
 
     def __init__(self, n: int, frame_seconds: float, smoothing_ms: float):
-        self.current = np.zeros(n, dtype=np.float32)
+        self._current = np.zeros(n, dtype=np.float32)
         tau = smoothing_ms / 1000.0
         self.coef = 1.0 if tau <= 0 else float(1.0 - math.exp(-frame_seconds / tau))
+        self.still: tuple[float, ...] | None = None
+
+    @property
+    def current(self) -> np.ndarray:
+        self.still = None
+        return self._current
 
     def frames(self, target: tuple[float, ...], n_frames: int, out: np.ndarray) -> np.ndarray:
         goal = np.asarray(target, dtype=np.float32)
+        current = self._current
         for f in range(n_frames):
-            self.current += self.coef * (goal - self.current)
-            out[:, f] = self.current
+            current += self.coef * (goal - current)
+            out[:, f] = current
+        at_rest = (out[:, 0] == current).all() and (current + self.coef * (goal - current) == current).all()
+        self.still = target if at_rest else None
         return out
 
     def jump(self, target: tuple[float, ...]) -> None:
-        self.current[:] = np.asarray(target, dtype=np.float32)
+        self._current[:] = np.asarray(target, dtype=np.float32)
+        self.still = None
 
 
 class BlockProcessor:
@@ -184,6 +202,20 @@ class BlockProcessor:
         if info.has_prior:  # the prior's temperature signal and latents, allocated at load
             model.prepare_prior(self.frames_per_block)
             self._prior_z = torch.zeros(1, info.latent_size, self.frames_per_block)
+        # The latents a block decodes (cached encoding), shaped in place; its numpy view shares its memory.
+        frames = self.frames_per_block
+        self._z = torch.zeros(1, info.latent_size, frames)
+        self._zn = self._z.numpy()[0]
+        # The offsets as one addend over every latent dim, rebuilt while they glide, kept while they rest.
+        self._addend = torch.zeros(info.latent_size, frames)
+        self._addend_np = self._addend.numpy()
+        self._addend_for: tuple[float, ...] | None = None  # the offsets it rests at (None: rebuild next block)
+        self._addend_zero = True  # every offset is 0: nothing to add
+        self._addend_bounded = True  # every value well inside float32's range
+        self._cache: np.ndarray | None = None
+        self._cache_safe = False
+        if self.latents is not None:
+            self._set_cache(self.latents)
         if warm_up:
             self._warm_up()
 
@@ -213,30 +245,56 @@ class BlockProcessor:
                 self.model.decode(z)
 
     def _latents_for(self, start: int) -> torch.Tensor:
-        """Latent frames for the block at sample `start`: from the cache, or by encoding `_src`."""
+        """Latent frames for the block at sample `start`: from the cache, or by encoding `_src` (warm-up)."""
         if self.latents is not None:
             first = (start // self.model.info.ratio) % self.n_frames
             index = (self._frame_index + first) % self.n_frames
             return self.latents.index_select(2, index)  # a copy: offsets never touch the cache
         return self.model.encode(torch.from_numpy(self._src)[None])
 
+    def _set_cache(self, latents: torch.Tensor) -> None:
+        """The cached latents as numpy `[latent_size, n_frames + frames_per_block]`: the loop's first frames
+        again after its last, so a block's frames are one slice wherever it starts. `_cache_safe`: every
+        value finite and far from float32's limits, so scale and offsets cannot make a NaN or an infinity."""
+        lat = latents[0].numpy()
+        n = lat.shape[1]
+        self._cache = np.ascontiguousarray(np.take(lat, np.arange(n + self.frames_per_block) % n, axis=1))
+        self._cache_safe = bool(np.isfinite(lat).all()) and float(np.abs(lat).max(initial=0.0)) < SAFE_LATENT
+
     def next_block(self) -> np.ndarray:
-        """Make the next block; always returns finite samples in [-1, 1]."""
+        """Make the next block; always returns finite samples in [-1, 1] (a new array each call).
+
+        Work nothing hears is skipped: the source is read only for the encoder, the dry path or
+        transfer off; the delayed dry path only while the mix is not all wet (live input always feeds
+        its delay line); the offsets and scale are stepped only while they glide. Each skipped gain
+        still takes its new value (`GainRamp.follow`), so what plays is what the full chain plays."""
         controls = self.controls
         offsets, transfer, gain_db = controls.offsets, controls.transfer, controls.gain_db
         scale, jitter, mix = controls.scale, controls.jitter, controls.mix
         input_db, limit_db = controls.input_gain_db, controls.limit_db
-        self.loop.read(self.pos, self.block, self._src)
-        self.input_gain.apply(self._src, input_db, axis=1)
-        dry = adapt_channels(self._src.T, self.out_channels).T
+        steady = transfer and self._transfer  # transfer on, and not switching: the undelayed source is not heard
+        if self.latents is None or self._dry_line is not None or not steady:
+            self.loop.read(self.pos, self.block, self._src)
+            self.input_gain.apply(self._src, input_db, axis=1)
+        else:
+            self.input_gain.follow(input_db)
         wet = self._decode_block(offsets, scale, jitter, controls.prior_temperature)
-        self.mixer.process(self._delayed_dry(input_db), wet, mix, self._mixed)
-        out = self._mix(dry, self._mixed, transfer)
+        if mix != 1.0 or self.mixer.mix != 1.0:
+            self.mixer.process(self._delayed_dry(input_db), wet, mix, self._mixed)
+            wet = self._mixed
+        elif self._dry_line is not None:
+            self._dry_line.process(self._src, self._dry)  # live input: the line is fed every block
+        else:
+            self.dry_gain.follow(input_db)
+        if steady:  # a new array: the caller keeps it (render, a swap's tail), the model's output stays its own
+            out = np.array(wet, dtype=np.float32, copy=True)
+        else:
+            out = self._mix(adapt_channels(self._src.T, self.out_channels).T, wet, transfer)
         # Paused is gain 0: the ramp fades out (and back in) over one block. The model keeps
         # running, so its state, the offsets and the mapping are as they were on resume.
         self._apply_gain(out, 0.0 if controls.paused else db_to_gain(gain_db))
-        self.limiter.process(out, limit_db)
-        make_safe(out, self.safety)
+        if not self.limiter.process(out, limit_db):  # its quiet path checked every sample already
+            make_safe(out, self.safety)
         self.pos = (self.pos + self.block) % self.loop.n_samples
         self.blocks += 1
         controls.rendered_s += self._block_s
@@ -253,22 +311,67 @@ class BlockProcessor:
             return self._dry.T
         return adapt_channels(self._dry.T, self.out_channels).T
 
+    def _offset_addend(self, offsets: tuple[float, ...]) -> np.ndarray | None:
+        """The offsets of this block's frames over every latent dim `[latent_size, frames]`; None: all 0."""
+        if offsets == self._addend_for and offsets == self.smoother.still:
+            return None if self._addend_zero else self._addend_np
+        if len(offsets) != len(self.settings.latent_dims) or not offsets:
+            self._addend_for = None
+            return None
+        steps = self.smoother.frames(offsets, self.frames_per_block, self._offsets)
+        addend = self._addend
+        addend.zero_()
+        addend.index_add_(0, self.dims, torch.from_numpy(steps))
+        self._addend_for = offsets if self.smoother.still is not None else None
+        self._addend_zero = not steps.any()
+        self._addend_bounded = float(np.abs(steps).max()) < SAFE_LATENT
+        return None if self._addend_zero else self._addend_np
+
     def _decode_block(self, offsets: tuple[float, ...], scale: tuple[float, ...], jitter: float,
                       temperature: float | None = None) -> np.ndarray:
+        """The model's output for this block `[frames, channels]` (a view of the model's output tensor).
+
+        The latents: the cache's frames (or the prior's, or the encoder's) x scale + offsets + jitter,
+        done in place with numpy on `z`'s memory; NaN and infinities become 0 unless they cannot occur
+        (cached latents checked at load, bounded scale and offsets). The engine thread and the renderer
+        run with inference mode on already: entering it again costs more than a small block's chain."""
+        if torch.is_inference_mode_enabled():
+            return self._decode(offsets, scale, jitter, temperature)
         with torch.inference_mode():
-            if temperature is not None and self._prior_z is not None:
-                z = self._prior_z
-                z.copy_(self.model.prior(temperature, self.frames_per_block))
+            return self._decode(offsets, scale, jitter, temperature)
+
+    def _decode(self, offsets: tuple[float, ...], scale: tuple[float, ...], jitter: float,
+                temperature: float | None) -> np.ndarray:
+        factors = self.shaper.steps(scale)
+        addend = self._offset_addend(offsets)
+        if temperature is not None and self._prior_z is not None:
+            z = self._prior_z
+            z.copy_(self.model.prior(temperature, self.frames_per_block))
+            zn, safe = z.numpy()[0], False
+            if factors is not None:
+                zn *= factors
+        elif self._cache is not None:
+            z, zn, safe = self._z, self._zn, self._cache_safe and self._addend_bounded
+            first = (self.pos // self.model.info.ratio) % self.n_frames
+            cached = self._cache[:, first : first + self.frames_per_block]
+            if factors is not None:
+                np.multiply(cached, factors, out=zn)
+            elif addend is not None:
+                np.add(cached, addend, out=zn)  # the same sum as a copy then +=, in one pass
+                addend = None
             else:
-                z = self._latents_for(self.pos)
-            self.shaper.scale(z, scale)
-            if len(offsets) == len(self.settings.latent_dims) and offsets:
-                steps = self.smoother.frames(offsets, self.frames_per_block, self._offsets)
-                z[0].index_add_(0, self.dims, torch.from_numpy(steps))
-            self.shaper.jitter(z, jitter)
+                np.copyto(zn, cached)
+        else:
+            z = self.model.encode(torch.from_numpy(self._src)[None])
+            zn, safe = z.numpy()[0], False
+            if factors is not None:
+                zn *= factors
+        if addend is not None:
+            zn += addend
+        self.shaper.jitter(z, jitter)
+        if not safe:
             torch.nan_to_num_(z, nan=0.0, posinf=0.0, neginf=0.0)
-            y = self.model.decode(z)
-        return y[0].numpy().T
+        return self.model.decode(z).numpy()[0].T
 
     def _mix(self, dry: np.ndarray, wet: np.ndarray, transfer: bool) -> np.ndarray:
         """Transfer on: the dry/wet mix; off: the undelayed source; a one-block crossfade when switched."""

@@ -123,7 +123,7 @@ class FrameRing:
         return self.capacity - (self._written - self._read)
 
     def write(self, frames: np.ndarray) -> None:
-        """Append `frames[n, channels]`; the caller checks `free()` first."""
+        """Append `frames[n, channels]` (or `[n, 1]`, copied to every channel); the caller checks `free()` first."""
         n = frames.shape[0]
         if n > self.free():
             raise OverflowError(f"ring has room for {self.free()} frames, asked to write {n}")

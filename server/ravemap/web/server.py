@@ -7,8 +7,8 @@ goes into the session's `Inbox`. The daemon owns the state and pushes it to ever
 `Feedback` calls this server's listener with every broadcast it sends to OSC controllers
 (record, run, examples, training, mapping, model, loop, errors, the latent feed), which wakes a
 watcher that sends each page what changed; the watcher also looks every
-1/`osc.latent_feedback_hz` s, since the input vector moved by another controller is not
-broadcast. So TouchOSC, MIDI, the Python API and every page see one state.
+1/`osc.latent_feedback_hz` s while a page or OSCQuery client is open, since the input vector moved
+by another controller is not broadcast. So TouchOSC, MIDI, the Python API and every page see one state.
 
 What is served: the files shipped in `server/ravemap/web/static/` (read once at start) at `/` and
 `/<name>`, the page's WebSocket at `/ws`, and OSCQuery (`control/oscquery.py`): no directory, no
@@ -443,6 +443,7 @@ class WebServer:
         await ws.prepare(request)
         page = Page(ws, str(request.remote))
         self.pages.add(page)
+        self._kick()  # the watcher sleeps while no page is open
         self.counters.pages_opened += 1
         log.info("control page opened from %s (%d open)", page.peer, len(self.pages))
         sender = asyncio.get_running_loop().create_task(self._send_loop(page))
@@ -483,6 +484,7 @@ class WebServer:
         await ws.prepare(request)
         client = QueryClient(ws, str(request.remote))
         self.query_clients.add(client)
+        self._kick()
         self.counters.oscquery_clients += 1
         log.info("OSCQuery client connected from %s", client.peer)
         self.namespace()  # PATH_CHANGED is about changes from what it could have read by now
@@ -707,8 +709,10 @@ class WebServer:
     async def _watch(self) -> None:
         assert self._wake is not None
         while True:
+            # With nobody to push to it sleeps until kicked (a page or client opening kicks it): no wake-ups at rest.
+            period = self._period if self.pages or self.query_clients else None
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._period)
+                await asyncio.wait_for(self._wake.wait(), period)
             self._wake.clear()
             if not self.pages and not self.query_clients:
                 continue
