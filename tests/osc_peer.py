@@ -31,6 +31,23 @@ def build(address: str, *args: object) -> bytes:
     return builder.build().dgram
 
 
+def first_message(sock: socket.socket, address: str, timeout: float, others: list | None = None) -> list:
+    """The arguments of the first message at `address` that `sock` receives within `timeout` seconds
+    (AssertionError after that); the others are appended to `others`, when given."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            data, _ = sock.recvfrom(65536)
+        except TimeoutError:
+            continue
+        for timed in OscPacket(data).messages:
+            if timed.message.address == address:
+                return list(timed.message.params)
+            if others is not None:
+                others.append((timed.message.address, list(timed.message.params)))
+    raise AssertionError(f"no {address} within {timeout} s")
+
+
 class OscPeer:
     """Sends from `source` (127.0.0.1 unless told) and listens for feedback on its own port."""
 
@@ -89,17 +106,7 @@ class OscPeer:
         """One `/ravemap/status`, read as soon as it comes (no settling wait first, unlike `status`): for
         polling the state every few milliseconds. Other messages that come meanwhile go to `seen`."""
         self.send("/ravemap/status", self.port)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                data, _ = self.sock.recvfrom(65536)
-            except TimeoutError:
-                continue
-            for timed in OscPacket(data).messages:
-                if timed.message.address == "/ravemap/status":
-                    return json.loads(timed.message.params[0])
-                self.seen.append((timed.message.address, list(timed.message.params)))
-        raise AssertionError(f"no /ravemap/status reply within {timeout} s")
+        return json.loads(first_message(self.sock, "/ravemap/status", timeout, self.seen)[0])
 
     def close(self) -> None:
         self.sock.close()

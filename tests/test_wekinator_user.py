@@ -12,17 +12,15 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
-from pythonosc.osc_packet import OscPacket
 
 from ravemap.config import validate
 from ravemap.control.feedback import Feedback
 from ravemap.control.osc import translator_for
 from tests.conftest import REPO
-from tests.osc_peer import Daemon, OscPeer, free_udp_port
+from tests.osc_peer import Daemon, OscPeer, first_message, free_udp_port
 
 EXAMPLES = [  # (inputs, outputs in Wekinator's 0..1 units)
     ((0.1, 0.1), (0.2, 0.8, 0.5, 0.1)),
@@ -42,16 +40,7 @@ class Synth:
         self.sock.settimeout(0.1)
 
     def next_outputs(self, timeout: float = 10.0) -> list[float]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                data, _ = self.sock.recvfrom(65536)
-            except TimeoutError:
-                continue
-            for timed in OscPacket(data).messages:
-                if timed.message.address == "/wek/outputs":
-                    return list(timed.message.params)
-        raise AssertionError(f"no /wek/outputs within {timeout} s")
+        return first_message(self.sock, "/wek/outputs", timeout)
 
     def nothing_within(self, seconds: float) -> bool:
         try:
