@@ -156,11 +156,12 @@ def model_delay(config: Config, model: RaveModel, loop: Loop | None = None,
     neutral.fit_latent_size(info.latent_size)
     before = model.snapshot()  # a streaming model's state: the measurement must leave no trace
     try:
-        processor = BlockProcessor(model, loop, settings, neutral, latents=latents)
-        # Seeded: a decoder's noise draws from torch's generator, and the same model on the same loop must
-        # always measure the same delay (a render and a daemon line up alike); the caller's draws go on.
+        # Seeded, the warm-up included (it decodes, and leaves a streaming model's state behind): a decoder's
+        # noise draws from torch's generator, and the same model on the same loop must always measure the
+        # same delay, whatever was drawn before (a render and a daemon line up alike); the caller's draws go on.
         with torch.inference_mode(), torch.random.fork_rng(devices=[]):
             torch.manual_seed(0)
+            processor = BlockProcessor(model, loop, settings, neutral, latents=latents)
             delay, strength = measure_model_delay(processor.next_block, loop, settings.block_size)
     finally:
         model.restore(before)
