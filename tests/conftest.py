@@ -166,6 +166,16 @@ def write_config(path: Path, **sections: dict) -> Path:
     return path
 
 
+def jack_midi_output(name: str):
+    """A fixture's body: a virtual MIDI output named `name` through rtmidi's JACK API (the dummy JACK
+    server must run), what a controller or a drum machine plugged in would be; closed at the end."""
+    import mido
+
+    port = mido.Backend("mido.backends.rtmidi/UNIX_JACK").open_output(name, virtual=True)
+    yield port
+    port.close()
+
+
 @pytest.fixture(scope="session")
 def jack_server(tmp_path_factory: pytest.TempPathFactory):
     """A JACK server with the dummy driver for this session; yields its name."""

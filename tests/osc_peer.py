@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from pythonosc.osc_message_builder import OscMessageBuilder
@@ -240,3 +241,13 @@ class SharedDaemon:
         code = self.daemon.stop()
         self.peer.close()
         return code
+
+
+def serve_for(peer: OscPeer, tmp: Path, model: Path, loop: Path, *extra: str,
+              config: dict | None = None) -> Iterator[Daemon]:
+    """A module fixture's body: a `Daemon` that `peer` talks to, stopped at the end (exit 0 asserted).
+    Use as `yield from serve_for(peer, tmp_path_factory.mktemp("name"), tiny_model, loop_file)`."""
+    daemon = Daemon(tmp, model, loop, peer.port, *extra, config=config)
+    peer.daemon = ("127.0.0.1", daemon.port)
+    yield daemon
+    assert daemon.stop() == 0, daemon.stderr()[-3000:]

@@ -8,6 +8,7 @@ import time
 import mido
 import pytest
 
+from tests.conftest import jack_midi_output
 from tests.osc_peer import Daemon, OscPeer
 
 pytestmark = pytest.mark.jack
@@ -15,10 +16,7 @@ pytestmark = pytest.mark.jack
 
 @pytest.fixture
 def controller(jack_server):
-    backend = mido.Backend("mido.backends.rtmidi/UNIX_JACK")
-    port = backend.open_output("fake-controller", virtual=True)
-    yield port
-    port.close()
+    yield from jack_midi_output("fake-controller")
 
 
 def _inputs_after(peer: OscPeer, port, *messages: mido.Message) -> list[float]:

@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.osc_peer import Daemon, OscPeer
+from tests.osc_peer import OscPeer, serve_for
 from tests.web_browser import PHONE, Requests, horizontal_overflow, launch_browser, save_screenshot
 
 playwright_api = pytest.importorskip("playwright.sync_api", reason="pip install -e .[test] brings Playwright")
@@ -25,10 +25,7 @@ def peer():
 
 @pytest.fixture(scope="module")
 def daemon(tmp_path_factory, tiny_model, loop_file, peer):
-    d = Daemon(tmp_path_factory.mktemp("draw"), tiny_model, loop_file, peer.port)
-    peer.daemon = ("127.0.0.1", d.port)
-    yield d
-    assert d.stop() == 0, d.stderr()[-3000:]
+    yield from serve_for(peer, tmp_path_factory.mktemp("draw"), tiny_model, loop_file)
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from tests.osc_peer import Daemon
+from tests.osc_peer import serve_for
 from tests.web_browser import PHONE, launch_browser
 
 playwright_api = pytest.importorskip("playwright.sync_api", reason="pip install -e .[test] brings Playwright")
@@ -17,10 +17,7 @@ expect = playwright_api.expect
 
 @pytest.fixture(scope="module")
 def daemon(tmp_path_factory, tiny_model, loop_file, peer):
-    d = Daemon(tmp_path_factory.mktemp("performer-panel"), tiny_model, loop_file, peer.port)
-    peer.daemon = ("127.0.0.1", d.port)
-    yield d
-    assert d.stop() == 0, d.stderr()[-3000:]
+    yield from serve_for(peer, tmp_path_factory.mktemp("performer-panel"), tiny_model, loop_file)
 
 
 def _until(peer, field, wanted, what: str):

@@ -17,7 +17,7 @@ from ravemap.errors import MappingError
 from ravemap.mapping.store import Scene, load_mapping, save_mapping
 from ravemap.session.keeper import new_mapping
 from ravemap.session.tempo import Tempo
-from tests.conftest import REPO
+from tests.conftest import REPO, jack_midi_output
 from tests.osc_peer import Daemon, OscPeer
 
 A = [1.0, 1.0, 1.0, 1.0]
@@ -204,12 +204,7 @@ def test_the_tempo_fits_jittery_midi_clock_and_keeps_its_grid_through_stop_and_c
 
 @pytest.fixture
 def clock_port(jack_server):
-    import mido
-
-    backend = mido.Backend("mido.backends.rtmidi/UNIX_JACK")
-    port = backend.open_output("fake-drum-machine", virtual=True)
-    yield port
-    port.close()
+    yield from jack_midi_output("fake-drum-machine")
 
 
 class MidiClockSender:

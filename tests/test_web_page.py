@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.osc_peer import Daemon, OscPeer
+from tests.osc_peer import OscPeer, serve_for
 from tests.web_browser import (
     DESKTOP,
     PHONE,
@@ -39,11 +39,8 @@ FADER_KEYS = [  # per example: (fader, key, presses), all through the keyboard (
 
 @pytest.fixture(scope="module")
 def daemon(tmp_path_factory, tiny_model, loop_file, peer):
-    d = Daemon(tmp_path_factory.mktemp("web"), tiny_model, loop_file, peer.port,
-               config={"mapping": {"regressor": "knn"}})
-    peer.daemon = ("127.0.0.1", d.port)
-    yield d
-    assert d.stop() == 0, d.stderr()[-3000:]
+    yield from serve_for(peer, tmp_path_factory.mktemp("web"), tiny_model, loop_file,
+                         config={"mapping": {"regressor": "knn"}})
 
 
 @pytest.fixture(scope="module")
