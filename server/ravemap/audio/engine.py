@@ -157,7 +157,7 @@ class Engine:
             else soxr.ResampleStream(model_sr, self.out_sr, processor.out_channels, dtype="float32",
                                      quality="HQ")
         )
-        self.block_seconds = processor.block / model_sr
+        self.block_seconds = processor.block_s
         self._update_target(processor)
 
     def _block_out(self, processor: BlockProcessor) -> int:

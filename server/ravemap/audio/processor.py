@@ -164,7 +164,7 @@ class BlockProcessor:
         # How the block size was chosen and the lead the engine keeps (server/ravemap/audio/latency.py).
         self.latency = latency or LatencyChoice(self.block, None, 1, auto=False)
         self.frames_per_block = self.block // info.ratio
-        self._block_s = self.block / info.sr  # what a block adds to the sample clock (controls.rendered_s)
+        self.block_s = self.block / info.sr  # a block's seconds: what it adds to the sample clock (controls.rendered_s)
         self.out_channels = info.out_channels
         self.dims = torch.tensor(settings.latent_dims, dtype=torch.long)
         self.safety = SafetyCounters()
@@ -297,7 +297,7 @@ class BlockProcessor:
             make_safe(out, self.safety)
         self.pos = (self.pos + self.block) % self.loop.n_samples
         self.blocks += 1
-        controls.rendered_s += self._block_s
+        controls.rendered_s += self.block_s
         return out
 
     def _delayed_dry(self, input_db: float) -> np.ndarray:

@@ -463,10 +463,7 @@ class Session:
 
     def _block_s(self) -> float | None:
         """Seconds of one engine block of what plays next (None with no engine)."""
-        if self.playback is None:
-            return None
-        processor = self.playback.newest
-        return processor.block / processor.model.info.sr
+        return None if self.playback is None else self.playback.newest.block_s
 
     def _step_scenes(self) -> None:
         """One step of a scene's morph when one is due (see `ravemap.session.scenes`)."""
