@@ -21,7 +21,8 @@ from ravemap.config import validate
 from tests.audio_checks import find_in_loop, spectral_distance
 from tests.conftest import JACK_RATE
 
-pytestmark = [pytest.mark.jack, pytest.mark.alone]  # counts xruns and underruns: on a machine of its own
+# Counts xruns and underruns: on a machine of its own.
+pytestmark = [pytest.mark.jack, pytest.mark.alone, pytest.mark.exclusive]
 
 
 def _config(model, loop):
