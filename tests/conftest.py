@@ -9,10 +9,8 @@ other worker runs at the idle scheduling class (SCHED_IDLE, inherited by the dae
 it starts), so the kernel gives the `alone` tests' processes a core whenever they want one, and the other
 tests only the time they leave unused: most of it, since an `alone` test mostly waits on real time. Other
 modules' tests keep to one worker each, for their module-scoped daemons.
-Tests marked `exclusive` as well (JACK's xruns, underruns at the shipped 12 ms lead) still have the
-machine to themselves: they run first, and the other workers wait. With another `--dist`, or where the
-idle class is not available, every `alone` test does: it waits until no other test runs and no other
-test starts until it ends: a readers-writer lock across the workers, two files
+With another `--dist`, or where the idle class is not available, an `alone` test waits until no other
+test runs and no other test starts until it ends: a readers-writer lock across the workers, two files
 locked with flock(2) in a folder of this run's own (`gate`, then `room`). A worker keeps the room across
 consecutive `alone` tests, so a module of them waits for the others once.
 
@@ -131,9 +129,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """`exclusive` tests first (they pause every other worker: best before those are busy); a worker writes
-    the ids of the `alone` tests it collected, for the controller's scheduler."""
-    items.sort(key=lambda item: item.get_closest_marker("exclusive") is None)  # stable: modules stay whole
+    """A worker writes the ids of the `alone` tests it collected, for the controller's scheduler."""
     run_id = os.environ.get("PYTEST_XDIST_TESTRUNUID")
     if run_id is None:
         return
@@ -220,9 +216,9 @@ _class: str | None = None  # this worker's scheduling class: None (not chosen ye
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):
-    """Set-up, call and tear-down of each test inside its turn (only in an xdist worker). A test that takes
-    the machine waits for the room; a worker whose next test takes it too keeps the room: the others wait
-    once for a module of them (tests of a module run in one worker), not once per test."""
+    """Set-up, call and tear-down of each test inside its turn (only in an xdist worker). A worker
+    whose next test is `alone` too keeps the room: the others wait once for a module of them
+    (tests of a module run in one worker), not once per test."""
     global _holding_alone, _class
     if "PYTEST_XDIST_TESTRUNUID" not in os.environ:
         yield
@@ -238,24 +234,17 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):
             _class = "idle" if _set_class(os.SCHED_IDLE) else "room"
         elif alone:
             _class = "normal"
-    takes = _takes_machine(item)
-    if not (takes and _holding_alone):
-        _enter(takes)
+        if _class != "room":
+            yield
+            return
+    if not (alone and _holding_alone):
+        _enter(alone)
     try:
         yield
     finally:
-        _holding_alone = takes and nextitem is not None and _takes_machine(nextitem)
+        _holding_alone = alone and nextitem is not None and _is_alone(nextitem)
         if not _holding_alone:
-            _leave(takes)
-
-
-def _takes_machine(item: pytest.Item) -> bool:
-    """Whether `item` has the machine to itself: an `alone` test where the other workers do not run at the
-    idle class, an `exclusive` one where they do (idle-class neighbours still make JACK's dummy driver
-    count xruns and the shipped 12 ms lead underrun: the kernel does not stop them at once everywhere)."""
-    if _class not in ("normal", "idle"):  # scheduled otherwise, or no idle class here
-        return _is_alone(item)
-    return _is_alone(item) and item.get_closest_marker("exclusive") is not None
+            _leave(alone)
 
 
 def fixture_model(name: str) -> Path:

@@ -21,8 +21,7 @@ from ravemap.config import validate
 from tests.audio_checks import find_in_loop, spectral_distance
 from tests.conftest import JACK_RATE
 
-# Counts xruns and underruns: on a machine of its own.
-pytestmark = [pytest.mark.jack, pytest.mark.alone, pytest.mark.exclusive]
+pytestmark = [pytest.mark.jack, pytest.mark.alone]  # counts xruns and underruns: on a machine of its own
 
 
 def _config(model, loop):

@@ -28,7 +28,7 @@ from ravemap.audio.engine import SWAP_CROSSFADE_S
 from ravemap.audio.ring import FrameRing, Tap
 
 # Counts underruns against the audio clock: on a machine of its own.
-pytestmark = [pytest.mark.alone, pytest.mark.exclusive]
+pytestmark = pytest.mark.alone
 
 SWAPS = 10
 LOOP_SWAPS = 4  # a loop swap loads no model: four show what ten would, in less of the suite's time
