@@ -1,18 +1,12 @@
 """Shared test set-up: RAVE fixtures, a JACK dummy server, loops, configs, and tests that run alone.
 
-Parallel runs: `./run-tests` runs the suite in four pytest-xdist workers (most tests wait on a
-daemon, a socket or a child process, not on a core). Tests whose figures depend on having the machine's
-cores to themselves (audio through JACK counting xruns, timing blocks to choose a latency, floods measured
-against audio) are marked `alone`. With `--dist loadscope` (the default here) the scheduler
-(`pytest_xdist_make_scheduler`) hands every `alone` test to one worker, first, as one unit of work; every
-other worker runs at the idle scheduling class (SCHED_IDLE, inherited by the daemons, trainers and browsers
-it starts), so the kernel gives the `alone` tests' processes a core whenever they want one, and the other
-tests only the time they leave unused: most of it, since an `alone` test mostly waits on real time. Other
-modules' tests keep to one worker each, for their module-scoped daemons.
-With another `--dist`, or where the idle class is not available, an `alone` test waits until no other
-test runs and no other test starts until it ends: a readers-writer lock across the workers, two files
-locked with flock(2) in a folder of this run's own (`gate`, then `room`). A worker keeps the room across
-consecutive `alone` tests, so a module of them waits for the others once.
+Parallel runs: `./run-tests` runs the suite in three pytest-xdist workers (most tests wait on a
+daemon, a socket or a child process, not on a core). Tests whose figures depend on having the machine
+to themselves (audio through JACK counting xruns, timing blocks to choose a latency, floods measured
+against audio) are marked `alone`: such a test waits until no other
+test runs and no other test starts until it ends. A readers-writer lock across the workers does it:
+two files locked with flock(2) in a folder of this run's own (`gate`, then `room`).
+A worker keeps the room across consecutive `alone` tests, so a module of them waits for the others once.
 
 JACK: one dummy-driver server per test session under a unique name, at 44100 Hz like the
 RAVE fixtures. `JACK_DEFAULT_SERVER` points this process and its subprocesses at it, and
@@ -72,120 +66,14 @@ def examples(thorough: int) -> int:
 _ALONE_LOCKS: dict[str, object] = {}
 
 
-ALONE_SCOPE = "alone"  # the scheduler's one unit of work holding every `alone` test
-
-
-def _run_folder(run_id: str) -> Path:
-    """This run's folder of locks and lists, shared by the workers and the controller."""
-    folder = Path(tempfile.gettempdir()) / f"ravemap-tests-{run_id}"
-    folder.mkdir(exist_ok=True)
-    return folder
-
-
 def _lock_file(name: str):
     """This worker's open file `name` in this run's lock folder (one open file per process: flock(2)
     locks belong to an open file, so two in one process would wait on each other)."""
     if name not in _ALONE_LOCKS:
-        folder = _run_folder(os.environ["PYTEST_XDIST_TESTRUNUID"])
+        folder = Path(tempfile.gettempdir()) / f"ravemap-tests-{os.environ['PYTEST_XDIST_TESTRUNUID']}"
+        folder.mkdir(exist_ok=True)
         _ALONE_LOCKS[name] = open(folder / name, "a+")  # noqa: SIM115 - held for the worker's lifetime
     return _ALONE_LOCKS[name]
-
-
-def _idle_class_available() -> bool:
-    return hasattr(os, "sched_setscheduler") and hasattr(os, "SCHED_IDLE")
-
-
-def _scheduled_alone_first(config: pytest.Config) -> bool:
-    """True in a parallel run that `pytest_xdist_make_scheduler` schedules (`--dist loadscope`): the
-    controller decides, and tells each worker (`pytest_configure_node`)."""
-    workerinput = getattr(config, "workerinput", None)
-    if workerinput is not None:
-        return bool(workerinput.get("ravemap_alone_first"))
-    return config.getoption("dist", "no") == "loadscope" and _idle_class_available()
-
-
-def pytest_configure_node(node) -> None:
-    node.workerinput["ravemap_alone_first"] = _scheduled_alone_first(node.config)
-
-
-def _set_class(policy: int) -> bool:
-    """Every thread of this process to `policy` (Linux sets it per thread; threads and processes started
-    later inherit it). False where the OS refused (going back up from the idle class needs a privilege)."""
-    try:
-        for tid in os.listdir("/proc/self/task"):
-            os.sched_setscheduler(int(tid), policy, os.sched_param(0))
-    except (OSError, ValueError):
-        return False
-    return True
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    """The controller of a parallel run names the run, so that it can read what its workers write in the
-    run's folder (the list of `alone` tests)."""
-    if not hasattr(config, "workerinput") and getattr(config.option, "testrunuid", "") is None:
-        import uuid
-
-        config.option.testrunuid = uuid.uuid4().hex
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """A worker writes the ids of the `alone` tests it collected, for the controller's scheduler."""
-    run_id = os.environ.get("PYTEST_XDIST_TESTRUNUID")
-    if run_id is None:
-        return
-    folder = _run_folder(run_id)
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw")
-    tmp = folder / f".alone-{worker}.tmp"
-    tmp.write_text("".join(f"alone {item.nodeid}\n" for item in items if _is_alone(item))
-                   + "".join(f"early {item.nodeid}\n" for item in items if item.get_closest_marker("installed")))
-    tmp.replace(folder / f"alone-{worker}")  # whole or absent
-
-
-def pytest_xdist_make_scheduler(config: pytest.Config, log):
-    """`--dist loadscope` with every `alone` test in one unit of work, handed out first (see the top), and the
-    installed-package test's module next (minutes of installing: started early, it does not end the run)."""
-    if not _scheduled_alone_first(config):
-        return None
-    from collections import OrderedDict
-
-    from xdist.scheduler import LoadScopeScheduling
-
-    lists: dict[str, set[str]] = {}
-
-    def listed(kind: str) -> set[str]:
-        if not lists:  # first asked once every worker has collected (and written its list)
-            found = sorted(_run_folder(config.option.testrunuid).glob("alone-*"))
-            lines = found[0].read_text().splitlines() if found else []
-            for want in ("alone", "early"):
-                lists[want] = {line.split(" ", 1)[1] for line in lines if line.startswith(want + " ")}
-        return lists[kind]
-
-    class AloneFirstQueue(OrderedDict):
-        def __init__(self) -> None:
-            super().__init__()
-            self.early: set[str] = set()  # scopes handed out right after the `alone` one
-
-        def __setitem__(self, key, value):
-            super().__setitem__(key, value)
-            if key in self.early:
-                self.move_to_end(key, last=False)
-            if ALONE_SCOPE in self:
-                self.move_to_end(ALONE_SCOPE, last=False)
-
-    class AloneFirst(LoadScopeScheduling):
-        def __init__(self, config: pytest.Config, log=None):
-            super().__init__(config, log)
-            self.workqueue = AloneFirstQueue()
-
-        def _split_scope(self, nodeid: str) -> str:
-            if nodeid in listed("alone"):
-                return ALONE_SCOPE
-            scope = super()._split_scope(nodeid)
-            if nodeid in listed("early"):
-                self.workqueue.early.add(scope)
-            return scope
-
-    return AloneFirst(config, log)
 
 
 def _enter(alone: bool) -> None:
@@ -211,7 +99,6 @@ def _is_alone(item: pytest.Item) -> bool:
 
 
 _holding_alone = False  # this worker keeps the room from one `alone` test to the next one it runs
-_class: str | None = None  # this worker's scheduling class: None (not chosen yet), "normal", "idle", or "room"
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -219,24 +106,11 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):
     """Set-up, call and tear-down of each test inside its turn (only in an xdist worker). A worker
     whose next test is `alone` too keeps the room: the others wait once for a module of them
     (tests of a module run in one worker), not once per test."""
-    global _holding_alone, _class
+    global _holding_alone
     if "PYTEST_XDIST_TESTRUNUID" not in os.environ:
         yield
         return
     alone = _is_alone(item)
-    if _class != "room" and _scheduled_alone_first(item.config):
-        # The worker given the `alone` tests runs them first at the normal class, and keeps it; any other
-        # worker goes to the idle class before its first test. An `alone` test in an idle worker (a run
-        # scheduled otherwise) asks to go back up, and takes the room if it may not.
-        if alone and _class == "idle":
-            _class = "normal" if _set_class(os.SCHED_OTHER) else "room"
-        elif not alone and _class is None:
-            _class = "idle" if _set_class(os.SCHED_IDLE) else "room"
-        elif alone:
-            _class = "normal"
-        if _class != "room":
-            yield
-            return
     if not (alone and _holding_alone):
         _enter(alone)
     try:

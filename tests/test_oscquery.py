@@ -63,7 +63,6 @@ HOST_INFO_SCHEMA = {
 
 @pytest.fixture(scope="module")
 def daemon(tmp_path_factory, tiny_model, loop_file, peer):
-    HOSTILE_RAN.clear()  # against this daemon (a worker may start the module's daemon twice)
     tmp = tmp_path_factory.mktemp("oscquery")
     (tmp / "models").mkdir()
     d = Daemon(tmp, tiny_model, loop_file, peer.port,
