@@ -107,8 +107,8 @@ def prepare_processor(config: Config, controls: EngineControls, model: RaveModel
     if live is not None:
         settings = replace(processor_settings(config, info.ratio), encode="live")
         check_settings(settings, model)
+        delay = model_delay(config, model) if delay is None else delay  # before timing: see below
         choice = choice or choose_latency(config, model, settings, timing_source(model))
-        delay = model_delay(config, model) if delay is None else delay
         controls.fit_latent_size(info.latent_size, info.path.name)
         return BlockProcessor(model, live, replace(settings, block_size=choice.block, model_delay=delay), controls,
                               latency=choice)
@@ -117,8 +117,11 @@ def prepare_processor(config: Config, controls: EngineControls, model: RaveModel
     check_settings(settings, model)
     gain_db = controls.input_gain_db
     latents = encode_loop(model, loop, gain_db) if settings.encode == "cached" else None
-    choice = choice or choose_latency(config, model, settings, loop, latents)
+    # The delay is measured before the latency is timed: timing plays as many blocks as this machine's speed
+    # asks for, which leaves a streaming model's state somewhere else each time; measured first, it starts from
+    # the state the load left, so the same model on the same loop always measures the same delay.
     delay = model_delay(config, model, loop, latents) if delay is None else delay
+    choice = choice or choose_latency(config, model, settings, loop, latents)
     controls.fit_latent_size(info.latent_size, info.path.name)
     return BlockProcessor(model, loop, replace(settings, block_size=choice.block, model_delay=delay), controls,
                           latents=latents, warm_up=warm_up, latency=choice, encoded_gain_db=gain_db)
