@@ -50,6 +50,16 @@ def db_to_gain(db: float) -> float:
     return 1.0 if db == 0.0 else float(10.0 ** (db / 20.0))
 
 
+def glide(current: np.ndarray, goal: np.ndarray, coef: float, out: np.ndarray) -> bool:
+    """One-pole glide of `current` towards `goal`, a step per column of `out[n, frames]` (both written in place).
+
+    True when it has come to rest: every column was the same, and one more step would not move it in float32."""
+    for f in range(out.shape[1]):
+        current += coef * (goal - current)
+        out[:, f] = current
+    return bool((out[:, 0] == current).all() and (current + coef * (goal - current) == current).all())
+
+
 class GainRamp:
     """A gain applied in place; a change glides linearly over one block."""
 
@@ -120,10 +130,7 @@ class LatentShaper:
             self.still, self._still_steps = scale, None
             return None
         steps = self._steps
-        for f in range(steps.shape[1]):
-            current += self.coef * (goal - current)
-            steps[:, f] = current
-        at_rest = (steps[:, 0] == current).all() and (current + self.coef * (goal - current) == current).all()
+        at_rest = glide(current, goal, self.coef, steps)
         self.still, self._still_steps = (scale, steps) if at_rest else (None, None)
         return steps
 
@@ -243,6 +250,13 @@ class Limiter:
         self.reduction_db = 0.0
         self._quiet_ceiling = None
 
+    def _play_delayed(self, block: np.ndarray) -> None:
+        """`block` becomes the look-ahead's oldest samples, and the delay line moves on by a block."""
+        n, la, delay = self.block, self.lookahead, self._delay
+        if la:
+            block[:] = delay[:n]
+            delay[:la] = delay[n:].copy() if n < la else delay[n:]
+
     def process(self, block: np.ndarray, limit_db: float | None) -> bool:
         """In place on `block[frames, channels]`: delay by the look-ahead, then turn down what is over.
 
@@ -256,18 +270,14 @@ class Limiter:
             if self._active:
                 self.reset()
                 self._active = False
-            if la:
-                block[:] = delay[:n]
-                delay[:la] = delay[n:].copy() if n < la else delay[n:]
+            self._play_delayed(block)
             return False
         self._active = True
         ceiling = float(10.0 ** (limit_db / 20.0))
         if ceiling == self._quiet_ceiling and block.max() <= ceiling and block.min() >= -ceiling:  # NaN: no
             self.reduction_db = 0.0  # the quiet path (see the class): gain 1 everywhere, only the delay
             self._rel_state *= self._rel_up[-1]  # as the full path decays it over the block, to the bit
-            if la:
-                block[:] = delay[:n]
-                delay[:la] = delay[n:].copy() if n < la else delay[n:]
+            self._play_delayed(block)
             return True
         # The gain each incoming sample needs, appended to the hold's history (h - 1 samples).
         np.abs(block, out=self._peak)
@@ -305,9 +315,7 @@ class Limiter:
         if la:
             held[:la] = held[n : n + la].copy()
         # Play the delayed samples at that gain.
-        if la:
-            block[:] = delay[:n]
-            delay[:la] = delay[n:].copy() if n < la else delay[n:]
+        self._play_delayed(block)
         block *= gain[:, None].astype(np.float32)
         lowest = float(gain.min())
         self.reduction_db = 0.0 if lowest >= 1.0 else float(-20.0 * math.log10(max(lowest, 1e-12)))

@@ -46,7 +46,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ravemap.audio.chain import DelayLine, GainRamp, LatentShaper, Limiter, Mixer, db_to_gain, lookahead_samples
+from ravemap.audio.chain import DelayLine, GainRamp, LatentShaper, Limiter, Mixer, db_to_gain, glide, lookahead_samples
 from ravemap.audio.controls import EngineControls
 from ravemap.audio.latency import LatencyChoice
 from ravemap.audio.model import RaveModel
@@ -132,12 +132,7 @@ class OffsetSmoother:
         return self._current
 
     def frames(self, target: tuple[float, ...], n_frames: int, out: np.ndarray) -> np.ndarray:
-        goal = np.asarray(target, dtype=np.float32)
-        current = self._current
-        for f in range(n_frames):
-            current += self.coef * (goal - current)
-            out[:, f] = current
-        at_rest = (out[:, 0] == current).all() and (current + self.coef * (goal - current) == current).all()
+        at_rest = glide(self._current, np.asarray(target, dtype=np.float32), self.coef, out[:, :n_frames])
         self.still = target if at_rest else None
         return out
 
